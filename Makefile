@@ -1,0 +1,57 @@
+# Top-level driver: autotools do the real build, out of tree, in build/.
+#   make deps   install the Debian packages (and test npm modules) that are missing
+#   make        build build/sipedge
+#   make run    deps + build, then run the daemon in the foreground on etc/sipedge.conf
+#   make check  deps + sanitizer build + every test
+#   make bench  benchmarks (tests/bench)
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build/asan
+JOBS ?= $(shell nproc)
+CONFIG ?= etc/sipedge.conf
+RUN_ARGS ?=
+
+.PHONY: all deps deps-test run check bench fuzz clean distclean format
+
+all: $(BUILD)/sipedge
+
+deps:
+	@tools/install-deps build
+
+deps-test:
+	@tools/install-deps test
+
+configure: configure.ac Makefile.am
+	autoreconf -fi
+
+$(BUILD)/Makefile: configure
+	mkdir -p $(BUILD) && cd $(BUILD) && ../configure --quiet
+
+$(BUILD)/sipedge: $(BUILD)/Makefile FORCE
+	$(MAKE) -C $(BUILD) -j$(JOBS) sipedge
+
+$(ASAN_BUILD)/Makefile: configure
+	mkdir -p $(ASAN_BUILD) && cd $(ASAN_BUILD) && $(CURDIR)/configure --quiet --enable-sanitizers CFLAGS="-O1 -g"
+
+asan: $(ASAN_BUILD)/Makefile FORCE
+	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge tests/unit/test_unit
+
+run: deps all
+	$(BUILD)/sipedge -c $(CONFIG) $(RUN_ARGS)
+
+check: deps deps-test asan
+	SIPEDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/sipedge UNIT_BIN=$(CURDIR)/$(ASAN_BUILD)/tests/unit/test_unit tests/run-all
+
+bench: deps deps-test all
+	SIPEDGE_BIN=$(CURDIR)/$(BUILD)/sipedge tests/bench/run
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf configure Makefile.in aclocal.m4 autom4te.cache build-aux m4/*.m4 config.h.in*
+
+FORCE:

@@ -1,0 +1,284 @@
+/** @file config.c  Configuration: embedded defaults, a libconfig file, command-line overrides. */
+#include "core/config.h"
+#include "core/log.h"
+
+#include <arpa/inet.h>
+#include <libconfig.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct config *g_config;
+
+static const char *const proto_names[] = {"udp", "tcp", "tls", "ws", "wss"};
+static const char *const proto_via_names[] = {"UDP", "TCP", "TLS", "WS", "WSS"};
+
+const char *proto_name(enum transport_proto proto) { return proto_names[proto]; }
+const char *proto_via_name(enum transport_proto proto) { return proto_via_names[proto]; }
+bool proto_is_reliable(enum transport_proto proto) { return proto != PROTO_UDP; }
+bool proto_is_secure(enum transport_proto proto) { return proto == PROTO_TLS || proto == PROTO_WSS; }
+
+void config_set_string(char **slot, const char *value)
+{
+	free(*slot);
+	*slot = value ? strdup(value) : NULL;
+}
+
+int string_list_add(struct string_list *list, const char *value)
+{
+	if (list->count >= CONFIG_MAX_LIST)
+		return -1;
+	list->item[list->count++] = strdup(value);
+	return 0;
+}
+
+void string_list_clear(struct string_list *list)
+{
+	for (int i = 0; i < list->count; i++)
+		free(list->item[i]);
+	list->count = 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	config_set_string(&cfg->log_level, "info");
+	cfg->ws_max_message = 65536;
+	cfg->ws_ping_interval = 30;
+	cfg->ws_pong_timeout = 10;
+	cfg->reg_min_expires = 60;
+	cfg->reg_max_expires = 3600;
+	cfg->reg_default_expires = 3600;
+	cfg->reg_max_bindings = 10;
+	cfg->reg_drop_on_flow_close = true;
+	cfg->timer_c = 180;
+	config_set_string(&cfg->users_file, "");
+	config_set_string(&cfg->realm, "");
+	config_set_string(&cfg->flow_secret, "");
+	config_set_string(&cfg->tls_cert, "");
+	config_set_string(&cfg->tls_key, "");
+	config_set_string(&cfg->tls_ca, "");
+	config_set_string(&cfg->web_root, "");
+}
+
+int config_parse_listen(const char *text, struct listen_spec *out)
+{
+	const char *colon = strchr(text, ':');
+	if (!colon)
+		return -1;
+	size_t plen = (size_t)(colon - text);
+	int proto = -1;
+	for (int i = 0; i < 5; i++)
+		if (strlen(proto_names[i]) == plen && strncasecmp(text, proto_names[i], plen) == 0)
+			proto = i;
+	if (proto < 0)
+		return -1;
+	const char *host = colon + 1, *host_end, *port;
+	if (*host == '[') {
+		host_end = strchr(host, ']');
+		if (!host_end || host_end[1] != ':')
+			return -1;
+		host++;
+		port = host_end + 2;
+	} else {
+		host_end = strrchr(host, ':');
+		if (!host_end)
+			return -1;
+		port = host_end + 1;
+	}
+	size_t hlen = (size_t)(host_end - host);
+	if (hlen == 0 || hlen >= sizeof(out->host))
+		return -1;
+	char *end;
+	long p = strtol(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || p < 0 || p > 65535)
+		return -1;
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	unsigned char probe[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, out->host, probe) != 1 && inet_pton(AF_INET6, out->host, probe) != 1)
+		return -1;
+	out->proto = (enum transport_proto)proto;
+	out->port = (int)p;
+	return 0;
+}
+
+int config_add_listen(struct config *cfg, const char *text)
+{
+	if (cfg->n_listen >= CONFIG_MAX_LISTEN) {
+		log_error("config: too many listeners (max %d)", CONFIG_MAX_LISTEN);
+		return -1;
+	}
+	if (config_parse_listen(text, &cfg->listen[cfg->n_listen]) != 0) {
+		log_error("config: bad listen address '%s' (want PROTO:HOST:PORT, e.g. ws:127.0.0.1:8080)",
+			  text);
+		return -1;
+	}
+	cfg->n_listen++;
+	return 0;
+}
+
+static void lookup_string(config_t *lc, const char *path, char **slot)
+{
+	const char *s;
+	if (config_lookup_string(lc, path, &s) == CONFIG_TRUE)
+		config_set_string(slot, s);
+}
+
+static void lookup_int(config_t *lc, const char *path, int *slot)
+{
+	int v;
+	if (config_lookup_int(lc, path, &v) == CONFIG_TRUE)
+		*slot = v;
+}
+
+static void lookup_bool(config_t *lc, const char *path, bool *slot)
+{
+	int v;
+	if (config_lookup_bool(lc, path, &v) == CONFIG_TRUE)
+		*slot = v != 0;
+}
+
+static int lookup_list(config_t *lc, const char *path, struct string_list *list)
+{
+	config_setting_t *s = config_lookup(lc, path);
+	if (!s)
+		return 0;
+	if (!config_setting_is_aggregate(s)) {
+		log_error("config: %s must be a list of strings", path);
+		return -1;
+	}
+	string_list_clear(list);
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const char *v = config_setting_get_string_elem(s, i);
+		if (!v || string_list_add(list, v) != 0) {
+			log_error("config: %s[%d] must be a string (at most %d entries)", path, i,
+				  CONFIG_MAX_LIST);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int config_load(struct config *cfg, const char *path)
+{
+	config_t lc;
+	config_init(&lc);
+	if (config_read_file(&lc, path) != CONFIG_TRUE) {
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			log_error("config: cannot read %s", path);
+		else
+			log_error("config: %s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+				  config_error_line(&lc), config_error_text(&lc));
+		config_destroy(&lc);
+		return -1;
+	}
+	int rc = 0;
+	config_set_string(&cfg->path, path);
+
+	struct string_list listen = {0};
+	rc |= lookup_list(&lc, "listen", &listen);
+	if (listen.count) {
+		cfg->n_listen = 0;
+		for (int i = 0; i < listen.count; i++)
+			rc |= config_add_listen(cfg, listen.item[i]);
+	}
+	string_list_clear(&listen);
+	rc |= lookup_list(&lc, "domains", &cfg->domains);
+	lookup_string(&lc, "log_level", &cfg->log_level);
+
+	lookup_string(&lc, "tls.cert", &cfg->tls_cert);
+	lookup_string(&lc, "tls.key", &cfg->tls_key);
+	lookup_string(&lc, "tls.ca", &cfg->tls_ca);
+
+	lookup_int(&lc, "websocket.max_message_size", &cfg->ws_max_message);
+	lookup_int(&lc, "websocket.ping_interval", &cfg->ws_ping_interval);
+	lookup_int(&lc, "websocket.pong_timeout", &cfg->ws_pong_timeout);
+	rc |= lookup_list(&lc, "websocket.origins", &cfg->ws_origins);
+
+	lookup_int(&lc, "registrar.min_expires", &cfg->reg_min_expires);
+	lookup_int(&lc, "registrar.max_expires", &cfg->reg_max_expires);
+	lookup_int(&lc, "registrar.default_expires", &cfg->reg_default_expires);
+	lookup_int(&lc, "registrar.max_bindings_per_aor", &cfg->reg_max_bindings);
+	lookup_bool(&lc, "registrar.drop_bindings_on_flow_close", &cfg->reg_drop_on_flow_close);
+
+	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
+	lookup_string(&lc, "auth.users_file", &cfg->users_file);
+	lookup_string(&lc, "auth.realm", &cfg->realm);
+
+	lookup_int(&lc, "proxy.timer_c", &cfg->timer_c);
+	lookup_string(&lc, "proxy.flow_token_secret", &cfg->flow_secret);
+
+	lookup_string(&lc, "http.web_root", &cfg->web_root);
+
+	config_destroy(&lc);
+	return rc ? -1 : 0;
+}
+
+int config_validate(const struct config *cfg)
+{
+	int problems = 0;
+	enum log_level lvl;
+	if (!cfg->log_level || log_level_parse(cfg->log_level, &lvl) != 0) {
+		log_error("config: unknown log_level '%s'", cfg->log_level ? cfg->log_level : "");
+		problems++;
+	}
+	if (cfg->n_listen == 0) {
+		log_error("config: no listeners (set listen = [\"ws:127.0.0.1:8080\"] or --listen)");
+		problems++;
+	}
+	for (int i = 0; i < cfg->n_listen; i++) {
+		if (proto_is_secure(cfg->listen[i].proto) && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
+			log_error("config: listener %s:%s:%d needs tls.cert and tls.key",
+				  proto_name(cfg->listen[i].proto), cfg->listen[i].host,
+				  cfg->listen[i].port);
+			problems++;
+		}
+	}
+	if (cfg->domains.count == 0) {
+		log_error("config: no domains (set domains = [\"example.com\"] or --domain)");
+		problems++;
+	}
+	if (cfg->ws_max_message < 512 || cfg->ws_max_message > 16 * 1024 * 1024) {
+		log_error("config: websocket.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->reg_min_expires < 1 || cfg->reg_max_expires < cfg->reg_min_expires ||
+	    cfg->reg_default_expires < cfg->reg_min_expires ||
+	    cfg->reg_default_expires > cfg->reg_max_expires) {
+		log_error("config: need 1 <= registrar.min_expires <= default_expires <= max_expires");
+		problems++;
+	}
+	if (cfg->reg_max_bindings < 1) {
+		log_error("config: registrar.max_bindings_per_aor must be at least 1");
+		problems++;
+	}
+	if (cfg->timer_c < 1) {
+		log_error("config: proxy.timer_c must be positive");
+		problems++;
+	}
+	return problems;
+}
+
+bool config_is_our_domain(const struct config *cfg, const char *host)
+{
+	if (!host)
+		return false;
+	for (int i = 0; i < cfg->domains.count; i++)
+		if (strcasecmp(cfg->domains.item[i], host) == 0)
+			return true;
+	return false;
+}
+
+void config_free(struct config *cfg)
+{
+	string_list_clear(&cfg->domains);
+	string_list_clear(&cfg->ws_origins);
+	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
+			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
+			    &cfg->path};
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		free(*strings[i]);
+		*strings[i] = NULL;
+	}
+}

@@ -1,0 +1,81 @@
+/** @file config.h  Runtime configuration: embedded defaults, the libconfig file, then the command line. */
+#ifndef SIPEDGE_CONFIG_H
+#define SIPEDGE_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_LIST 32
+
+enum transport_proto { PROTO_UDP, PROTO_TCP, PROTO_TLS, PROTO_WS, PROTO_WSS };
+
+struct listen_spec {
+	enum transport_proto proto;
+	char host[64]; /* numeric address, no brackets */
+	int port;
+};
+
+struct string_list {
+	char *item[CONFIG_MAX_LIST];
+	int count;
+};
+
+struct config {
+	struct listen_spec listen[CONFIG_MAX_LISTEN];
+	int n_listen;
+	struct string_list domains; /* we are registrar for these */
+	char *log_level;
+
+	/* TLS (WSS now; TLS transport later) */
+	char *tls_cert, *tls_key, *tls_ca;
+
+	/* WebSocket */
+	int ws_max_message;   /* bytes; larger messages close with 1009 */
+	int ws_ping_interval; /* seconds; 0 = off */
+	int ws_pong_timeout;  /* seconds to wait for the pong */
+	struct string_list ws_origins; /* empty = any Origin */
+
+	/* registrar */
+	int reg_min_expires, reg_max_expires, reg_default_expires;
+	int reg_max_bindings; /* per AOR */
+	bool reg_drop_on_flow_close;
+
+	/* auth */
+	bool no_auth;
+	char *users_file;
+	char *realm; /* empty = the request's domain */
+
+	/* proxy */
+	int timer_c;       /* seconds, RFC 3261 §16.8 (> 180) */
+	char *flow_secret; /* HMAC key for flow tokens; random per run if empty */
+
+	/* HTTP */
+	char *web_root; /* directory served at / and /phone/ ("" = none) */
+
+	char *path; /* the file it was read from */
+};
+
+/** Fill cfg with the embedded defaults. */
+void config_defaults(struct config *cfg);
+/** Read a libconfig file over cfg. 0 on success; on error logs file:line: reason and returns -1. */
+int config_load(struct config *cfg, const char *path);
+/** Parse "ws:127.0.0.1:8080" or "ws:[::1]:8080". 0 on success. */
+int config_parse_listen(const char *text, struct listen_spec *out);
+int config_add_listen(struct config *cfg, const char *text);
+int string_list_add(struct string_list *list, const char *value);
+void string_list_clear(struct string_list *list);
+/** Replace *slot with a copy of value. */
+void config_set_string(char **slot, const char *value);
+/** Check the whole configuration for consistency; logs each problem, returns the number found. */
+int config_validate(const struct config *cfg);
+bool config_is_our_domain(const struct config *cfg, const char *host);
+const char *proto_name(enum transport_proto proto);     /* "ws" */
+const char *proto_via_name(enum transport_proto proto); /* "WS" */
+bool proto_is_reliable(enum transport_proto proto);
+bool proto_is_secure(enum transport_proto proto);
+void config_free(struct config *cfg);
+
+/** The configuration in force (owned by main). */
+extern struct config *g_config;
+
+#endif

@@ -1,0 +1,194 @@
+/** @file main.c  sipedge: command line, start-up, the loop, clean shutdown.
+ *
+ * Everything runs on one libuv loop in one thread: transports, timers, the transaction layer,
+ * the registrar and the proxy. Nothing here blocks.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/sip_core.h"
+#include "core/sipmsg.h"
+#include "proxy/proxy.h"
+#include "proxy/txn.h"
+#include "registrar/registrar.h"
+#include "transport/flow.h"
+#include "transport/ws.h"
+
+#ifndef SIPEDGE_DEFAULT_CONFIG
+#define SIPEDGE_DEFAULT_CONFIG "etc/sipedge.conf"
+#endif
+
+static uv_signal_t sig_term, sig_int;
+static struct config config;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sipedge [options]\n"
+		"  -c, --config FILE       configuration file (default " SIPEDGE_DEFAULT_CONFIG ")\n"
+		"      --listen P:HOST:PORT listen on ws, wss (e.g. ws:127.0.0.1:8080, ws:[::1]:8080);\n"
+		"                          repeatable, replaces the file's listeners\n"
+		"      --domain NAME       a domain we are registrar for; repeatable, replaces the file's\n"
+		"      --no-auth           accept requests without credentials (insecure)\n"
+		"      --users FILE        credentials file (user:password lines)\n"
+		"      --tls-cert FILE     certificate (PEM) for wss\n"
+		"      --tls-key FILE      private key (PEM) for wss\n"
+		"      --log-level LEVEL   error, warn, notice, info or debug\n"
+		"      --check-config      check the configuration and exit\n"
+		"      --version           print the version and exit\n"
+		"  -h, --help              this text\n");
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+	log_notice("signal %d: shutting down", signum);
+	uv_signal_stop(&sig_term);
+	uv_signal_stop(&sig_int);
+	ws_stop();
+	flow_close_all();
+	uv_stop(handle->loop);
+}
+
+enum { OPT_LISTEN = 256, OPT_DOMAIN, OPT_NO_AUTH, OPT_USERS, OPT_TLS_CERT, OPT_TLS_KEY,
+       OPT_LOG_LEVEL, OPT_CHECK, OPT_VERSION };
+
+static int parse_args(int argc, char **argv, struct config *cfg, bool *check_only)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"domain", required_argument, NULL, OPT_DOMAIN},
+		{"no-auth", no_argument, NULL, OPT_NO_AUTH},
+		{"users", required_argument, NULL, OPT_USERS},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"check-config", no_argument, NULL, OPT_CHECK},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *file = NULL;
+	/* First pass: the config file and the exits; the file is read before the overrides. */
+	int c;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': file = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		case OPT_VERSION: printf("sipedge %s\n", PACKAGE_VERSION_STRING); exit(0);
+		case '?': usage(stderr); return -1;
+		default: break;
+		}
+	}
+	if (config_load(cfg, file ? file : SIPEDGE_DEFAULT_CONFIG) != 0)
+		return -1;
+
+	bool listen_set = false, domain_set = false;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_LISTEN:
+			if (!listen_set)
+				cfg->n_listen = 0;
+			listen_set = true;
+			if (config_add_listen(cfg, optarg) != 0)
+				return -1;
+			break;
+		case OPT_DOMAIN:
+			if (!domain_set)
+				string_list_clear(&cfg->domains);
+			domain_set = true;
+			string_list_add(&cfg->domains, optarg);
+			break;
+		case OPT_NO_AUTH: cfg->no_auth = true; break;
+		case OPT_USERS: config_set_string(&cfg->users_file, optarg); break;
+		case OPT_TLS_CERT: config_set_string(&cfg->tls_cert, optarg); break;
+		case OPT_TLS_KEY: config_set_string(&cfg->tls_key, optarg); break;
+		case OPT_LOG_LEVEL: config_set_string(&cfg->log_level, optarg); break;
+		case OPT_CHECK: *check_only = true; break;
+		default: break;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	bool check_only = false;
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	config_defaults(&config);
+	g_config = &config;
+	if (parse_args(argc, argv, &config, &check_only) != 0) {
+		config_free(&config);
+		return 2;
+	}
+	enum log_level level = LOGL_INFO;
+	if (config_validate(&config) != 0 || log_level_parse(config.log_level, &level) != 0) {
+		config_free(&config);
+		return 2;
+	}
+	log_set_level(level);
+	if (check_only) {
+		printf("configuration ok\n");
+		config_free(&config);
+		return 0;
+	}
+	if (config.no_auth)
+		log_warn("authentication is OFF (--no-auth): anyone can register as anyone; "
+			 "do not run this on a public network");
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	loop_set(&loop);
+
+	sipmsg_init();
+	flow_init(config.flow_secret);
+	txn_init();
+	sip_core_init();
+	int rc = 0;
+	if (registrar_init() != 0 || ws_start(&loop, &config) != 0) {
+		rc = 1;
+	} else {
+		proxy_init();
+		uv_signal_init(&loop, &sig_term);
+		uv_signal_init(&loop, &sig_int);
+		uv_signal_start(&sig_term, on_signal, SIGTERM);
+		uv_signal_start(&sig_int, on_signal, SIGINT);
+		log_notice("sipedge %s ready: domains %s%s", PACKAGE_VERSION_STRING,
+			   config.domains.item[0], config.domains.count > 1 ? " ..." : "");
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_close((uv_handle_t *)&sig_term, NULL);
+		uv_close((uv_handle_t *)&sig_int, NULL);
+		proxy_shutdown();
+	}
+	/* Let closing connections and handles finish, then free what is left. */
+	ws_stop();
+	flow_close_all();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ws_destroy();
+	registrar_shutdown();
+	sip_core_shutdown();
+	txn_shutdown();
+	flow_shutdown();
+	uv_run(&loop, UV_RUN_NOWAIT);
+	if (uv_loop_close(&loop) != 0)
+		log_warn("shutdown: libuv handles still open");
+	sipmsg_shutdown();
+	config_free(&config);
+	log_notice("sipedge stopped");
+	return rc;
+}

@@ -1,0 +1,35 @@
+/** @file metrics.c  Counters and gauges, rendered in Prometheus text format. */
+#include "core/metrics.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static int64_t values[M__COUNT];
+
+static const struct {
+	const char *name, *type, *help;
+} info[M__COUNT] = {
+#define X(id, name, type, help) [id] = {name, #type, help},
+#include "core/metrics.def"
+#undef X
+};
+
+void metrics_inc(enum metric_id id) { values[id]++; }
+void metrics_dec(enum metric_id id) { values[id]--; }
+void metrics_add(enum metric_id id, int64_t delta) { values[id] += delta; }
+void metrics_set(enum metric_id id, int64_t value) { values[id] = value; }
+int64_t metrics_get(enum metric_id id) { return values[id]; }
+
+size_t metrics_render(char *buf, size_t size)
+{
+	size_t off = 0;
+	for (int i = 0; i < M__COUNT && off < size; i++) {
+		int n = snprintf(buf + off, size - off, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n",
+				 info[i].name, info[i].help, info[i].name, info[i].type, info[i].name,
+				 values[i]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	return off < size ? off : size - 1;
+}

@@ -1,0 +1,22 @@
+/** @file metrics.h  Counters and gauges, rendered in Prometheus text format at /metrics. */
+#ifndef SIPEDGE_METRICS_H
+#define SIPEDGE_METRICS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum metric_id {
+#define X(id, name, type, help) id,
+#include "core/metrics.def"
+#undef X
+	M__COUNT
+};
+
+void metrics_inc(enum metric_id id);
+void metrics_dec(enum metric_id id);
+void metrics_add(enum metric_id id, int64_t delta);
+void metrics_set(enum metric_id id, int64_t value);
+int64_t metrics_get(enum metric_id id);
+/** Render every metric as Prometheus text into buf; returns the length written (truncates). */
+size_t metrics_render(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,327 @@
+/** @file sipmsg.c  SIP message helpers over sofia-sip. */
+#include "core/sipmsg.h"
+#include "core/log.h"
+#include "transport/flow.h"
+
+#include <ctype.h>
+#include <openssl/rand.h>
+#include <sofia-sip/msg_parser.h>
+#include <sofia-sip/su.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static msg_mclass_t *mclass;
+
+void sipmsg_init(void)
+{
+	/* An extended class so that sip_extra headers (P-Asserted-Identity, ...) parse as typed
+	 * headers where we need them; everything else stays as unknown headers, passed through. */
+	if (!mclass)
+		mclass = sip_extend_mclass(NULL);
+}
+
+void sipmsg_shutdown(void)
+{
+	if (mclass && mclass != sip_default_mclass())
+		free(mclass);
+	mclass = NULL;
+}
+
+msg_mclass_t const *sipmsg_mclass(void) { return mclass ? mclass : sip_default_mclass(); }
+
+bool sipmsg_is_keepalive(const char *data, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (data[i] != '\r' && data[i] != '\n')
+			return false;
+	return true;
+}
+
+msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
+{
+	*why = NULL;
+	if (len == 0) {
+		*why = "empty message";
+		return NULL;
+	}
+	if (memchr(data, '\0', len)) {
+		/* The parser works on C strings; a NUL would silently cut the message. */
+		*why = "NUL byte in message";
+		return NULL;
+	}
+	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
+	if (!msg) {
+		*why = "out of memory";
+		return NULL;
+	}
+	msg_iovec_t iov[2];
+	issize_t nvec = msg_recv_iovec(msg, iov, 2, len, 1);
+	if (nvec < 1) {
+		msg_destroy(msg);
+		*why = "out of memory";
+		return NULL;
+	}
+	size_t off = 0;
+	for (issize_t i = 0; i < nvec && off < len; i++) {
+		size_t n = iov[i].mv_len;
+		if (n > len - off)
+			n = len - off;
+		memcpy(iov[i].mv_base, data + off, n);
+		off += n;
+	}
+	msg_recv_commit(msg, len, 1);
+	int rc = msg_extract(msg);
+	if (rc <= 0 || msg_has_error(msg)) {
+		sip_t *sip = sip_object(msg);
+		if (rc == 0 && sip && (sip->sip_request || sip->sip_status)) {
+			*why = "body shorter than Content-Length";
+			/* Keep it: the caller can still answer 400 to a request it can read. */
+			msg_set_flags(msg, MSG_FLG_TRUNC);
+			return msg;
+		}
+		msg_destroy(msg);
+		*why = rc < 0 ? "unparsable message" : "incomplete message";
+		return NULL;
+	}
+	sip_t *sip = sip_object(msg);
+	if (!sip || (!sip->sip_request && !sip->sip_status)) {
+		msg_destroy(msg);
+		*why = "no request or status line";
+		return NULL;
+	}
+	return msg;
+}
+
+static bool header_malformed(sip_t *sip, const char *name, size_t nlen)
+{
+	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+		const char *n = e->er_name;
+		if (n && strncasecmp(n, name, nlen) == 0 && (n[nlen] == ':' || n[nlen] == ' ' || n[nlen] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+{
+	static const struct {
+		size_t off;
+		const char *name, *missing, *malformed;
+	} required[] = {
+		{offsetof(sip_t, sip_via), "Via", "Missing Via header", "Malformed Via header"},
+		{offsetof(sip_t, sip_from), "From", "Missing From header", "Malformed From header"},
+		{offsetof(sip_t, sip_to), "To", "Missing To header", "Malformed To header"},
+		{offsetof(sip_t, sip_call_id), "Call-ID", "Missing Call-ID header", "Malformed Call-ID header"},
+		{offsetof(sip_t, sip_cseq), "CSeq", "Missing CSeq header", "Malformed CSeq header"},
+	};
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		void *h = *(void **)((char *)sip + required[i].off);
+		if (!h) {
+			*reason = header_malformed(sip, required[i].name, strlen(required[i].name))
+					  ? required[i].malformed
+					  : required[i].missing;
+			return 400;
+		}
+	}
+	if (header_malformed(sip, "Max-Forwards", 12)) {
+		*reason = "Malformed Max-Forwards header";
+		return 400;
+	}
+	if (sip->sip_cseq->cs_method != sip->sip_request->rq_method ||
+	    (sip->sip_request->rq_method == sip_method_unknown &&
+	     strcmp(sip->sip_cseq->cs_method_name, sip->sip_request->rq_method_name) != 0)) {
+		*reason = "CSeq method does not match the request";
+		return 400;
+	}
+	if (sip->sip_cseq->cs_seq >= 0x80000000u) {
+		*reason = "CSeq number out of range";
+		return 400;
+	}
+	if (msg_get_flags(msg, MSG_FLG_TRUNC)) {
+		*reason = "Body shorter than Content-Length";
+		return 400;
+	}
+	if (header_malformed(sip, "Content-Length", 14) || header_malformed(sip, "l", 1)) {
+		*reason = "Malformed Content-Length header";
+		return 400;
+	}
+	if (!sip->sip_content_length && !content_length_optional) {
+		*reason = "Missing Content-Length header";
+		return 400;
+	}
+	if (header_malformed(sip, "Contact", 7) || header_malformed(sip, "m", 1)) {
+		*reason = "Malformed Contact header";
+		return 400;
+	}
+	if (header_malformed(sip, "Expires", 7)) {
+		*reason = "Malformed Expires header";
+		return 400;
+	}
+	if (header_malformed(sip, "Route", 5) || header_malformed(sip, "Record-Route", 12)) {
+		*reason = "Malformed Route header";
+		return 400;
+	}
+	url_t const *ruri = sip->sip_request->rq_url;
+	if (!ruri || (ruri->url_type != url_sip && ruri->url_type != url_sips)) {
+		*reason = "Unsupported URI Scheme";
+		return 416;
+	}
+	if (!ruri->url_host || !ruri->url_host[0]) {
+		*reason = "Request-URI has no host";
+		return 400;
+	}
+	return 0;
+}
+
+bool sipmsg_response_ok(sip_t *sip)
+{
+	return sip->sip_status && sip->sip_via && sip->sip_from && sip->sip_to && sip->sip_call_id &&
+	       sip->sip_cseq;
+}
+
+void sipmsg_random_token(char *out, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[32];
+	size_t want = (n - 1 + 1) / 2;
+	if (want > sizeof(raw))
+		want = sizeof(raw);
+	if (RAND_bytes(raw, (int)want) != 1)
+		memset(raw, 0x5a, want);
+	size_t i = 0;
+	for (; i + 1 < n && i / 2 < want; i++)
+		out[i] = hex[(raw[i / 2] >> ((i & 1) ? 0 : 4)) & 15];
+	out[i] = '\0';
+}
+
+msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
+{
+	sip_t *rq = sip_object(req);
+	msg_t *resp = msg_create(sipmsg_mclass(), 0);
+	if (!resp)
+		return NULL;
+	sip_t *rs = sip_object(resp);
+	su_home_t *home = msg_home(resp);
+	if (!reason)
+		reason = sip_status_phrase(status);
+	if (!reason)
+		reason = "Unknown";
+	int err = 0;
+	err |= msg_header_insert(resp, (msg_pub_t *)rs,
+				 (msg_header_t *)sip_status_create(home, status, reason, NULL));
+	if (rq->sip_via)
+		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_via);
+	if (rq->sip_from)
+		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_from);
+	if (rq->sip_to) {
+		sip_to_t *to = sip_to_dup(home, rq->sip_to);
+		if (to && !to->a_tag && status > 100) {
+			char tag[17];
+			sipmsg_random_token(tag, sizeof(tag));
+			sip_to_tag(home, to, tag);
+		}
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)to);
+	}
+	if (rq->sip_call_id)
+		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_call_id);
+	if (rq->sip_cseq)
+		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_cseq);
+	err |= sip_add_make(resp, rs, sip_server_class, SIPEDGE_SERVER);
+	if (err) {
+		msg_destroy(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+char *sipmsg_encode(msg_t *msg, size_t *len)
+{
+	sip_t *sip = sip_object(msg);
+	if (!sip->sip_content_length || !sip->sip_separator)
+		sip_complete_message(msg);
+	if (msg_serialize(msg, (msg_pub_t *)sip) < 0 || msg_prepare(msg) < 0)
+		return NULL;
+	msg_iovec_t stack[64], *iov = stack;
+	isize_t n = msg_iovec(msg, iov, 64);
+	if (n > 64) {
+		iov = calloc((size_t)n, sizeof(*iov));
+		if (!iov)
+			return NULL;
+		n = msg_iovec(msg, iov, n);
+	}
+	size_t total = 0;
+	for (isize_t i = 0; i < n; i++)
+		total += iov[i].mv_len;
+	char *buf = malloc(total + 1);
+	if (buf) {
+		size_t off = 0;
+		for (isize_t i = 0; i < n; i++) {
+			memcpy(buf + off, iov[i].mv_base, iov[i].mv_len);
+			off += iov[i].mv_len;
+		}
+		buf[total] = '\0';
+		*len = total;
+	}
+	if (iov != stack)
+		free(iov);
+	return buf;
+}
+
+int sipmsg_send(struct flow *f, msg_t *msg)
+{
+	size_t len;
+	char *buf = sipmsg_encode(msg, &len);
+	if (!buf)
+		return -1;
+	if (log_get_level() >= LOGL_DEBUG)
+		log_debug("send to flow %llu %s:\n%.*s", f ? (unsigned long long)f->id : 0ULL,
+			  f ? f->peer_text : "-", (int)len, buf);
+	int rc = flow_send(f, buf, len);
+	free(buf);
+	return rc;
+}
+
+char *sipmsg_aor(const url_t *url)
+{
+	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips))
+		return NULL;
+	const char *user = url->url_user;
+	size_t hlen = strlen(url->url_host);
+	size_t ulen = user ? strlen(user) : 0;
+	char *aor = malloc(4 + ulen + 1 + hlen + 1);
+	if (!aor)
+		return NULL;
+	char *p = aor;
+	memcpy(p, "sip:", 4);
+	p += 4;
+	if (user) {
+		memcpy(p, user, ulen);
+		p += ulen;
+		*p++ = '@';
+	}
+	for (size_t i = 0; i < hlen; i++)
+		*p++ = (char)tolower((unsigned char)url->url_host[i]);
+	*p = '\0';
+	return aor;
+}
+
+void sipmsg_summary(sip_t *sip, char *out, size_t n)
+{
+	if (sip->sip_request)
+		snprintf(out, n, "%s %s%s%s%s%s", sip->sip_request->rq_method_name,
+			 sip->sip_request->rq_url->url_type == url_sips ? "sips:" : "sip:",
+			 sip->sip_request->rq_url->url_user ? sip->sip_request->rq_url->url_user : "",
+			 sip->sip_request->rq_url->url_user ? "@" : "",
+			 sip->sip_request->rq_url->url_host ? sip->sip_request->rq_url->url_host : "",
+			 "");
+	else if (sip->sip_status)
+		snprintf(out, n, "%d %s (%s)", sip->sip_status->st_status,
+			 sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "",
+			 sip->sip_cseq ? sip->sip_cseq->cs_method_name : "?");
+	else
+		snprintf(out, n, "?");
+}

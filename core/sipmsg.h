@@ -1,0 +1,53 @@
+/** @file sipmsg.h  SIP message helpers over sofia-sip: parse, check, build responses, encode. */
+#ifndef SIPEDGE_SIPMSG_H
+#define SIPEDGE_SIPMSG_H
+#include <sofia-sip/msg.h>
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct flow;
+
+#define SIPEDGE_SERVER "sipedge/" PACKAGE_VERSION_STRING
+#define PACKAGE_VERSION_STRING "0.1.0"
+/** Methods we route or answer; the Allow header of our responses. */
+#define SIPEDGE_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, PUBLISH"
+#define SIPEDGE_SUPPORTED "path, outbound, gruu"
+
+void sipmsg_init(void);
+void sipmsg_shutdown(void);
+msg_mclass_t const *sipmsg_mclass(void);
+
+/** Parse one whole message (a WS message or datagram: Content-Length optional).
+ *  NULL if it is not a SIP message at all; *why says why. */
+msg_t *sipmsg_parse(const char *data, size_t len, const char **why);
+
+/** True if data is only CR/LF bytes (RFC 5626 keep-alive). */
+bool sipmsg_is_keepalive(const char *data, size_t len);
+
+/** Check a request for what every hop needs (RFC 3261 §8.2, §16.3 items 1-2): required headers,
+ *  CSeq, Content-Length, URI scheme. Returns 0 if fine, else the status to answer with and
+ *  *reason the phrase (which says what is wrong). Max-Forwards and Require are left to callers. */
+int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason);
+/** Responses are dropped unless they have Via, From, To, Call-ID and CSeq. */
+bool sipmsg_response_ok(sip_t *sip);
+
+/** Build a response to req per §8.2.6 (Via, From, To+tag, Call-ID, CSeq copied; Server). */
+msg_t *sipmsg_response(msg_t *req, int status, const char *reason);
+
+/** Encode to one contiguous malloc'd buffer (caller frees). NULL on failure. */
+char *sipmsg_encode(msg_t *msg, size_t *len);
+/** Encode and send on a flow. 0 on success. */
+int sipmsg_send(struct flow *f, msg_t *msg);
+
+/** Random token for tags and branches (hex, NUL-terminated, n-1 chars). */
+void sipmsg_random_token(char *out, size_t n);
+/** "sip:user@host" (lowercased host, no params) for an AOR; caller frees. NULL if url unusable. */
+char *sipmsg_aor(const url_t *url);
+/** The message's first line, for logs ("INVITE sip:bob@x" or "200 OK"). */
+void sipmsg_summary(sip_t *sip, char *out, size_t n);
+
+#endif

@@ -1,0 +1,210 @@
+/** @file flow.c  The flow table and flow tokens. */
+#include "transport/flow.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLOW_BUCKETS 4096 /* power of two */
+#define MAX_OBSERVERS 8
+
+static struct flow *table[FLOW_BUCKETS];
+static uint64_t next_id = 1;
+static unsigned count;
+static unsigned char secret[32];
+static flow_gone_fn observers[MAX_OBSERVERS];
+static int n_observers;
+
+static unsigned bucket(uint64_t id) { return (unsigned)(id * 0x9E3779B97F4A7C15ULL >> 52) & (FLOW_BUCKETS - 1); }
+
+void flow_init(const char *configured_secret)
+{
+	if (configured_secret && configured_secret[0]) {
+		/* Derive a fixed-size key so any secret length works and survives restarts. */
+		unsigned int n = 0;
+		EVP_Digest(configured_secret, strlen(configured_secret), secret, &n, EVP_sha256(), NULL);
+	} else if (RAND_bytes(secret, sizeof(secret)) != 1) {
+		log_error("flow: no random bytes for the flow token key");
+		abort();
+	}
+	/* Ids start at a random point so tokens from an earlier run do not name new flows. */
+	uint32_t start;
+	if (RAND_bytes((unsigned char *)&start, sizeof(start)) == 1)
+		next_id = ((uint64_t)start << 20) | 1;
+}
+
+void flow_on_gone(flow_gone_fn fn)
+{
+	if (n_observers < MAX_OBSERVERS)
+		observers[n_observers++] = fn;
+}
+
+static void describe_peer(struct flow *f)
+{
+	int port = 0;
+	if (f->peer.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&f->peer;
+		inet_ntop(AF_INET, &a->sin_addr, f->peer_host, sizeof(f->peer_host));
+		port = ntohs(a->sin_port);
+		snprintf(f->peer_text, sizeof(f->peer_text), "%s:%d", f->peer_host, port);
+	} else if (f->peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&f->peer;
+		inet_ntop(AF_INET6, &a->sin6_addr, f->peer_host, sizeof(f->peer_host));
+		port = ntohs(a->sin6_port);
+		snprintf(f->peer_text, sizeof(f->peer_text), "[%s]:%d", f->peer_host, port);
+	} else {
+		snprintf(f->peer_host, sizeof(f->peer_host), "unknown");
+		snprintf(f->peer_text, sizeof(f->peer_text), "unknown");
+	}
+	f->peer_port = port;
+}
+
+struct flow *flow_create(enum transport_proto proto, const struct sockaddr *peer,
+			 const struct listen_spec *local, const struct flow_ops *ops, void *impl)
+{
+	struct flow *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->id = next_id++;
+	f->proto = proto;
+	if (peer)
+		memcpy(&f->peer, peer,
+		       peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	describe_peer(f);
+	f->local = local;
+	f->ops = ops;
+	f->impl = impl;
+	unsigned b = bucket(f->id);
+	f->hnext = table[b];
+	table[b] = f;
+	count++;
+	metrics_set(M_FLOWS, count);
+	log_info("flow %llu open: %s from %s", (unsigned long long)f->id, proto_name(proto), f->peer_text);
+	return f;
+}
+
+void flow_destroy(struct flow *f)
+{
+	if (!f)
+		return;
+	for (int i = 0; i < n_observers; i++)
+		observers[i](f);
+	struct flow **pp = &table[bucket(f->id)];
+	while (*pp && *pp != f)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = f->hnext;
+	count--;
+	metrics_set(M_FLOWS, count);
+	log_info("flow %llu closed: %s from %s", (unsigned long long)f->id, proto_name(f->proto),
+		 f->peer_text);
+	free(f);
+}
+
+struct flow *flow_find(uint64_t id)
+{
+	for (struct flow *f = table[bucket(id)]; f; f = f->hnext)
+		if (f->id == id)
+			return f->closing ? NULL : f;
+	return NULL;
+}
+
+int flow_send(struct flow *f, const char *data, size_t len)
+{
+	if (!f || f->closing)
+		return -1;
+	int rc = f->ops->send(f, data, len);
+	if (rc == 0)
+		metrics_inc(M_SIP_SENT);
+	return rc;
+}
+
+void flow_close(struct flow *f)
+{
+	if (!f || f->closing)
+		return;
+	f->closing = true;
+	f->ops->close(f);
+}
+
+unsigned flow_count(void) { return count; }
+
+void flow_close_all(void)
+{
+	for (unsigned b = 0; b < FLOW_BUCKETS; b++) {
+		struct flow *f = table[b];
+		while (f) {
+			struct flow *next = f->hnext;
+			flow_close(f);
+			f = next;
+		}
+	}
+}
+
+void flow_shutdown(void)
+{
+	/* Transports destroy their flows as they close; anything left is freed here. */
+	for (unsigned b = 0; b < FLOW_BUCKETS; b++) {
+		while (table[b])
+			flow_destroy(table[b]);
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+static void token_mac(uint64_t id, unsigned char mac[32])
+{
+	unsigned char msg[8];
+	for (int i = 0; i < 8; i++)
+		msg[i] = (unsigned char)(id >> (56 - 8 * i));
+	unsigned int n = 0;
+	HMAC(EVP_sha256(), secret, sizeof(secret), msg, sizeof(msg), mac, &n);
+}
+
+void flow_token_make(uint64_t id, char out[FLOW_TOKEN_LEN + 1])
+{
+	unsigned char mac[32];
+	token_mac(id, mac);
+	snprintf(out, FLOW_TOKEN_LEN + 1, "%016llx%02x%02x%02x%02x%02x%02x%02x%02x",
+		 (unsigned long long)id, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int flow_token_parse(const char *token, size_t len, uint64_t *id)
+{
+	if (!token || len != FLOW_TOKEN_LEN)
+		return -1;
+	unsigned char raw[16];
+	for (int i = 0; i < 16; i++) {
+		int hi = hexval(token[2 * i]), lo = hexval(token[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		raw[i] = (unsigned char)(hi << 4 | lo);
+	}
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | raw[i];
+	unsigned char mac[32];
+	token_mac(v, mac);
+	if (CRYPTO_memcmp(mac, raw + 8, 8) != 0)
+		return -1;
+	*id = v;
+	return 0;
+}

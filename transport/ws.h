@@ -1,0 +1,21 @@
+/** @file ws.h  WebSocket (RFC 6455 / RFC 7118) and HTTP listeners on libwebsockets.
+ *
+ * libwebsockets runs on our libuv loop as a foreign loop. Each ws/wss listener is an lws vhost;
+ * each accepted WebSocket is a flow. The same port answers plain HTTP: /healthz, /metrics and
+ * the static pages under http.web_root.
+ */
+#ifndef SIPEDGE_WS_H
+#define SIPEDGE_WS_H
+#include <uv.h>
+
+#include "core/config.h"
+
+/** Open every ws/wss listener of cfg on loop; prints "listening ws HOST:PORT" per listener.
+ *  0 on success, -1 (logged) on failure. */
+int ws_start(uv_loop_t *loop, const struct config *cfg);
+/** Close every connection and the listeners; the loop must run afterwards for handles to close. */
+void ws_stop(void);
+/** Free what remains after the loop has run dry. */
+void ws_destroy(void);
+
+#endif

@@ -1,0 +1,224 @@
+/** @file test_sipmsg.c  Unit tests for the SIP message helpers and flow tokens. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/sipmsg.h"
+#include "tests/unit/unit.h"
+#include "transport/flow.h"
+
+#define REQ_HEAD                                                                                   \
+	"Via: SIP/2.0/WS abc.invalid;branch=z9hG4bK776asdhds\r\n"                                   \
+	"Max-Forwards: 70\r\n"                                                                     \
+	"To: <sip:bob@example.com>\r\n"                                                            \
+	"From: <sip:alice@example.com>;tag=1928301774\r\n"                                         \
+	"Call-ID: a84b4c76e66710\r\n"
+
+static int check(const char *text, bool cl_optional, const char **reason)
+{
+	const char *why = NULL;
+	msg_t *msg = sipmsg_parse(text, strlen(text), &why);
+	ck_assert_msg(msg != NULL, "parse failed: %s", why ? why : "");
+	int status = sipmsg_check_request(msg, sip_object(msg), cl_optional, reason);
+	msg_destroy(msg);
+	return status;
+}
+
+START_TEST(test_check_accepts_ws_message_without_content_length)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("MESSAGE sip:bob@example.com SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: 1 MESSAGE\r\n\r\nhello",
+			       true, &reason),
+			 0);
+}
+END_TEST
+
+START_TEST(test_check_requires_content_length_on_streams)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("MESSAGE sip:bob@example.com SIP/2.0\r\n" REQ_HEAD "CSeq: 1 MESSAGE\r\n\r\n",
+			       false, &reason),
+			 400);
+	ck_assert_str_eq(reason, "Missing Content-Length header");
+}
+END_TEST
+
+START_TEST(test_check_missing_call_id_400)
+{
+	const char *reason = NULL;
+	const char *text = "OPTIONS sip:example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/WS abc.invalid;branch=z9hG4bK1\r\n"
+			   "To: <sip:example.com>\r\nFrom: <sip:a@example.com>;tag=1\r\n"
+			   "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	ck_assert_int_eq(check(text, true, &reason), 400);
+	ck_assert_str_eq(reason, "Missing Call-ID header");
+}
+END_TEST
+
+START_TEST(test_check_cseq_method_mismatch_400)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("INVITE sip:bob@example.com SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+			       true, &reason),
+			 400);
+	ck_assert_str_eq(reason, "CSeq method does not match the request");
+}
+END_TEST
+
+START_TEST(test_check_malformed_cseq_400)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("INVITE sip:bob@example.com SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: abc INVITE\r\nContent-Length: 0\r\n\r\n",
+			       true, &reason),
+			 400);
+	ck_assert_str_eq(reason, "Malformed CSeq header");
+}
+END_TEST
+
+START_TEST(test_check_body_shorter_than_content_length_400)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("MESSAGE sip:bob@example.com SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: 1 MESSAGE\r\nContent-Length: 50\r\n\r\nshort",
+			       true, &reason),
+			 400);
+	ck_assert_str_eq(reason, "Body shorter than Content-Length");
+}
+END_TEST
+
+START_TEST(test_check_tel_uri_416)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("MESSAGE tel:+15551234 SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+			       true, &reason),
+			 416);
+}
+END_TEST
+
+START_TEST(test_parse_rejects_garbage_and_nul)
+{
+	const char *why = NULL;
+	ck_assert_ptr_null(sipmsg_parse("hello world\r\n\r\n", 15, &why));
+	ck_assert_ptr_nonnull(why);
+	const char nul[] = "OPTIONS sip:a SIP/2.0\r\nVia: x\0y\r\n\r\n";
+	ck_assert_ptr_null(sipmsg_parse(nul, sizeof(nul) - 1, &why));
+	ck_assert_str_eq(why, "NUL byte in message");
+}
+END_TEST
+
+START_TEST(test_response_copies_headers_and_adds_to_tag)
+{
+	const char *text = "INVITE sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\n"
+			   "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2\r\n"
+			   "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+			   "From: <sip:alice@example.com>;tag=ft\r\nCall-ID: cid\r\n"
+			   "CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+	const char *why;
+	msg_t *req = sipmsg_parse(text, strlen(text), &why);
+	ck_assert_ptr_nonnull(req);
+	msg_t *resp = sipmsg_response(req, 486, NULL);
+	size_t len;
+	char *out = sipmsg_encode(resp, &len);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(strncmp(out, "SIP/2.0 486 Busy Here\r\n", 23) == 0, "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "CSeq: 7 INVITE\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "Call-ID: cid\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "To: <sip:bob@example.com>;tag="));
+	ck_assert_ptr_nonnull(strstr(out, "Content-Length: 0\r\n\r\n"));
+	free(out);
+	msg_destroy(resp);
+
+	/* 100 Trying gets no To tag. */
+	resp = sipmsg_response(req, 100, NULL);
+	out = sipmsg_encode(resp, &len);
+	ck_assert_ptr_nonnull(strstr(out, "To: <sip:bob@example.com>\r\n"));
+	free(out);
+	msg_destroy(resp);
+	msg_destroy(req);
+}
+END_TEST
+
+START_TEST(test_keepalive_detection)
+{
+	ck_assert(sipmsg_is_keepalive("\r\n\r\n", 4));
+	ck_assert(sipmsg_is_keepalive("\r\n", 2));
+	ck_assert(!sipmsg_is_keepalive("\r\nX", 3));
+	ck_assert(!sipmsg_is_keepalive("", 0));
+}
+END_TEST
+
+START_TEST(test_flow_token_roundtrip_and_tamper)
+{
+	flow_init("unit-test-secret");
+	char token[FLOW_TOKEN_LEN + 1];
+	flow_token_make(0x1234567890abcdefULL, token);
+	uint64_t id = 0;
+	ck_assert_int_eq(flow_token_parse(token, strlen(token), &id), 0);
+	ck_assert(id == 0x1234567890abcdefULL);
+	token[5] = token[5] == 'a' ? 'b' : 'a'; /* another id, same MAC: must fail */
+	ck_assert_int_eq(flow_token_parse(token, strlen(token), &id), -1);
+	ck_assert_int_eq(flow_token_parse("zz", 2, &id), -1);
+	/* Another secret does not accept our tokens. */
+	flow_token_make(42, token);
+	flow_init("another-secret");
+	ck_assert_int_eq(flow_token_parse(token, strlen(token), &id), -1);
+}
+END_TEST
+
+START_TEST(test_listen_spec_parsing)
+{
+	struct listen_spec l;
+	ck_assert_int_eq(config_parse_listen("ws:127.0.0.1:8080", &l), 0);
+	ck_assert_int_eq(l.proto, PROTO_WS);
+	ck_assert_str_eq(l.host, "127.0.0.1");
+	ck_assert_int_eq(l.port, 8080);
+	ck_assert_int_eq(config_parse_listen("wss:[::1]:8443", &l), 0);
+	ck_assert_int_eq(l.proto, PROTO_WSS);
+	ck_assert_str_eq(l.host, "::1");
+	ck_assert_int_eq(config_parse_listen("udp:0.0.0.0:5060", &l), 0);
+	ck_assert_int_eq(config_parse_listen("ws:localhost:80", &l), -1);
+	ck_assert_int_eq(config_parse_listen("ws:127.0.0.1:99999", &l), -1);
+	ck_assert_int_eq(config_parse_listen("foo:127.0.0.1:80", &l), -1);
+	ck_assert_int_eq(config_parse_listen("ws:[::1]8080", &l), -1);
+}
+END_TEST
+
+START_TEST(test_aor_canonical)
+{
+	url_t url;
+	char text[] = "sip:Alice@EXAMPLE.com;transport=ws";
+	ck_assert_int_eq(url_d(&url, text), 0);
+	char *aor = sipmsg_aor(&url);
+	ck_assert_str_eq(aor, "sip:Alice@example.com");
+	free(aor);
+}
+END_TEST
+
+Suite *sipmsg_suite(void)
+{
+	Suite *s = suite_create("sipmsg");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, sipmsg_init, sipmsg_shutdown);
+	tcase_add_test(tc, test_check_accepts_ws_message_without_content_length);
+	tcase_add_test(tc, test_check_requires_content_length_on_streams);
+	tcase_add_test(tc, test_check_missing_call_id_400);
+	tcase_add_test(tc, test_check_cseq_method_mismatch_400);
+	tcase_add_test(tc, test_check_malformed_cseq_400);
+	tcase_add_test(tc, test_check_body_shorter_than_content_length_400);
+	tcase_add_test(tc, test_check_tel_uri_416);
+	tcase_add_test(tc, test_parse_rejects_garbage_and_nul);
+	tcase_add_test(tc, test_response_copies_headers_and_adds_to_tag);
+	tcase_add_test(tc, test_keepalive_detection);
+	tcase_add_test(tc, test_flow_token_roundtrip_and_tamper);
+	tcase_add_test(tc, test_listen_spec_parsing);
+	tcase_add_test(tc, test_aor_canonical);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -425,6 +425,7 @@ int location_update(struct binding *cur, const struct binding *from)
 {
 	struct loc_binding *lb = (struct loc_binding *)cur;
 	struct binding nb;
+	bool moved = cur->flow_id != from->flow_id;
 	if (location_binding_copy(&nb, from) != 0)
 		return -1;
 	/* Identity and owner stay; everything the REGISTER says is taken. */
@@ -442,7 +443,7 @@ int location_update(struct binding *cur, const struct binding *from)
 	heap_fix(lb->heap_idx);
 	if (T.store && store_put(T.store, cur) != 0)
 		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, cur->aor);
-	log_binding("refreshed", cur);
+	log_binding(moved ? "refreshed over a new flow" : "refreshed", cur);
 	timer_arm();
 	return 0;
 }

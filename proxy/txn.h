@@ -58,6 +58,8 @@ bool txn_server_absorb(msg_t *req, sip_t *sip, struct flow *f);
 struct txn *txn_server_create(msg_t *req, struct flow *f);
 /** The INVITE server transaction a CANCEL names, or NULL. */
 struct txn *txn_server_find_invite(sip_t *cancel);
+/** A CANCEL matched this INVITE server transaction: tell its owner (if still proceeding). */
+void txn_server_cancel(struct txn *st);
 /** Send a response; takes ownership of resp. 0 on success. */
 int txn_respond(struct txn *st, msg_t *resp);
 /** Build (sipmsg_response) and send. */
@@ -79,5 +81,7 @@ bool txn_client_receive(msg_t *resp, sip_t *sip, struct flow *f);
 void txn_client_cancel(struct txn *ct);
 /** Forget the owner (it is going away); the transaction finishes on its own. */
 void txn_detach(struct txn *t);
+/** End a transaction now (its owner's on_gone runs); for a branch no final will come to. */
+void txn_abandon(struct txn *t);
 
 #endif

@@ -1,0 +1,183 @@
+/** @file sip_core.c  Dispatch of every SIP message a transport receives.
+ *
+ * Runs on the loop thread: parse, check, then hand responses to the client transactions and
+ * requests to their server transaction and the room that handles them (registrar, ourselves,
+ * proxy). Every rejection here gets a status whose phrase says what was wrong.
+ */
+#include "core/sip_core.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "proxy/proxy.h"
+#include "proxy/txn.h"
+#include "registrar/registrar.h"
+#include "transport/flow.h"
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_util.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Extensions we implement for requests addressed to us (Require → 420 otherwise). */
+static const char *const supported_here[] = {"path", "outbound", "gruu", NULL};
+
+void sip_core_init(void) {}
+void sip_core_shutdown(void) {}
+
+bool sip_core_is_us(const url_t *url)
+{
+	if (!url || !url->url_host)
+		return false;
+	if (config_is_our_domain(g_config, url->url_host))
+		return true;
+	/* Our listener addresses (with or without brackets for IPv6). */
+	const char *host = url->url_host;
+	size_t hlen = strlen(host);
+	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		host++;
+		hlen -= 2;
+	}
+	for (int i = 0; i < g_config->n_listen; i++) {
+		const struct listen_spec *l = &g_config->listen[i];
+		if (strlen(l->host) == hlen && strncasecmp(l->host, host, hlen) == 0) {
+			int port = url->url_port ? atoi(url->url_port) : 0;
+			if (!port || port == l->port)
+				return true;
+		}
+	}
+	return false;
+}
+
+void sip_core_reply_stateless(struct flow *f, msg_t *req, int status, const char *reason)
+{
+	msg_t *resp = sipmsg_response(req, status, reason);
+	if (!resp)
+		return;
+	sipmsg_send(f, resp);
+	msg_destroy(resp);
+}
+
+/** A Require option we do not support, or NULL. */
+static const char *unsupported_require(sip_t *sip)
+{
+	if (!sip->sip_require)
+		return NULL;
+	for (int i = 0; sip->sip_require->k_items && sip->sip_require->k_items[i]; i++) {
+		const char *opt = sip->sip_require->k_items[i];
+		bool ok = false;
+		for (int j = 0; supported_here[j]; j++)
+			if (strcasecmp(opt, supported_here[j]) == 0)
+				ok = true;
+		if (!ok)
+			return opt;
+	}
+	return NULL;
+}
+
+static void answer_420(struct txn *st, msg_t *req, const char *option)
+{
+	msg_t *resp = sipmsg_response(req, 420, "Bad Extension");
+	if (!resp)
+		return;
+	sip_add_make(resp, sip_object(resp), sip_unsupported_class, option);
+	txn_respond(st, resp);
+}
+
+/** OPTIONS addressed to sipedge itself (§11.2). */
+static void answer_options(struct txn *st, msg_t *req)
+{
+	msg_t *resp = sipmsg_response(req, 200, "OK");
+	if (!resp)
+		return;
+	sip_t *rs = sip_object(resp);
+	sip_add_make(resp, rs, sip_allow_class, SIPEDGE_ALLOW);
+	sip_add_make(resp, rs, sip_supported_class, SIPEDGE_SUPPORTED);
+	sip_add_make(resp, rs, sip_accept_class, "application/sdp");
+	txn_respond(st, resp);
+}
+
+static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
+{
+	metrics_inc(M_SIP_REQUESTS_IN);
+	const char *reason = NULL;
+	/* RFC 7118 §5.1: over WebSocket, as over UDP, the message boundary is known. */
+	bool cl_optional = f->proto == PROTO_WS || f->proto == PROTO_WSS || f->proto == PROTO_UDP;
+	int status = sipmsg_check_request(msg, sip, cl_optional, &reason);
+	sip_method_t method = sip->sip_request->rq_method;
+	if (status) {
+		metrics_inc(M_SIP_REJECTED);
+		log_notice("flow %llu %s: %d %s", (unsigned long long)f->id, f->peer_text, status, reason);
+		/* An ACK is never answered; without Via/CSeq there is no one to answer. */
+		if (method != sip_method_ack && sip->sip_via && sip->sip_cseq && sip->sip_call_id &&
+		    sip->sip_from && sip->sip_to)
+			sip_core_reply_stateless(f, msg, status, reason);
+		return;
+	}
+	if (txn_server_absorb(msg, sip, f))
+		return;
+	if (method == sip_method_ack) {
+		proxy_ack(msg, sip, f);
+		return;
+	}
+	struct txn *st = txn_server_create(msg, f);
+	if (!st) {
+		sip_core_reply_stateless(f, msg, 500, "Server Internal Error");
+		return;
+	}
+	url_t const *ruri = sip->sip_request->rq_url;
+	bool to_us = sip_core_is_us(ruri) && !sip->sip_route;
+	if (method == sip_method_register && to_us && !ruri->url_user) {
+		const char *opt = unsupported_require(sip);
+		if (opt)
+			answer_420(st, msg, opt);
+		else
+			registrar_handle(st, msg, sip, f);
+		return;
+	}
+	if (method == sip_method_options && to_us && !ruri->url_user) {
+		const char *opt = unsupported_require(sip);
+		if (opt)
+			answer_420(st, msg, opt);
+		else
+			answer_options(st, msg);
+		return;
+	}
+	proxy_request(st, msg, sip, f);
+}
+
+void sip_core_receive(struct flow *f, const char *data, size_t len)
+{
+	if (sipmsg_is_keepalive(data, len)) {
+		/* RFC 5626 §4.4.1: a double CRLF ping gets a single CRLF pong. */
+		if (len >= 4) {
+			metrics_inc(M_KEEPALIVE_PINGS);
+			flow_send(f, "\r\n", 2);
+		}
+		return;
+	}
+	const char *why = NULL;
+	msg_t *msg = sipmsg_parse(data, len, &why);
+	if (!msg) {
+		metrics_inc(M_SIP_PARSE_ERRORS);
+		log_notice("flow %llu %s: dropped %zu bytes: %s", (unsigned long long)f->id, f->peer_text,
+			   len, why);
+		return;
+	}
+	sip_t *sip = sip_object(msg);
+	if (log_get_level() >= LOGL_DEBUG)
+		log_debug("recv from flow %llu %s:\n%.*s", (unsigned long long)f->id, f->peer_text,
+			  (int)len, data);
+	if (sip->sip_request) {
+		handle_request(f, msg, sip);
+	} else {
+		metrics_inc(M_SIP_RESPONSES_IN);
+		if (!sipmsg_response_ok(sip) || msg_get_flags(msg, MSG_FLG_TRUNC))
+			log_notice("flow %llu %s: dropped malformed response", (unsigned long long)f->id,
+				   f->peer_text);
+		else if (!txn_client_receive(msg, sip, f))
+			log_info("flow %llu %s: response matches no transaction",
+				 (unsigned long long)f->id, f->peer_text);
+	}
+	msg_unref(msg);
+}

@@ -1,0 +1,680 @@
+/** @file proxy.c  The stateful proxy core (RFC 3261 §16).
+ *
+ * One proxy context per proxied request: the server transaction it answers and one branch
+ * (client transaction) per target. Targets for our domains come from the location service and
+ * are reached over the flow their binding registered on; in-dialog requests find their flow
+ * through the flow token we put into Record-Route. The context lives until its server
+ * transaction and every branch are gone.
+ */
+#include "proxy/proxy.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/sip_core.h"
+#include "proxy/txn.h"
+#include "registrar/location.h"
+#include "transport/flow.h"
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_BRANCHES 16
+#define CANCEL_GRACE_MS 32000 /* 64*T1: how long a CANCELled branch may take to answer */
+#define BRANCH_PREFIX "z9hG4bK-se"
+
+struct proxy_ctx;
+
+struct branch {
+	struct proxy_ctx *ctx;
+	struct txn *ct;	    /* NULL once gone */
+	int status;	    /* final status (0 = pending) */
+	bool provisional;   /* a 1xx arrived (CANCEL can go out) */
+	bool timer_c_fired; /* Timer C ended it: its final counts as 408 */
+	bool outbound;	    /* RFC 5626 binding: a dead flow means 430 */
+	uv_timer_t timer_c;
+	bool timer_open;
+};
+
+struct proxy_ctx {
+	struct txn *st; /* NULL once gone */
+	msg_t *req;
+	bool invite;
+	bool final_sent; /* a final (or, for INVITE, a 2xx) went upstream */
+	bool cancelled;
+	int n_branches;
+	int open; /* branches with a live txn or an open timer, plus the server txn */
+	struct branch branch[MAX_BRANCHES];
+	msg_t *best; /* best final response so far (a copy), NULL if it was local */
+	int best_status;
+	msg_t *challenges[MAX_BRANCHES]; /* 401/407 responses for aggregation (§16.7 step 7) */
+	int n_challenges;
+	struct proxy_ctx *next, *prev; /* all contexts, for shutdown */
+};
+
+static struct proxy_ctx *contexts;
+static const struct txn_user server_user, client_user;
+
+void proxy_init(void) {}
+
+
+/* ---- context life cycle ---- */
+
+static void ctx_free(struct proxy_ctx *ctx)
+{
+	if (ctx->prev)
+		ctx->prev->next = ctx->next;
+	else
+		contexts = ctx->next;
+	if (ctx->next)
+		ctx->next->prev = ctx->prev;
+	if (ctx->best)
+		msg_destroy(ctx->best);
+	for (int i = 0; i < ctx->n_challenges; i++)
+		msg_destroy(ctx->challenges[i]);
+	msg_unref(ctx->req);
+	free(ctx);
+}
+
+static void ctx_release(struct proxy_ctx *ctx)
+{
+	if (--ctx->open == 0)
+		ctx_free(ctx);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct branch *b = h->data;
+	ctx_release(b->ctx);
+}
+
+static void branch_stop_timer(struct branch *b)
+{
+	if (b->timer_open) {
+		b->timer_open = false;
+		uv_timer_stop(&b->timer_c);
+		uv_close((uv_handle_t *)&b->timer_c, on_timer_closed);
+	}
+}
+
+void proxy_shutdown(void)
+{
+	/* Cut every tie to transactions; timers close asynchronously and release their context. */
+	struct proxy_ctx *ctx = contexts;
+	while (ctx) {
+		struct proxy_ctx *next = ctx->next;
+		ctx->open++; /* hold it while the ties are cut */
+		if (ctx->st) {
+			txn_detach(ctx->st);
+			ctx->st = NULL;
+			ctx->open--;
+		}
+		for (int i = 0; i < ctx->n_branches; i++) {
+			struct branch *b = &ctx->branch[i];
+			if (b->ct) {
+				txn_detach(b->ct);
+				b->ct = NULL;
+				ctx->open--;
+			}
+			branch_stop_timer(b);
+		}
+		ctx_release(ctx);
+		ctx = next;
+	}
+}
+
+/* ---- helpers ---- */
+
+/** Host part for our own URIs on a listener: its address, or our first domain if wildcard. */
+static void listener_host(const struct listen_spec *l, char *out, size_t n)
+{
+	if (!l || strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0)
+		snprintf(out, n, "%s", g_config->domains.count ? g_config->domains.item[0] : "localhost");
+	else if (strchr(l->host, ':'))
+		snprintf(out, n, "[%s]", l->host);
+	else
+		snprintf(out, n, "%s", l->host);
+}
+
+/** Our Record-Route entry for a flow: its token names the flow, its host:port the listener. */
+static sip_record_route_t *make_record_route(su_home_t *home, struct flow *f)
+{
+	char token[FLOW_TOKEN_LEN + 1], host[80], text[256];
+	flow_token_make(f->id, token);
+	listener_host(f->local, host, sizeof(host));
+	snprintf(text, sizeof(text), "<sip:%s@%s:%d;transport=%s;lr>", token, host,
+		 f->local ? f->local->port : 5060, proto_name(f->proto));
+	return sip_record_route_make(home, text);
+}
+
+/** A Route/Record-Route URI that is ours: its host names us and its user is a valid token
+ *  (or it has no user). *flow_id gets the token's flow (0 if none). */
+static bool route_is_ours(const url_t *url, uint64_t *flow_id)
+{
+	*flow_id = 0;
+	if (!url || !sip_core_is_us(url))
+		return false;
+	/* A user part that is not a valid token (forged, or from another secret) names no flow. */
+	if (url->url_user && flow_token_parse(url->url_user, strlen(url->url_user), flow_id) != 0)
+		*flow_id = 0;
+	return true;
+}
+
+/** Loop-detection hash (§16.3 step 4, §16.6 step 8) over what identifies this request. */
+static uint32_t loop_hash(sip_t *sip)
+{
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf), URL_PRINT_FORMAT "|%s|%s|%s|%u|%s", URL_PRINT_ARGS(sip->sip_request->rq_url),
+			 sip->sip_call_id->i_id, sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+			 sip->sip_to->a_tag ? sip->sip_to->a_tag : "", sip->sip_cseq->cs_seq,
+			 sip->sip_cseq->cs_method_name);
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < n && i < (int)sizeof(buf); i++)
+		h = (h ^ (unsigned char)buf[i]) * 16777619u;
+	return h;
+}
+
+static bool is_looping(sip_t *sip)
+{
+	char prefix[32];
+	snprintf(prefix, sizeof(prefix), BRANCH_PREFIX "%08x", loop_hash(sip));
+	for (sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+		if (!v->v_branch || strncmp(v->v_branch, prefix, strlen(prefix)) != 0)
+			continue;
+		for (int i = 0; i < g_config->n_listen; i++) {
+			const struct listen_spec *l = &g_config->listen[i];
+			int port = v->v_port ? atoi(v->v_port) : 0;
+			char host[80];
+			listener_host(l, host, sizeof(host));
+			if ((strcasecmp(v->v_host, l->host) == 0 || strcasecmp(v->v_host, host) == 0) &&
+			    port == l->port)
+				return true;
+		}
+	}
+	return false;
+}
+
+static sip_via_t *make_via(su_home_t *home, sip_t *sip, struct flow *out)
+{
+	char host[80], port[8], branch[64], rnd[17];
+	listener_host(out->local, host, sizeof(host));
+	snprintf(port, sizeof(port), "%d", out->local ? out->local->port : 5060);
+	sipmsg_random_token(rnd, sizeof(rnd));
+	snprintf(branch, sizeof(branch), "branch=" BRANCH_PREFIX "%08x.%s", loop_hash(sip), rnd);
+	char transport[16];
+	snprintf(transport, sizeof(transport), "SIP/2.0/%s", proto_via_name(out->proto));
+	return sip_via_create(home, host, port, transport, branch, "rport", NULL);
+}
+
+static bool creates_dialog(sip_t *sip)
+{
+	sip_method_t m = sip->sip_request->rq_method;
+	return !sip->sip_to->a_tag && (m == sip_method_invite || m == sip_method_subscribe ||
+				       m == sip_method_refer || m == sip_method_notify);
+}
+
+/** The copy of req that goes to one target (§16.6 steps 1-8). */
+static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out)
+{
+	msg_t *fwd = msg_dup(req);
+	if (!fwd)
+		return NULL;
+	sip_t *sip = sip_object(fwd);
+	su_home_t *home = msg_home(fwd);
+	int err = 0;
+	if (ruri) {
+		sip_request_t *rq = sip_request_create(home, sip->sip_request->rq_method,
+						       sip->sip_request->rq_method_name,
+						       (url_string_t *)ruri, NULL);
+		err |= !rq || msg_header_replace(fwd, (msg_pub_t *)sip, (msg_header_t *)sip->sip_request,
+						 (msg_header_t *)rq);
+	}
+	if (sip->sip_max_forwards) {
+		sip->sip_max_forwards->mf_count--;
+		msg_fragment_clear(sip->sip_max_forwards->mf_common);
+	} else {
+		err |= sip_add_make(fwd, sip, sip_max_forwards_class, "70");
+	}
+	if (creates_dialog(sip)) {
+		/* Record-Route with flow tokens: the caller-facing entry first (it ends up lower),
+		 * then, when the legs differ, the callee-facing one (double Record-Route). */
+		err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_record_route(home, in));
+		if (out && out != in)
+			err |= msg_header_insert(fwd, (msg_pub_t *)sip,
+						 (msg_header_t *)make_record_route(home, out));
+	}
+	err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_via(home, sip, out));
+	if (err) {
+		msg_destroy(fwd);
+		return NULL;
+	}
+	return fwd;
+}
+
+/* ---- responses upstream (§16.7) ---- */
+
+static int class_rank(int status)
+{
+	/* 6xx beat everything; otherwise the lowest class wins. */
+	if (status >= 600)
+		return 0;
+	return status / 100;
+}
+
+static bool better(int candidate, int best)
+{
+	if (!best)
+		return true;
+	if (class_rank(candidate) != class_rank(best))
+		return class_rank(candidate) < class_rank(best);
+	/* Within 4xx prefer the ones the caller can act on (§16.7 step 6). */
+	static const int preferred[] = {401, 407, 415, 420, 484};
+	for (size_t i = 0; i < sizeof(preferred) / sizeof(preferred[0]); i++) {
+		if (candidate == preferred[i] && best != candidate)
+			return true;
+		if (best == preferred[i])
+			return false;
+	}
+	return false;
+}
+
+/** A copy of a branch's response for upstream: our Via removed. */
+static msg_t *response_for_upstream(msg_t *resp)
+{
+	msg_t *up = msg_dup(resp);
+	if (!up)
+		return NULL;
+	sip_t *sip = sip_object(up);
+	if (sip->sip_via)
+		msg_header_remove(up, (msg_pub_t *)sip, (msg_header_t *)sip->sip_via);
+	if (!sip->sip_via) {
+		msg_destroy(up);
+		return NULL;
+	}
+	return up;
+}
+
+static void cancel_pending(struct proxy_ctx *ctx, int except)
+{
+	for (int i = 0; i < ctx->n_branches; i++) {
+		struct branch *b = &ctx->branch[i];
+		if (i != except && b->ct && !b->status)
+			txn_client_cancel(b->ct);
+	}
+}
+
+static void add_challenges(msg_t *out, struct proxy_ctx *ctx)
+{
+	sip_t *os = sip_object(out);
+	for (int i = 0; i < ctx->n_challenges; i++) {
+		sip_t *cs = sip_object(ctx->challenges[i]);
+		if (ctx->challenges[i] == ctx->best)
+			continue;
+		if (cs->sip_www_authenticate)
+			sip_add_dup(out, os, (sip_header_t *)cs->sip_www_authenticate);
+		if (cs->sip_proxy_authenticate)
+			sip_add_dup(out, os, (sip_header_t *)cs->sip_proxy_authenticate);
+	}
+}
+
+/** Every branch has ended and no 2xx went up: send the best final response (§16.7 step 6). */
+static void send_best(struct proxy_ctx *ctx)
+{
+	if (ctx->final_sent || !ctx->st)
+		return;
+	for (int i = 0; i < ctx->n_branches; i++)
+		if (!ctx->branch[i].status)
+			return;
+	ctx->final_sent = true;
+	int status = ctx->best_status ? ctx->best_status : 408;
+	msg_t *out;
+	if (ctx->best && status != 503) {
+		out = msg_dup(ctx->best);
+		if (out && (status == 401 || status == 407))
+			add_challenges(out, ctx);
+	} else {
+		/* A 503 from downstream must not make the caller think we are overloaded. */
+		if (status == 503)
+			status = 500;
+		out = sipmsg_response(ctx->req, status, NULL);
+	}
+	if (out)
+		txn_respond(ctx->st, out);
+}
+
+/** Keep status (and resp, if it came from downstream) when it beats the best so far. */
+static void offer_best(struct proxy_ctx *ctx, int status, msg_t *resp)
+{
+	if (!better(status, ctx->best_status))
+		return;
+	if (ctx->best)
+		msg_destroy(ctx->best);
+	ctx->best = resp ? response_for_upstream(resp) : NULL;
+	ctx->best_status = status;
+}
+
+static void branch_final(struct branch *b, int status, msg_t *resp)
+{
+	struct proxy_ctx *ctx = b->ctx;
+	if (b->status)
+		return;
+	if (b->timer_c_fired)
+		status = 408, resp = NULL;
+	b->status = status;
+	branch_stop_timer(b);
+	if (status >= 200 && status < 300)
+		return;
+	offer_best(ctx, status, resp);
+	if (resp && (status == 401 || status == 407) && ctx->n_challenges < MAX_BRANCHES) {
+		msg_t *copy = msg_dup(resp);
+		if (copy)
+			ctx->challenges[ctx->n_challenges++] = copy;
+	}
+	if (status >= 600 && ctx->invite)
+		cancel_pending(ctx, -1); /* §16.7 step 5 */
+	send_best(ctx);
+}
+
+static void on_timer_c(uv_timer_t *h)
+{
+	struct branch *b = h->data;
+	metrics_inc(M_PROXY_TIMER_C);
+	if (b->provisional && b->ct && !b->timer_c_fired) {
+		/* §16.8: CANCEL the branch; give the callee a grace period to answer 487. */
+		log_info("proxy: Timer C fired, cancelling branch");
+		b->timer_c_fired = true;
+		txn_client_cancel(b->ct);
+		uv_timer_start(&b->timer_c, on_timer_c, CANCEL_GRACE_MS, 0);
+		return;
+	}
+	b->timer_c_fired = true;
+	struct txn *ct = b->ct;
+	struct proxy_ctx *ctx = b->ctx;
+	ctx->open++; /* branch_final may release the timer's hold */
+	branch_final(b, 408, NULL);
+	if (ct && b->ct == ct) {
+		/* No final will come: end the client transaction now (its on_gone releases). */
+		txn_abandon(ct);
+	}
+	ctx_release(ctx);
+}
+
+static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *arg)
+{
+	struct branch *b = arg;
+	struct proxy_ctx *ctx = b->ctx;
+	int status = sip->sip_status->st_status;
+	if (status < 200) {
+		b->provisional = true;
+		if (b->timer_open && !b->timer_c_fired)
+			uv_timer_again(&b->timer_c); /* §16.7 step 2: a provisional resets Timer C */
+		if (status == 100 || ctx->final_sent || !ctx->st)
+			return;
+		msg_t *up = response_for_upstream(resp);
+		if (up)
+			txn_respond(ctx->st, up);
+		return;
+	}
+	if (status < 300) {
+		b->status = status;
+		branch_stop_timer(b);
+		/* Every 2xx to an INVITE goes up (forks may answer); only the first for others. */
+		if (ctx->st && (ctx->invite || !ctx->final_sent)) {
+			msg_t *up = response_for_upstream(resp);
+			if (up)
+				txn_respond(ctx->st, up);
+		}
+		if (!ctx->final_sent && ctx->invite)
+			cancel_pending(ctx, (int)(b - ctx->branch));
+		ctx->final_sent = true;
+		return;
+	}
+	branch_final(b, status, resp);
+}
+
+static void on_branch_fail(struct txn *ct, int status, void *arg)
+{
+	struct branch *b = arg;
+	if (status == 480)
+		metrics_inc(M_PROXY_FLOW_GONE);
+	if (status == 480 && b->outbound)
+		status = 430; /* RFC 5626 §5.3: Flow Failed */
+	branch_final(b, status, NULL);
+}
+
+static void on_branch_gone(struct txn *ct, void *arg)
+{
+	struct branch *b = arg;
+	if (b->ct != ct)
+		return;
+	b->ct = NULL;
+	if (!b->status)
+		branch_final(b, 408, NULL);
+	ctx_release(b->ctx);
+}
+
+static void on_server_cancel(struct txn *st, void *arg)
+{
+	struct proxy_ctx *ctx = arg;
+	ctx->cancelled = true;
+	cancel_pending(ctx, -1);
+}
+
+static void on_server_gone(struct txn *st, void *arg)
+{
+	struct proxy_ctx *ctx = arg;
+	ctx->st = NULL;
+	ctx_release(ctx);
+}
+
+static const struct txn_user server_user = {
+	.on_cancel = on_server_cancel,
+	.on_gone = on_server_gone,
+};
+static const struct txn_user client_user = {
+	.on_response = on_branch_response,
+	.on_fail = on_branch_fail,
+	.on_gone = on_branch_gone,
+};
+
+/* ---- targets (§16.5) and forwarding (§16.6) ---- */
+
+struct target {
+	const char *ruri; /* new Request-URI, or NULL to keep it */
+	uint64_t flow_id;
+	bool outbound;
+};
+
+static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flow *in)
+{
+	if (ctx->n_branches >= MAX_BRANCHES)
+		return;
+	struct branch *b = &ctx->branch[ctx->n_branches++];
+	b->ctx = ctx;
+	b->outbound = t->outbound;
+	struct flow *out = flow_find(t->flow_id);
+	if (!out) {
+		/* The binding's connection is gone: fail this branch at once (430 or 480). */
+		metrics_inc(M_PROXY_FLOW_GONE);
+		b->status = t->outbound ? 430 : 480;
+		offer_best(ctx, b->status, NULL);
+		return;
+	}
+	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out);
+	if (!fwd) {
+		b->status = 500;
+		offer_best(ctx, 500, NULL);
+		return;
+	}
+	struct txn_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+	ctx->open++;
+	b->ct = txn_client_create(fwd, &dest, &client_user, b);
+	if (!b->ct) {
+		ctx->open--;
+		b->status = 500;
+		offer_best(ctx, 500, NULL);
+		return;
+	}
+	metrics_inc(M_PROXY_FORWARDED);
+	if (ctx->invite && !b->status) {
+		uv_timer_init(loop_get(), &b->timer_c);
+		b->timer_c.data = b;
+		b->timer_open = true;
+		ctx->open++;
+		uint64_t ms = (uint64_t)g_config->timer_c * 1000;
+		uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
+	}
+}
+
+/** §16.4: pop the Route entries that name us; the last flow token among them that is not the
+ *  flow the request came in on is where an in-dialog request goes. */
+static uint64_t preprocess_routes(msg_t *req, sip_t *sip, struct flow *in, bool *had_ours)
+{
+	uint64_t target = 0, id;
+	*had_ours = false;
+	while (sip->sip_route && route_is_ours(sip->sip_route->r_url, &id)) {
+		*had_ours = true;
+		if (id && id != in->id)
+			target = id;
+		sip_route_remove(req, sip);
+	}
+	return target;
+}
+
+static void reply(struct txn *st, msg_t *req, int status, const char *reason)
+{
+	if (status >= 400)
+		log_info("proxy: %d %s", status, reason ? reason : "");
+	txn_respond_status(st, status, reason);
+}
+
+void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
+{
+	sip_method_t method = sip->sip_request->rq_method;
+	if (method == sip_method_cancel) {
+		/* §16.10: answer the CANCEL, then cancel the INVITE's branches. */
+		struct txn *inv = txn_server_find_invite(sip);
+		if (!inv) {
+			reply(st, req, 481, "Call/Transaction Does Not Exist");
+			return;
+		}
+		txn_respond_status(st, 200, "OK");
+		txn_server_cancel(inv);
+		return;
+	}
+	/* §16.3: validation. */
+	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
+		reply(st, req, 483, "Too Many Hops");
+		return;
+	}
+	if (sip->sip_proxy_require) {
+		msg_t *resp = sipmsg_response(req, 420, "Bad Extension");
+		if (resp) {
+			sip_t *rs = sip_object(resp);
+			for (int i = 0; sip->sip_proxy_require->k_items && sip->sip_proxy_require->k_items[i]; i++)
+				sip_add_make(resp, rs, sip_unsupported_class, sip->sip_proxy_require->k_items[i]);
+			txn_respond(st, resp);
+		}
+		return;
+	}
+	if (is_looping(sip)) {
+		reply(st, req, 482, "Loop Detected");
+		return;
+	}
+
+	bool had_ours = false;
+	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours);
+
+	struct target targets[MAX_BRANCHES];
+	int n = 0;
+	char *uris[MAX_BRANCHES] = {0};
+	url_t const *ruri = sip->sip_request->rq_url;
+	if (route_flow) {
+		/* In dialog: the token says which connection; the Request-URI stays. */
+		targets[n++] = (struct target){.ruri = NULL, .flow_id = route_flow};
+	} else if (sip->sip_route) {
+		/* A route set beyond us to a next hop we cannot reach by a flow. */
+		reply(st, req, 404, "No Route To Next Hop");
+		return;
+	} else if (config_is_our_domain(g_config, ruri->url_host)) {
+		char *aor = sipmsg_aor(ruri);
+		if (!aor || !ruri->url_user) {
+			free(aor);
+			reply(st, req, 404, "Not Found");
+			return;
+		}
+		const struct binding *bindings[MAX_BRANCHES];
+		int nb = location_lookup(aor, bindings, MAX_BRANCHES);
+		if (nb == 0) {
+			enum aor_state state = location_aor_state(aor);
+			free(aor);
+			if (state == AOR_UNKNOWN)
+				reply(st, req, 404, "Not Found");
+			else
+				reply(st, req, 480, "Temporarily Unavailable");
+			return;
+		}
+		free(aor);
+		for (int i = 0; i < nb && n < MAX_BRANCHES; i++) {
+			uris[n] = strdup(bindings[i]->uri);
+			targets[n] = (struct target){
+				.ruri = uris[n], .flow_id = bindings[i]->flow_id, .outbound = bindings[i]->outbound};
+			n++;
+		}
+	} else {
+		/* Not ours to route: relaying to other domains needs an upstream route. */
+		reply(st, req, 403, "Relaying Denied");
+		return;
+	}
+
+	struct proxy_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		for (int i = 0; i < n; i++)
+			free(uris[i]);
+		reply(st, req, 500, "Server Internal Error");
+		return;
+	}
+	ctx->req = msg_ref(req);
+	ctx->st = st;
+	ctx->invite = method == sip_method_invite;
+	ctx->open = 1; /* the server transaction */
+	ctx->next = contexts;
+	if (contexts)
+		contexts->prev = ctx;
+	contexts = ctx;
+	txn_set_user(st, &server_user, ctx);
+	if (ctx->invite)
+		metrics_inc(M_PROXY_CALLS);
+
+	ctx->open++; /* hold while branches start: a branch may end synchronously */
+	for (int i = 0; i < n; i++) {
+		add_branch(ctx, &targets[i], in);
+		free(uris[i]);
+	}
+	send_best(ctx); /* every branch may have failed at once */
+	ctx_release(ctx);
+}
+
+void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
+{
+	/* An ACK for a 2xx is its own end-to-end transaction: forward statelessly by the route set. */
+	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0)
+		return;
+	bool had_ours = false;
+	uint64_t target = preprocess_routes(ack, sip, in, &had_ours);
+	struct flow *out = target ? flow_find(target) : NULL;
+	if (!out) {
+		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
+		return;
+	}
+	msg_t *fwd = make_forward(ack, NULL, in, out);
+	if (!fwd)
+		return;
+	if (sipmsg_send(out, fwd) == 0)
+		metrics_inc(M_PROXY_FORWARDED);
+	msg_destroy(fwd);
+}

@@ -1,0 +1,618 @@
+/** @file txn.c  The transaction layer (RFC 3261 §17, RFC 6026) on libuv timers.
+ *
+ * One table holds server and client transactions, keyed by top-Via branch, sent-by (server
+ * side) and method (ACK keyed as INVITE, so it finds the INVITE it acknowledges). Each
+ * transaction owns two timers: `retrans` (A, E, G) and `timeout` (B, D, F, H, I, J, K, L, M).
+ * A terminated transaction leaves the table at once but its memory lives until libuv has
+ * closed both timers, so a callback higher up the stack never touches freed memory.
+ */
+#include "proxy/txn.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "transport/flow.h"
+#include "transport/transport.h"
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* RFC 3261 §17.1.1.1 timer values, in milliseconds. */
+#define T1 500
+#define T2 4000
+#define T4 5000
+#define TXN_BUCKETS 8192 /* power of two */
+
+enum txn_side { SIDE_SERVER, SIDE_CLIENT };
+
+struct txn {
+	enum txn_side side;
+	enum txn_state state;
+	bool invite;
+	bool reliable;
+	msg_t *req;	     /* the request (server: received; client: sent) */
+	char *key;	     /* table key */
+	uint64_t flow_id;    /* server: the flow it arrived on; client: dest flow */
+	struct txn_dest dest; /* client */
+	char *out;	     /* last message sent, encoded: for retransmission */
+	size_t out_len;
+	char *ack;	     /* client INVITE: the ACK for a non-2xx final, encoded */
+	size_t ack_len;
+	int status;	     /* highest status sent (server) or received (client) */
+	unsigned interval;   /* current retransmission interval */
+	bool cancel_pending; /* client INVITE: CANCEL once a provisional arrives */
+	bool cancelled;
+	const struct txn_user *user;
+	void *arg;
+	uv_timer_t retrans, timeout;
+	int open_handles;
+	struct txn *hnext;
+};
+
+static struct txn *table[TXN_BUCKETS];
+static unsigned n_server, n_client;
+
+static const char *const state_names[] = {"calling",   "trying",   "proceeding", "completed",
+					  "confirmed", "accepted", "terminated"};
+const char *txn_state_name(enum txn_state s) { return state_names[s]; }
+
+/* ---- table ---- */
+
+static unsigned hash_key(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h & (TXN_BUCKETS - 1);
+}
+
+static char *make_key(enum txn_side side, sip_t *sip, const char *method)
+{
+	sip_via_t *v = sip->sip_via;
+	const char *branch = v && v->v_branch ? v->v_branch : "";
+	char *key = NULL;
+	int n;
+	if (side == SIDE_SERVER && (!v || !v->v_branch || strncasecmp(branch, "z9hG4bK", 7) != 0)) {
+		/* RFC 2543 peers: no usable branch; match on dialog identifiers instead. */
+		n = asprintf(&key, "S|%s|%s|%u|%s|%s", sip->sip_call_id ? sip->sip_call_id->i_id : "",
+			     sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+			     sip->sip_cseq ? sip->sip_cseq->cs_seq : 0, method, v ? v->v_host : "");
+	} else if (side == SIDE_SERVER) {
+		n = asprintf(&key, "S|%s|%s:%s|%s", branch, v->v_host ? v->v_host : "",
+			     v->v_port ? v->v_port : "", method);
+	} else {
+		n = asprintf(&key, "C|%s|%s", branch, method);
+	}
+	return n < 0 ? NULL : key;
+}
+
+static const char *key_method(sip_t *sip)
+{
+	sip_method_t m = sip->sip_cseq->cs_method;
+	if (m == sip_method_ack || m == sip_method_invite)
+		return "INVITE";
+	return sip->sip_cseq->cs_method_name;
+}
+
+static struct txn *table_find(const char *key)
+{
+	for (struct txn *t = table[hash_key(key)]; t; t = t->hnext)
+		if (strcmp(t->key, key) == 0)
+			return t;
+	return NULL;
+}
+
+static void table_insert(struct txn *t)
+{
+	unsigned b = hash_key(t->key);
+	t->hnext = table[b];
+	table[b] = t;
+}
+
+static void table_remove(struct txn *t)
+{
+	struct txn **pp = &table[hash_key(t->key)];
+	while (*pp && *pp != t)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = t->hnext;
+	t->hnext = NULL;
+}
+
+/* ---- life cycle ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct txn *t = h->data;
+	if (--t->open_handles > 0)
+		return;
+	if (t->req)
+		msg_unref(t->req);
+	free(t->out);
+	free(t->ack);
+	free(t->key);
+	free(t);
+}
+
+static void terminate(struct txn *t)
+{
+	if (t->state == TXN_TERMINATED)
+		return;
+	t->state = TXN_TERMINATED;
+	table_remove(t);
+	if (t->side == SIDE_SERVER)
+		metrics_set(M_TXN_SERVER, --n_server);
+	else
+		metrics_set(M_TXN_CLIENT, --n_client);
+	const struct txn_user *user = t->user;
+	t->user = NULL;
+	if (user && user->on_gone)
+		user->on_gone(t, t->arg);
+	uv_timer_stop(&t->retrans);
+	uv_timer_stop(&t->timeout);
+	uv_close((uv_handle_t *)&t->retrans, on_handle_closed);
+	uv_close((uv_handle_t *)&t->timeout, on_handle_closed);
+}
+
+static struct txn *txn_alloc(enum txn_side side, msg_t *req, char *key)
+{
+	struct txn *t = calloc(1, sizeof(*t));
+	if (!t) {
+		free(key);
+		return NULL;
+	}
+	t->side = side;
+	t->req = req;
+	t->key = key;
+	t->invite = sip_object(req)->sip_request->rq_method == sip_method_invite;
+	uv_timer_init(loop_get(), &t->retrans);
+	uv_timer_init(loop_get(), &t->timeout);
+	t->retrans.data = t->timeout.data = t;
+	t->open_handles = 2;
+	table_insert(t);
+	if (side == SIDE_SERVER)
+		metrics_set(M_TXN_SERVER, ++n_server);
+	else
+		metrics_set(M_TXN_CLIENT, ++n_client);
+	return t;
+}
+
+static void on_terminate_timer(uv_timer_t *h) { terminate(h->data); }
+
+/** Wait, then terminate (Timers D, I, J, K, L, M); reliable transports need no wait for some. */
+static void linger(struct txn *t, uint64_t ms)
+{
+	uv_timer_stop(&t->retrans);
+	uv_timer_start(&t->timeout, on_terminate_timer, ms, 0);
+}
+
+static void on_flow_gone(struct flow *f);
+
+void txn_init(void) { flow_on_gone(on_flow_gone); }
+
+void txn_shutdown(void)
+{
+	for (unsigned b = 0; b < TXN_BUCKETS; b++)
+		while (table[b])
+			terminate(table[b]);
+}
+
+void txn_set_user(struct txn *t, const struct txn_user *user, void *arg)
+{
+	t->user = user;
+	t->arg = arg;
+}
+
+void txn_detach(struct txn *t)
+{
+	if (t) {
+		t->user = NULL;
+		t->arg = NULL;
+	}
+}
+
+void txn_abandon(struct txn *t)
+{
+	if (t)
+		terminate(t);
+}
+
+msg_t *txn_request(const struct txn *t) { return t->req; }
+uint64_t txn_flow_id(const struct txn *t) { return t->flow_id; }
+enum txn_state txn_state(const struct txn *t) { return t->state; }
+int txn_status(const struct txn *t) { return t->status; }
+
+/* ---- server side ---- */
+
+static int server_send(struct txn *t)
+{
+	if (!t->out)
+		return 0;
+	struct flow *f = flow_find(t->flow_id);
+	if (!f) {
+		log_info("txn %s: flow %llu is gone, response not sent", t->key,
+			 (unsigned long long)t->flow_id);
+		return -1;
+	}
+	if (flow_send(f, t->out, t->out_len) != 0)
+		return -1;
+	return 0;
+}
+
+struct txn *txn_server_create(msg_t *req, struct flow *f)
+{
+	sip_t *sip = sip_object(req);
+	char *key = make_key(SIDE_SERVER, sip, key_method(sip));
+	if (!key)
+		return NULL;
+	struct txn *t = txn_alloc(SIDE_SERVER, msg_ref(req), key);
+	if (!t)
+		return NULL;
+	t->flow_id = f->id;
+	t->reliable = proto_is_reliable(f->proto);
+	t->state = t->invite ? TXN_PROCEEDING : TXN_TRYING;
+	if (t->invite)
+		txn_respond_status(t, 100, "Trying"); /* §16.2: stops the caller's retransmissions */
+	return t;
+}
+
+bool txn_server_absorb(msg_t *req, sip_t *sip, struct flow *f)
+{
+	char *key = make_key(SIDE_SERVER, sip, key_method(sip));
+	if (!key)
+		return false;
+	struct txn *t = table_find(key);
+	free(key);
+	if (!t)
+		return false;
+	if (sip->sip_request->rq_method == sip_method_ack) {
+		if (!t->invite)
+			return false;
+		if (t->state == TXN_COMPLETED) {
+			/* §17.2.1: the ACK for our non-2xx final; stop retransmitting (Timer I). */
+			t->state = TXN_CONFIRMED;
+			uv_timer_stop(&t->retrans);
+			linger(t, t->reliable ? 0 : T4);
+			return true;
+		}
+		/* RFC 6026: in Accepted an ACK belongs to the 2xx and is forwarded end to end. */
+		return t->state == TXN_CONFIRMED;
+	}
+	/* A retransmission: resend the last response (if any) and absorb. */
+	metrics_inc(M_TXN_RETRANS_ABSORBED);
+	if (t->state == TXN_PROCEEDING || t->state == TXN_COMPLETED || t->state == TXN_TRYING)
+		server_send(t);
+	log_debug("txn %s: retransmission from %s absorbed", t->key, f->peer_text);
+	return true;
+}
+
+struct txn *txn_server_find_invite(sip_t *cancel)
+{
+	char *key = make_key(SIDE_SERVER, cancel, "INVITE");
+	if (!key)
+		return NULL;
+	struct txn *t = table_find(key);
+	free(key);
+	return t && t->side == SIDE_SERVER ? t : NULL;
+}
+
+void txn_server_cancel(struct txn *t)
+{
+	if (!t || t->side != SIDE_SERVER || t->state != TXN_PROCEEDING)
+		return;
+	if (t->user && t->user->on_cancel)
+		t->user->on_cancel(t, t->arg);
+}
+
+static void on_timer_g(uv_timer_t *h)
+{
+	struct txn *t = h->data;
+	server_send(t);
+	t->interval = t->interval * 2 < T2 ? t->interval * 2 : T2;
+	uv_timer_start(&t->retrans, on_timer_g, t->interval, 0);
+}
+
+static void on_timer_h(uv_timer_t *h)
+{
+	struct txn *t = h->data;
+	log_info("txn %s: no ACK for final response (Timer H)", t->key);
+	terminate(t);
+}
+
+int txn_respond(struct txn *t, msg_t *resp)
+{
+	if (!t || t->side != SIDE_SERVER || t->state == TXN_TERMINATED ||
+	    t->state == TXN_COMPLETED || t->state == TXN_CONFIRMED) {
+		msg_destroy(resp);
+		return -1;
+	}
+	sip_t *rs = sip_object(resp);
+	int status = rs->sip_status->st_status;
+	if (t->state == TXN_ACCEPTED && status < 200) {
+		msg_destroy(resp);
+		return -1;
+	}
+	size_t len;
+	char *buf = sipmsg_encode(resp, &len);
+	msg_destroy(resp);
+	if (!buf)
+		return -1;
+	free(t->out);
+	t->out = buf;
+	t->out_len = len;
+	if (status > t->status)
+		t->status = status;
+	int rc = server_send(t);
+	if (status < 200) {
+		t->state = TXN_PROCEEDING;
+	} else if (t->invite && status < 300) {
+		/* RFC 6026 Accepted: absorb INVITE retransmissions, pass 2xx retransmissions (Timer L). */
+		t->state = TXN_ACCEPTED;
+		linger(t, 64 * T1);
+	} else if (t->invite) {
+		t->state = TXN_COMPLETED;
+		if (!t->reliable) {
+			t->interval = T1;
+			uv_timer_start(&t->retrans, on_timer_g, T1, 0);
+		}
+		uv_timer_start(&t->timeout, on_timer_h, 64 * T1, 0);
+	} else {
+		t->state = TXN_COMPLETED;
+		linger(t, t->reliable ? 0 : 64 * T1); /* Timer J */
+	}
+	return rc;
+}
+
+int txn_respond_status(struct txn *t, int status, const char *reason)
+{
+	if (!t)
+		return -1;
+	msg_t *resp = sipmsg_response(t->req, status, reason);
+	if (!resp)
+		return -1;
+	return txn_respond(t, resp);
+}
+
+/* ---- client side ---- */
+
+static int client_send(struct txn *t, const char *data, size_t len)
+{
+	return transport_send(&t->dest, data, len);
+}
+
+static void client_fail(struct txn *t, int status)
+{
+	const struct txn_user *user = t->user;
+	if (user && user->on_fail)
+		user->on_fail(t, status, t->arg);
+	terminate(t);
+}
+
+static void on_timer_retransmit(uv_timer_t *h)
+{
+	struct txn *t = h->data;
+	if (client_send(t, t->out, t->out_len) != 0) {
+		client_fail(t, 503);
+		return;
+	}
+	/* Timer A doubles without bound; Timer E doubles up to T2 (and sits at T2 once proceeding). */
+	if (t->invite)
+		t->interval *= 2;
+	else
+		t->interval = t->state == TXN_PROCEEDING ? T2
+			      : t->interval * 2 < T2	 ? t->interval * 2
+							 : T2;
+	uv_timer_start(&t->retrans, on_timer_retransmit, t->interval, 0);
+}
+
+static void on_timer_b(uv_timer_t *h)
+{
+	struct txn *t = h->data;
+	log_info("txn %s: no response (Timer %s)", t->key, t->invite ? "B" : "F");
+	client_fail(t, 408);
+}
+
+struct txn *txn_client_create(msg_t *req, const struct txn_dest *dest, const struct txn_user *user,
+			      void *arg)
+{
+	sip_t *sip = sip_object(req);
+	char *key = make_key(SIDE_CLIENT, sip, key_method(sip));
+	if (!key) {
+		msg_destroy(req);
+		return NULL;
+	}
+	size_t len;
+	char *buf = sipmsg_encode(req, &len);
+	if (!buf) {
+		free(key);
+		msg_destroy(req);
+		return NULL;
+	}
+	struct txn *t = txn_alloc(SIDE_CLIENT, req, key);
+	if (!t) {
+		free(buf);
+		msg_destroy(req);
+		return NULL;
+	}
+	t->out = buf;
+	t->out_len = len;
+	t->dest = *dest;
+	t->flow_id = dest->flow_id;
+	t->reliable = dest->flow_id ? proto_is_reliable(dest->proto) : proto_is_reliable(dest->proto);
+	t->user = user;
+	t->arg = arg;
+	t->state = t->invite ? TXN_CALLING : TXN_TRYING;
+	if (client_send(t, buf, len) != 0) {
+		/* Report asynchronously-safe: the owner learns at once, the txn is freed later. */
+		client_fail(t, 503);
+		return t;
+	}
+	if (!t->reliable) {
+		t->interval = T1;
+		uv_timer_start(&t->retrans, on_timer_retransmit, T1, 0);
+	}
+	uv_timer_start(&t->timeout, on_timer_b, 64 * T1, 0); /* Timer B / F */
+	return t;
+}
+
+/** The CANCEL for a client INVITE (§9.1): same R-URI, Call-ID, From, To, CSeq number, top Via
+ *  and Route as the INVITE. */
+static msg_t *build_cancel_or_ack(struct txn *t, sip_method_t method, const char *name, sip_t *resp)
+{
+	sip_t *rq = sip_object(t->req);
+	msg_t *m = msg_create(sipmsg_mclass(), 0);
+	if (!m)
+		return NULL;
+	sip_t *s = sip_object(m);
+	su_home_t *home = msg_home(m);
+	int err = 0;
+	err |= msg_header_insert(m, (msg_pub_t *)s,
+				 (msg_header_t *)sip_request_create(home, method, name,
+								    (url_string_t *)rq->sip_request->rq_url, NULL));
+	err |= msg_header_insert(m, (msg_pub_t *)s,
+				 msg_header_dup_one(home, (msg_header_t *)rq->sip_via));
+	if (rq->sip_route)
+		err |= sip_add_dup(m, s, (sip_header_t *)rq->sip_route);
+	err |= sip_add_make(m, s, sip_max_forwards_class, "70");
+	err |= sip_add_dup(m, s, (sip_header_t *)rq->sip_from);
+	err |= sip_add_dup(m, s, (sip_header_t *)(resp ? resp->sip_to : rq->sip_to));
+	err |= sip_add_dup(m, s, (sip_header_t *)rq->sip_call_id);
+	err |= msg_header_insert(m, (msg_pub_t *)s,
+				 (msg_header_t *)sip_cseq_create(home, rq->sip_cseq->cs_seq, method, name));
+	if (err) {
+		msg_destroy(m);
+		return NULL;
+	}
+	return m;
+}
+
+static void send_cancel(struct txn *t)
+{
+	if (t->cancelled)
+		return;
+	t->cancelled = true;
+	msg_t *cancel = build_cancel_or_ack(t, sip_method_cancel, "CANCEL", NULL);
+	if (!cancel)
+		return;
+	/* The CANCEL is its own transaction; nobody waits for its 200. */
+	txn_client_create(cancel, &t->dest, NULL, NULL);
+}
+
+void txn_client_cancel(struct txn *t)
+{
+	if (!t || t->side != SIDE_CLIENT || !t->invite)
+		return;
+	if (t->state == TXN_PROCEEDING)
+		send_cancel(t);
+	else if (t->state == TXN_CALLING)
+		t->cancel_pending = true; /* §9.1: wait for a provisional response */
+}
+
+static void send_ack(struct txn *t, sip_t *resp)
+{
+	if (!t->ack) {
+		msg_t *ack = build_cancel_or_ack(t, sip_method_ack, "ACK", resp);
+		if (!ack)
+			return;
+		t->ack = sipmsg_encode(ack, &t->ack_len);
+		msg_destroy(ack);
+		if (!t->ack)
+			return;
+	}
+	client_send(t, t->ack, t->ack_len);
+}
+
+bool txn_client_receive(msg_t *resp, sip_t *sip, struct flow *f)
+{
+	char *key = make_key(SIDE_CLIENT, sip, key_method(sip));
+	if (!key)
+		return false;
+	struct txn *t = table_find(key);
+	free(key);
+	if (!t || t->side != SIDE_CLIENT)
+		return false;
+	int status = sip->sip_status->st_status;
+	const struct txn_user *user = t->user;
+	if (status < 200) {
+		if (t->state != TXN_CALLING && t->state != TXN_TRYING && t->state != TXN_PROCEEDING)
+			return true;
+		t->state = TXN_PROCEEDING;
+		if (t->invite) {
+			/* Timers A and B stop; the proxy's Timer C takes over. */
+			uv_timer_stop(&t->retrans);
+			uv_timer_stop(&t->timeout);
+			if (t->cancel_pending)
+				send_cancel(t);
+		}
+		if (status > t->status)
+			t->status = status;
+		if (user && user->on_response)
+			user->on_response(t, resp, sip, t->arg);
+		return true;
+	}
+	if (t->invite && status < 300) {
+		/* RFC 6026: every 2xx (also retransmissions, also from other forks) goes up. */
+		if (t->state != TXN_ACCEPTED) {
+			t->state = TXN_ACCEPTED;
+			linger(t, 64 * T1); /* Timer M */
+		}
+		t->status = status;
+		if (user && user->on_response)
+			user->on_response(t, resp, sip, t->arg);
+		return true;
+	}
+	if (t->invite) {
+		if (t->state == TXN_COMPLETED || t->state == TXN_ACCEPTED) {
+			if (t->state == TXN_COMPLETED)
+				send_ack(t, sip); /* a retransmitted final: ACK again, absorb */
+			return true;
+		}
+		t->state = TXN_COMPLETED;
+		t->status = status;
+		send_ack(t, sip);
+		linger(t, t->reliable ? 0 : 32000); /* Timer D */
+		if (user && user->on_response)
+			user->on_response(t, resp, sip, t->arg);
+		return true;
+	}
+	if (t->state == TXN_COMPLETED)
+		return true;
+	t->state = TXN_COMPLETED;
+	t->status = status;
+	linger(t, t->reliable ? 0 : T4); /* Timer K */
+	if (user && user->on_response)
+		user->on_response(t, resp, sip, t->arg);
+	return true;
+}
+
+/** A flow went away: client transactions that can only use it fail now, not at Timer B/F. */
+static void on_flow_gone(struct flow *f)
+{
+	/* Collect first: failing one may start or end others (the proxy CANCELs its siblings). */
+	struct txn **hit = NULL;
+	size_t n = 0, cap = 0;
+	for (unsigned b = 0; b < TXN_BUCKETS; b++) {
+		for (struct txn *t = table[b]; t; t = t->hnext) {
+			if (t->side != SIDE_CLIENT || t->flow_id != f->id ||
+			    (t->state != TXN_CALLING && t->state != TXN_TRYING &&
+			     t->state != TXN_PROCEEDING))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct txn **grown = realloc(hit, cap * sizeof(*hit));
+				if (!grown)
+					break;
+				hit = grown;
+			}
+			hit[n++] = t;
+		}
+	}
+	/* Terminated transactions stay allocated until their timers close, so the pointers hold. */
+	for (size_t i = 0; i < n; i++)
+		if (hit[i]->state != TXN_TERMINATED)
+			client_fail(hit[i], 480);
+	free(hit);
+}

@@ -1,0 +1,171 @@
+'use strict';
+// A scripted SIP user agent over WebSocket for call-flow tests: it sends exactly the messages a
+// test writes and lets the test assert on every message it receives. Messages are parsed with
+// JsSIP's own parser (the same grammar browsers use).
+const crypto = require('node:crypto');
+const WebSocket = require('ws');
+const Parser = require('jssip/lib/Parser');
+
+const rand = (n = 8) => crypto.randomBytes(n).toString('hex');
+
+class SipWs {
+  constructor(ws, { user, domain }) {
+    this.ws = ws;
+    this.user = user;
+    this.domain = domain;
+    this.host = `${rand(5)}.invalid`;
+    this.contactUri = `sip:${user}-${rand(4)}@${this.host};transport=ws`;
+    this.queue = [];
+    this.waiters = [];
+    this.raw = [];
+    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      this.raw.push(text);
+      if (/^\s*$/.test(text)) return;
+      const msg = Parser.parseMessage(text, null);
+      if (!msg) throw new Error(`unparsable message from sipedge:\n${text}`);
+      msg.text = text;
+      this.queue.push(msg);
+      this.pump();
+    });
+  }
+
+  static async connect(url, opts) {
+    const ws = new WebSocket(url, 'sip', opts.wsOptions || {});
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return new SipWs(ws, opts);
+  }
+
+  get aor() { return `sip:${this.user}@${this.domain}`; }
+
+  pump() {
+    for (let i = 0; i < this.waiters.length; i++) {
+      const w = this.waiters[i];
+      const idx = this.queue.findIndex(w.pred);
+      if (idx >= 0) {
+        const [msg] = this.queue.splice(idx, 1);
+        this.waiters.splice(i, 1);
+        i--;
+        clearTimeout(w.timer);
+        w.resolve(msg);
+      }
+    }
+  }
+
+  // Wait for the next received message matching pred (already queued ones count).
+  expect(pred, what = 'message', timeout = 5000) {
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve };
+      w.timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        const seen = this.queue.map((m) => (m.method ? m.method : `${m.status_code} ${m.reason_phrase}`)).join(', ');
+        reject(new Error(`${this.user}: timed out waiting for ${what} (queued: ${seen || 'none'})`));
+      }, timeout);
+      this.waiters.push(w);
+      this.pump();
+    });
+  }
+
+  expectRequest(method, timeout) {
+    return this.expect((m) => m.method === method, `${method} request`, timeout);
+  }
+
+  expectResponse(method, status, timeout) {
+    return this.expect(
+      (m) => m.status_code && m.cseq !== undefined && m.method === method &&
+        (status === undefined || m.status_code === status),
+      `${status || ''} response to ${method}`, timeout);
+  }
+
+  // Nothing matching pred arrives within ms.
+  async expectNothing(pred, ms = 1000) {
+    try {
+      const m = await this.expect(pred, 'nothing', ms);
+      throw new Error(`${this.user}: unexpected message:\n${m.text}`);
+    } catch (e) {
+      if (!/timed out/.test(e.message)) throw e;
+    }
+  }
+
+  send(text) { this.ws.send(text); }
+
+  close() { this.ws.close(); return this.closed; }
+
+  // Build a request. opts: method, ruri, to, toTag, fromTag, callId, cseq, routes, headers, body, branch
+  request(opts) {
+    const method = opts.method;
+    const body = opts.body || '';
+    const branch = opts.branch || `z9hG4bK${rand()}`;
+    const lines = [
+      `${method} ${opts.ruri} SIP/2.0`,
+      `Via: SIP/2.0/WS ${this.host};branch=${branch}`,
+      `Max-Forwards: ${opts.maxForwards ?? 70}`,
+      ...(opts.routes || []).map((r) => `Route: ${r}`),
+      `To: <${opts.to || opts.ruri}>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
+      `From: <${this.aor}>;tag=${opts.fromTag || rand(4)}`,
+      `Call-ID: ${opts.callId || rand(10)}`,
+      `CSeq: ${opts.cseq || 1} ${opts.cseqMethod || method}`,
+      `Contact: <${this.contactUri}>${opts.contactParams || ''}`,
+      ...(opts.headers || []),
+    ];
+    if (body) lines.push('Content-Type: application/sdp');
+    lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
+    return { text: lines.join('\r\n'), branch };
+  }
+
+  // Respond to a received request: Via, From, To (+tag), Call-ID, CSeq copied; Record-Route
+  // copied for dialog-creating responses (§12.1.1).
+  respond(req, status, reason, opts = {}) {
+    const lines = [`SIP/2.0 ${status} ${reason}`];
+    for (const v of req.getHeaders('via')) lines.push(`Via: ${v}`);
+    if (req.method === 'INVITE' && status > 100 && status < 300)
+      for (const rr of req.getHeaders('record-route')) lines.push(`Record-Route: ${rr}`);
+    let to = req.getHeader('to');
+    if (status > 100 && !/;\s*tag=/.test(to)) to += `;tag=${opts.toTag || rand(4)}`;
+    lines.push(`To: ${to}`, `From: ${req.getHeader('from')}`, `Call-ID: ${req.call_id}`,
+      `CSeq: ${req.getHeader('cseq')}`);
+    if (status >= 200 && status < 300 || status === 180)
+      lines.push(`Contact: <${this.contactUri}>`);
+    for (const h of opts.headers || []) lines.push(h);
+    const body = opts.body || '';
+    if (body) lines.push('Content-Type: application/sdp');
+    lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
+    this.send(lines.join('\r\n'));
+  }
+
+  async register(opts = {}) {
+    const expires = opts.expires ?? 600;
+    const params = opts.instance
+      ? `;+sip.instance="<urn:uuid:${opts.instance}>";reg-id=1;expires=${expires}`
+      : `;expires=${expires}`;
+    const { text } = this.request({
+      method: 'REGISTER', ruri: `sip:${this.domain}`, to: this.aor, callId: this.regCallId ||= rand(10),
+      cseq: this.regCseq = (this.regCseq || 0) + 1, contactParams: params,
+      headers: opts.instance ? ['Supported: path, outbound, gruu'] : [],
+    });
+    this.send(text);
+    return this.expectResponse('REGISTER', undefined, opts.timeout);
+  }
+}
+
+function sdp(tag) {
+  return ['v=0', `o=- ${Date.now()} 1 IN IP4 127.0.0.1`, `s=${tag}`, 'c=IN IP4 127.0.0.1', 't=0 0',
+    'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', ''].join('\r\n');
+}
+
+// Route set from a dialog-creating message's Record-Route headers (UAC: reversed).
+function routeSet(msg, asUac) {
+  const rr = msg.getHeaders('record-route').flatMap((h) => h.split(/,(?=\s*<)/).map((s) => s.trim()));
+  return asUac ? rr.reverse() : rr;
+}
+
+function tagOf(header) {
+  const m = /;\s*tag=([^;\s]+)/.exec(header);
+  return m ? m[1] : undefined;
+}
+
+module.exports = { SipWs, sdp, routeSet, tagOf, rand };

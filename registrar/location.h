@@ -11,6 +11,8 @@
 
 struct binding {
 	char *aor;	/* "sip:alice@example.com" */
+	char *key;	/* identity within the AOR: "o:<instance>;<reg-id>", "i:<instance>",
+			 * "f:<flow id>:<uri>" (WS contact without instance) or "u:<uri>" */
 	char *contact;	/* the Contact header value as registered, e.g. "<sip:x@y.invalid;transport=ws>;..." */
 	char *uri;	/* the contact URI alone: the Request-URI of requests to this binding */
 	char *instance; /* +sip.instance or NULL */
@@ -22,6 +24,7 @@ struct binding {
 	uint32_t cseq;
 	time_t expires_at; /* wall clock */
 	bool outbound;	/* RFC 5626 binding: a dead flow gives 430, not 480 */
+	time_t updated_at; /* wall clock of the last REGISTER that added or refreshed it */
 };
 
 enum aor_state { AOR_UNKNOWN, AOR_NO_BINDING, AOR_BOUND };
@@ -32,5 +35,36 @@ int location_lookup(const char *aor, const struct binding **out, int max);
 /** AOR_UNKNOWN → 404; AOR_NO_BINDING (a known user, or one whose bindings went with their
  *  flow or expired recently) → 480. */
 enum aor_state location_aor_state(const char *aor);
+
+/* ---- the registrar's side: registrar.c changes the table only through these ---- */
+struct store;
+
+/** Why a binding left the table (logs and counters). */
+enum location_why { LOC_UNREGISTERED, LOC_EXPIRED, LOC_FLOW_CLOSED, LOC_REPLACED };
+
+/** Start the table: arm its expiry timer on the loop and load what store holds (which stays
+ *  attached: every change is written through to it). 0 on success. */
+int location_init(struct store *store);
+/** Free every binding and close the timer (the loop must run once more to finish closing). */
+void location_shutdown(void);
+/** Every live binding of aor in lookup order, mutable, for the registrar; returns how many. */
+int location_bindings(const char *aor, struct binding **out, int max);
+/** Insert a copy of b (aor, key and every field set by the caller). NULL on failure. */
+struct binding *location_add(const struct binding *b);
+/** Overwrite the binding's contact, uri, path, flow, q, call_id, cseq, expires_at, outbound and
+ *  instance with those of from (same aor and key). 0 on success; on failure cur is unchanged. */
+int location_update(struct binding *cur, const struct binding *from);
+/** Remove one binding (the pointer is invalid afterwards). */
+void location_remove(struct binding *b, enum location_why why);
+/** Remove every binding that was registered over flow_id; returns how many. */
+int location_drop_flow(uint64_t flow_id);
+/** Number of live bindings and of AORs holding at least one. */
+unsigned location_binding_count(void);
+unsigned location_aor_count(void);
+
+/** Deep copy of src's strings into dst (dst's old strings are not freed). 0 on success. */
+int location_binding_copy(struct binding *dst, const struct binding *src);
+/** Free the strings a binding owns (the struct itself is the caller's). */
+void location_binding_clear(struct binding *b);
 
 #endif

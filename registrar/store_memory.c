@@ -1,0 +1,140 @@
+/** @file store_memory.c  The in-memory binding store: copies of bindings hashed by (aor, key).
+ *
+ * The reference implementation of store.h: it keeps what a persistent store would write, so the
+ * registrar's write-through path and the interface's contract (put replaces, del of an absent
+ * record is fine, load returns everything) are exercised and tested before SQLite and Redis
+ * exist. It lives as long as the process: nothing survives a restart.
+ */
+#include "registrar/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MEM_BUCKETS 1024 /* power of two */
+
+struct mem_rec {
+	struct binding b;
+	unsigned hash;
+	struct mem_rec *next;
+};
+
+struct mem_store {
+	struct mem_rec *buckets[MEM_BUCKETS];
+	unsigned count;
+};
+
+static unsigned rec_hash(const char *aor, const char *key)
+{
+	unsigned h = 2166136261u;
+	for (const char *s = aor; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	h = (h ^ '\n') * 16777619u;
+	for (const char *s = key; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static struct mem_rec **rec_slot(struct mem_store *m, const char *aor, const char *key, unsigned h)
+{
+	struct mem_rec **pp = &m->buckets[h & (MEM_BUCKETS - 1)];
+	while (*pp && !((*pp)->hash == h && strcmp((*pp)->b.aor, aor) == 0 && strcmp((*pp)->b.key, key) == 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int mem_open(struct store *s, const char *spec)
+{
+	s->impl = calloc(1, sizeof(struct mem_store));
+	return s->impl ? 0 : -1;
+}
+
+static int mem_put(struct store *s, const struct binding *b)
+{
+	struct mem_store *m = s->impl;
+	if (!b->aor || !b->key)
+		return -1;
+	unsigned h = rec_hash(b->aor, b->key);
+	struct mem_rec **pp = rec_slot(m, b->aor, b->key, h);
+	struct binding copy;
+	if (location_binding_copy(&copy, b) != 0)
+		return -1;
+	if (*pp) {
+		location_binding_clear(&(*pp)->b);
+		(*pp)->b = copy;
+		return 0;
+	}
+	struct mem_rec *r = calloc(1, sizeof(*r));
+	if (!r) {
+		location_binding_clear(&copy);
+		return -1;
+	}
+	r->b = copy;
+	r->hash = h;
+	*pp = r;
+	m->count++;
+	return 0;
+}
+
+static int mem_del(struct store *s, const char *aor, const char *key)
+{
+	struct mem_store *m = s->impl;
+	struct mem_rec **pp = rec_slot(m, aor, key, rec_hash(aor, key));
+	struct mem_rec *r = *pp;
+	if (r) {
+		*pp = r->next;
+		location_binding_clear(&r->b);
+		free(r);
+		m->count--;
+	}
+	return 0;
+}
+
+static int mem_load(struct store *s, store_load_fn fn, void *arg)
+{
+	struct mem_store *m = s->impl;
+	for (unsigned i = 0; i < MEM_BUCKETS; i++)
+		for (struct mem_rec *r = m->buckets[i]; r; r = r->next)
+			fn(&r->b, arg);
+	return 0;
+}
+
+static void mem_close(struct store *s)
+{
+	struct mem_store *m = s->impl;
+	if (!m)
+		return;
+	for (unsigned i = 0; i < MEM_BUCKETS; i++) {
+		struct mem_rec *r = m->buckets[i];
+		while (r) {
+			struct mem_rec *next = r->next;
+			location_binding_clear(&r->b);
+			free(r);
+			r = next;
+		}
+	}
+	free(m);
+	s->impl = NULL;
+}
+
+const struct store_ops store_memory_ops = {
+	.name = "memory",
+	.open = mem_open,
+	.put = mem_put,
+	.del = mem_del,
+	.load = mem_load,
+	.close = mem_close,
+};
+
+int store_open(struct store *s, const struct store_ops *ops, const char *spec)
+{
+	s->ops = ops;
+	s->impl = NULL;
+	return ops->open(s, spec ? spec : "");
+}
+
+void store_close(struct store *s)
+{
+	if (s->ops)
+		s->ops->close(s);
+	s->ops = NULL;
+}

@@ -1,0 +1,834 @@
+/** @file test_registrar.c  The registrar's rules, driven by REGISTER texts through a real flow. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/sipmsg.h"
+#include "proxy/txn.h"
+#include "registrar/location.h"
+#include "registrar/registrar.h"
+#include "registrar/store.h"
+#include "tests/unit/unit.h"
+#include "transport/flow.h"
+
+#define AOR "sip:alice@example.com"
+
+/* ---- a flow whose transport keeps what is sent, so tests read the registrar's answers ---- */
+
+struct capture {
+	char *last;
+	size_t len;
+	int sent;
+};
+
+static int cap_send(struct flow *f, const char *data, size_t len)
+{
+	struct capture *c = f->impl;
+	free(c->last);
+	c->last = malloc(len + 1);
+	memcpy(c->last, data, len);
+	c->last[len] = '\0';
+	c->len = len;
+	c->sent++;
+	return 0;
+}
+
+static void cap_close(struct flow *f) {}
+
+static const struct flow_ops cap_ops = {.send = cap_send, .close = cap_close};
+
+static struct config cfg;
+static uv_loop_t loop;
+static struct capture caps[4];
+static struct flow *flows[4];
+static unsigned branch_seq;
+static const struct listen_spec ws_listener = {.proto = PROTO_WS, .host = "127.0.0.1", .port = 8080};
+
+static struct flow *open_flow(int i, enum transport_proto proto)
+{
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(40000 + i))};
+	peer.sin_addr.s_addr = htonl(0x7f000001);
+	flows[i] = flow_create(proto, (struct sockaddr *)&peer, &ws_listener, &cap_ops, &caps[i]);
+	ck_assert_ptr_nonnull(flows[i]);
+	return flows[i];
+}
+
+static void setup(void)
+{
+	config_defaults(&cfg);
+	string_list_add(&cfg.domains, "example.com");
+	cfg.no_auth = true;
+	g_config = &cfg;
+	/* UNIT_DEBUG=1 shows every message sent (sipmsg_send logs them at debug). */
+	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_WARN);
+	uv_loop_init(&loop);
+	loop_set(&loop);
+	sipmsg_init();
+	flow_init("unit-test-secret");
+	txn_init();
+	memset(caps, 0, sizeof(caps));
+	memset(flows, 0, sizeof(flows));
+	ck_assert_int_eq(registrar_init(), 0);
+	open_flow(0, PROTO_WS);
+	open_flow(1, PROTO_WS);
+}
+
+static void teardown(void)
+{
+	registrar_shutdown();
+	txn_shutdown();
+	flow_shutdown();
+	uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	sipmsg_shutdown();
+	for (int i = 0; i < 4; i++)
+		free(caps[i].last);
+	config_free(&cfg);
+	g_config = NULL;
+}
+
+/* Send a REGISTER for user over flow i; headers are extra lines (Contact, Expires, ...), each
+ * ending in CRLF. Returns the parsed answer (caller destroys) or fails the test. */
+static msg_t *reg_on(int i, const char *user, const char *call_id, unsigned cseq, const char *fmt, ...)
+{
+	char headers[2048], text[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(headers, sizeof(headers), fmt, ap);
+	va_end(ap);
+	unsigned seq = ++branch_seq;
+	snprintf(text, sizeof(text),
+		 "REGISTER sip:example.com SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKunit%u\r\n"
+		 "Max-Forwards: 70\r\n"
+		 "From: <sip:%s@example.com>;tag=ft%u\r\n"
+		 "To: <sip:%s@example.com>\r\n"
+		 "Call-ID: %s\r\n"
+		 "CSeq: %u REGISTER\r\n"
+		 "%s"
+		 "Content-Length: 0\r\n\r\n",
+		 seq, user, seq, user, call_id, cseq, headers);
+	const char *why = NULL;
+	msg_t *req = sipmsg_parse(text, strlen(text), &why);
+	ck_assert_msg(req != NULL, "request does not parse: %s", why);
+	int before = caps[i].sent;
+	struct txn *st = txn_server_create(req, flows[i]);
+	ck_assert_ptr_nonnull(st);
+	registrar_handle(st, req, sip_object(req), flows[i]);
+	msg_destroy(req);
+	ck_assert_int_eq(caps[i].sent, before + 1);
+	msg_t *resp = sipmsg_parse(caps[i].last, caps[i].len, &why);
+	ck_assert_msg(resp != NULL, "answer does not parse: %s", why);
+	ck_assert_ptr_nonnull(sip_object(resp)->sip_status);
+	return resp;
+}
+
+#define reg(...) reg_on(0, __VA_ARGS__)
+
+static int status_of(msg_t *resp) { return sip_object(resp)->sip_status->st_status; }
+
+static int count_contacts(msg_t *resp)
+{
+	int n = 0;
+	for (sip_contact_t *m = sip_object(resp)->sip_contact; m; m = m->m_next)
+		n++;
+	return n;
+}
+
+/* The expires= of the answer's Contact whose URI host is host (-1 if none). */
+static long contact_expires(msg_t *resp, const char *user)
+{
+	for (sip_contact_t *m = sip_object(resp)->sip_contact; m; m = m->m_next)
+		if (m->m_url->url_user && strcmp(m->m_url->url_user, user) == 0)
+			return m->m_expires ? atol(m->m_expires) : -1;
+	return -1;
+}
+
+static int lookup(const char *aor, const struct binding **out)
+{
+	return location_lookup(aor, out, 16);
+}
+
+#define CONTACT_WS(user) "Contact: <sip:" user "@df7jal23ls0d.invalid;transport=ws>"
+#define OB_PARAMS ";+sip.instance=\"<urn:uuid:11111111-2222-3333-4444-555555555555>\";reg-id=1"
+
+/* ---- RFC 3261 §10.3 ---- */
+
+START_TEST(test_register_adds_binding)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 1);
+	long e = contact_expires(r, "a1");
+	ck_assert(e >= 599 && e <= 600);
+	ck_assert_ptr_nonnull(sip_object(r)->sip_date);
+	ck_assert_ptr_nonnull(sip_object(r)->sip_to->a_tag);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_str_eq(b[0]->uri, "sip:a1@df7jal23ls0d.invalid;transport=ws");
+	ck_assert_uint_eq(b[0]->flow_id, flows[0]->id);
+	ck_assert(!b[0]->outbound);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_BOUND);
+	ck_assert_int_eq(metrics_get(M_REG_BINDINGS), 1);
+	ck_assert_int_eq(metrics_get(M_REG_AORS), 1);
+}
+END_TEST
+
+START_TEST(test_register_refresh_keeps_one_binding)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 1);
+	ck_assert(contact_expires(r, "a1") >= 1199);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_uint_eq(b[0]->cseq, 2);
+}
+END_TEST
+
+START_TEST(test_register_423_min_expires)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 10\r\n");
+	ck_assert_int_eq(status_of(r), 423);
+	ck_assert_ptr_nonnull(sip_object(r)->sip_min_expires);
+	ck_assert_uint_eq(sip_object(r)->sip_min_expires->me_delta, 60);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 0);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
+	ck_assert_int_eq(metrics_get(M_REG_REJECTED), 1);
+	/* The retry with a longer interval succeeds. */
+	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 3600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_expires_param_wins_over_header)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") ";expires=300\r\nExpires: 900\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	long e = contact_expires(r, "a1");
+	ck_assert(e >= 299 && e <= 300);
+	msg_destroy(r);
+	/* A short param is refused even when the header is fine. */
+	r = reg("alice", "c1", 2, CONTACT_WS("a1") ";expires=5\r\nExpires: 900\r\n");
+	ck_assert_int_eq(status_of(r), 423);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_expiry_shortened_to_max)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 86400\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	long e = contact_expires(r, "a1");
+	ck_assert(e >= 3599 && e <= 3600);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_default_expires_when_none_given)
+{
+	cfg.reg_default_expires = 1800;
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	long e = contact_expires(r, "a1");
+	ck_assert(e >= 1799 && e <= 1800);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_register_star_removes_all)
+{
+	msg_t *r = reg("alice", "c1", 1,
+		       CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\nExpires: 600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 2);
+	msg_destroy(r);
+	r = reg("alice", "c2", 1, "Contact: *\r\nExpires: 0\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 0);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 0);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_NO_BINDING);
+	ck_assert_int_eq(metrics_get(M_REG_BINDINGS), 0);
+	ck_assert_int_eq(metrics_get(M_REG_AORS), 0);
+}
+END_TEST
+
+START_TEST(test_register_star_needs_expires_zero)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
+	msg_destroy(r);
+	r = reg("alice", "c2", 1, "Contact: *\r\nExpires: 60\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+	r = reg("alice", "c2", 2, "Contact: *\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+	r = reg("alice", "c2", 3, "Contact: *\r\n" CONTACT_WS("a2") "\r\nExpires: 0\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+}
+END_TEST
+
+START_TEST(test_register_cseq_order_500)
+{
+	msg_t *r = reg("alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	/* Same Call-ID, CSeq not higher: refused, binding unchanged (not removed). */
+	r = reg("alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 0\r\n");
+	ck_assert_int_eq(status_of(r), 500);
+	msg_destroy(r);
+	r = reg("alice", "c1", 4, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
+	ck_assert_int_eq(status_of(r), 500);
+	msg_destroy(r);
+	r = reg("alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n");
+	ck_assert_int_eq(status_of(r), 500);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_uint_eq(b[0]->cseq, 5);
+	ck_assert(b[0]->expires_at - time(NULL) <= 600);
+	/* A different Call-ID replaces whatever its CSeq. */
+	r = reg("alice", "c9", 1, CONTACT_WS("a1") "\r\nExpires: 900\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_str_eq(b[0]->call_id, "c9");
+	ck_assert_uint_eq(b[0]->cseq, 1);
+}
+END_TEST
+
+START_TEST(test_unregister_leaves_aor_no_binding)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\nExpires: 600\r\n");
+	msg_destroy(r);
+	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 0\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 1);
+	ck_assert_int_ne(contact_expires(r, "a2"), -1);
+	msg_destroy(r);
+	r = reg("alice", "c1", 3, CONTACT_WS("a2") ";expires=0\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 0);
+	msg_destroy(r);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_NO_BINDING);
+	ck_assert_int_eq(location_aor_state("sip:nobody@example.com"), AOR_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_query_lists_bindings)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") ";expires=600\r\n" CONTACT_WS("a2") ";expires=1200\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg_on(1, "alice", "q1", 1, "");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 2);
+	long e1 = contact_expires(r, "a1"), e2 = contact_expires(r, "a2");
+	ck_assert(e1 >= 599 && e1 <= 600);
+	ck_assert(e2 >= 1199 && e2 <= 1200);
+	ck_assert_ptr_nonnull(sip_object(r)->sip_date);
+	msg_destroy(r);
+	/* A query changes nothing. */
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 2);
+}
+END_TEST
+
+START_TEST(test_q_orders_lookup)
+{
+	msg_t *r = reg("alice", "c1", 1,
+		       CONTACT_WS("low") ";q=0.1\r\n" CONTACT_WS("high") ";q=0.9\r\n" CONTACT_WS("mid") ";q=0.5\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 3);
+	ck_assert_int_eq(b[0]->q, 900);
+	ck_assert_int_eq(b[1]->q, 500);
+	ck_assert_int_eq(b[2]->q, 100);
+	r = reg("alice", "c1", 2, CONTACT_WS("bad") ";q=1.5\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_foreign_domain_404)
+{
+	char text[] = "REGISTER sip:example.com SIP/2.0\r\n"
+		      "Via: SIP/2.0/WS x.invalid;branch=z9hG4bKforeign\r\n"
+		      "Max-Forwards: 70\r\n"
+		      "From: <sip:eve@elsewhere.org>;tag=1\r\n"
+		      "To: <sip:eve@elsewhere.org>\r\n"
+		      "Call-ID: f1\r\nCSeq: 1 REGISTER\r\n"
+		      "Contact: <sip:e@x.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n";
+	const char *why;
+	msg_t *req = sipmsg_parse(text, strlen(text), &why);
+	struct txn *st = txn_server_create(req, flows[0]);
+	registrar_handle(st, req, sip_object(req), flows[0]);
+	msg_destroy(req);
+	msg_t *r = sipmsg_parse(caps[0].last, caps[0].len, &why);
+	ck_assert_int_eq(status_of(r), 404);
+	msg_destroy(r);
+	ck_assert_int_eq(location_aor_state("sip:eve@elsewhere.org"), AOR_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_require_unknown_420)
+{
+	msg_t *r = reg("alice", "c1", 1, "Require: outbound, foo, 100rel\r\n" CONTACT_WS("a1") "\r\n");
+	ck_assert_int_eq(status_of(r), 420);
+	sip_unsupported_t *u = sip_object(r)->sip_unsupported;
+	ck_assert_ptr_nonnull(u);
+	ck_assert(sip_has_feature(u, "foo"));
+	ck_assert(sip_has_feature(u, "100rel"));
+	ck_assert(!sip_has_feature(u, "outbound"));
+	msg_destroy(r);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_max_bindings_403)
+{
+	cfg.reg_max_bindings = 2;
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg("alice", "c1", 2, CONTACT_WS("a3") "\r\n");
+	ck_assert_int_eq(status_of(r), 403);
+	ck_assert_str_eq(sip_object(r)->sip_status->st_phrase, "Too Many Bindings");
+	msg_destroy(r);
+	/* Refreshing what exists, or swapping one for another, is still fine. */
+	r = reg("alice", "c1", 3, CONTACT_WS("a1") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg("alice", "c1", 4, CONTACT_WS("a2") ";expires=0\r\n" CONTACT_WS("a3") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 2);
+}
+END_TEST
+
+START_TEST(test_bad_contact_400_changes_nothing)
+{
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nContact: <mailto:a@example.com>\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+	r = reg("alice", "c1", 2, CONTACT_WS("a1") ";expires=soon\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+	r = reg("alice", "c1", 3, CONTACT_WS("a1") ";+sip.instance=\"<urn:uuid:1>\";reg-id=x\r\nSupported: outbound\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 0);
+}
+END_TEST
+
+/* ---- RFC 5626 outbound and WebSocket flows ---- */
+
+START_TEST(test_outbound_new_flow_replaces)
+{
+	msg_t *r = reg_on(0, "alice", "c1", 1, "Supported: path, gruu, outbound\r\n"
+			  CONTACT_WS("a1") OB_PARAMS ";expires=600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert(sip_has_feature(sip_object(r)->sip_require, "outbound"));
+	ck_assert_ptr_nonnull(sip_object(r)->sip_supported);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert(b[0]->outbound);
+	ck_assert_int_eq(b[0]->reg_id, 1);
+	ck_assert_str_eq(b[0]->instance, "<urn:uuid:11111111-2222-3333-4444-555555555555>");
+	ck_assert_uint_eq(b[0]->flow_id, flows[0]->id);
+	/* The same instance and reg-id over a new connection (new contact, new Call-ID). */
+	r = reg_on(1, "alice", "c2", 1, "Supported: path, gruu, outbound\r\n"
+		   CONTACT_WS("b7") OB_PARAMS ";expires=600\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 1);
+	msg_destroy(r);
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_uint_eq(b[0]->flow_id, flows[1]->id);
+	ck_assert_str_eq(b[0]->uri, "sip:b7@df7jal23ls0d.invalid;transport=ws");
+	/* The old flow closing no longer touches the binding. */
+	flow_destroy(flows[0]);
+	flows[0] = NULL;
+	ck_assert_int_eq(lookup(AOR, b), 1);
+}
+END_TEST
+
+START_TEST(test_outbound_needs_supported)
+{
+	/* Without Supported: outbound the reg-id is ignored: keyed by instance, not outbound. */
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") OB_PARAMS "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_ptr_null(sip_object(r)->sip_require);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert(!b[0]->outbound);
+	ck_assert_int_eq(b[0]->reg_id, 0);
+}
+END_TEST
+
+START_TEST(test_instance_without_reg_id_keyed_by_instance)
+{
+	const char *inst = ";+sip.instance=\"<urn:uuid:aaaa>\"";
+	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "%s\r\n", inst);
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg_on(1, "alice", "c2", 1, CONTACT_WS("a2") "%s\r\n", inst);
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 1);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_str_eq(b[0]->uri, "sip:a2@df7jal23ls0d.invalid;transport=ws");
+}
+END_TEST
+
+START_TEST(test_outbound_two_reg_ids_400)
+{
+	msg_t *r = reg("alice", "c1", 1, "Supported: outbound\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n"
+		       CONTACT_WS("a2") ";+sip.instance=\"<urn:uuid:x>\";reg-id=2\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_outbound_439_first_hop)
+{
+	msg_t *r = reg("alice", "c1", 1, "Supported: outbound, path\r\n"
+		       "Path: <sip:edge.example.net;lr>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
+	ck_assert_int_eq(status_of(r), 439);
+	msg_destroy(r);
+	r = reg("alice", "c1", 2, "Supported: outbound, path\r\n"
+		"Path: <sip:edge.example.net;lr;ob>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_ws_same_contact_two_flows_two_bindings)
+{
+	/* Two sipML5 tabs: identical Contacts, no instance, separate connections. */
+	msg_t *r = reg_on(0, "alice", "tab1", 1, CONTACT_WS("same") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg_on(1, "alice", "tab2", 1, CONTACT_WS("same") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 2);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 2);
+	ck_assert_uint_ne(b[0]->flow_id, b[1]->flow_id);
+	/* The same tab refreshing stays one binding. */
+	r = reg_on(1, "alice", "tab2", 2, CONTACT_WS("same") "\r\n");
+	ck_assert_int_eq(count_contacts(r), 2);
+	msg_destroy(r);
+}
+END_TEST
+
+START_TEST(test_non_ws_same_contact_one_binding)
+{
+	open_flow(2, PROTO_TCP);
+	open_flow(3, PROTO_TCP);
+	msg_t *r = reg_on(2, "alice", "t1", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	r = reg_on(3, "alice", "t2", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	ck_assert_int_eq(count_contacts(r), 1);
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_uint_eq(b[0]->flow_id, flows[3]->id);
+}
+END_TEST
+
+START_TEST(test_flow_close_drops_bindings)
+{
+	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
+	msg_destroy(r);
+	r = reg_on(1, "alice", "c2", 1, CONTACT_WS("a3") "\r\n");
+	msg_destroy(r);
+	r = reg_on(1, "bob", "c3", 1, CONTACT_WS("b1") "\r\n");
+	msg_destroy(r);
+	ck_assert_int_eq(metrics_get(M_REG_BINDINGS), 4);
+	flow_destroy(flows[0]);
+	flows[0] = NULL;
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_str_eq(b[0]->uri, "sip:a3@df7jal23ls0d.invalid;transport=ws");
+	ck_assert_int_eq(metrics_get(M_REG_FLOW_DROPPED), 2);
+	flow_destroy(flows[1]);
+	flows[1] = NULL;
+	ck_assert_int_eq(lookup(AOR, b), 0);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_NO_BINDING);
+	ck_assert_int_eq(location_aor_state("sip:bob@example.com"), AOR_NO_BINDING);
+	ck_assert_int_eq(metrics_get(M_REG_FLOW_DROPPED), 4);
+	ck_assert_int_eq(metrics_get(M_REG_BINDINGS), 0);
+	ck_assert_int_eq(metrics_get(M_REG_AORS), 0);
+}
+END_TEST
+
+START_TEST(test_flow_close_keeps_bindings_when_configured)
+{
+	cfg.reg_drop_on_flow_close = false;
+	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
+	msg_destroy(r);
+	flow_destroy(flows[0]);
+	flows[0] = NULL;
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+}
+END_TEST
+
+static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+
+START_TEST(test_binding_expires_by_timer)
+{
+	cfg.reg_min_expires = 1;
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	uv_timer_t guard;
+	uv_timer_init(&loop, &guard);
+	uv_timer_start(&guard, stop_loop, 2100, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT); /* guard lives on this stack: finish closing it here */
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_str_eq(b[0]->uri, "sip:long@df7jal23ls0d.invalid;transport=ws");
+	ck_assert_int_eq(metrics_get(M_REG_EXPIRED), 1);
+	ck_assert_int_eq(metrics_get(M_REG_BINDINGS), 1);
+}
+END_TEST
+
+/* ---- RFC 3327 Path ---- */
+
+START_TEST(test_path_stored_and_echoed)
+{
+	msg_t *r = reg("alice", "c1", 1, "Supported: path\r\n"
+		       "Path: <sip:p1.example.net;lr>\r\nPath: <sip:p2.example.net;lr>\r\n" CONTACT_WS("a1") "\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	sip_path_t *p = sip_object(r)->sip_path;
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(p->r_url->url_host, "p1.example.net");
+	ck_assert_ptr_nonnull(p->r_next);
+	ck_assert_str_eq(p->r_next->r_url->url_host, "p2.example.net");
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_ptr_nonnull(b[0]->path);
+	ck_assert_str_eq(b[0]->path, "<sip:p1.example.net;lr>, <sip:p2.example.net;lr>");
+}
+END_TEST
+
+START_TEST(test_path_without_supported_420)
+{
+	msg_t *r = reg("alice", "c1", 1, "Path: <sip:p1.example.net;lr>\r\n" CONTACT_WS("a1") "\r\n");
+	ck_assert_int_eq(status_of(r), 420);
+	ck_assert(sip_has_feature(sip_object(r)->sip_unsupported, "path"));
+	msg_destroy(r);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
+}
+END_TEST
+
+/* ---- the authentication seam ---- */
+
+static int auth_calls;
+static int refuse_all(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor)
+{
+	auth_calls++;
+	ck_assert_str_eq(aor, AOR);
+	txn_respond_status(st, 403, "Forbidden");
+	return -1;
+}
+
+START_TEST(test_auth_check_runs_before_bindings_change)
+{
+	registrar_set_auth(refuse_all);
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
+	registrar_set_auth(NULL);
+	ck_assert_int_eq(status_of(r), 403);
+	ck_assert_int_eq(auth_calls, 1);
+	msg_destroy(r);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_no_auth_configured_403)
+{
+	cfg.no_auth = false;
+	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
+	ck_assert_int_eq(status_of(r), 403);
+	msg_destroy(r);
+	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
+}
+END_TEST
+
+Suite *registrar_suite(void)
+{
+	Suite *s = suite_create("registrar");
+	TCase *tc = tcase_create("rfc3261");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_register_adds_binding);
+	tcase_add_test(tc, test_register_refresh_keeps_one_binding);
+	tcase_add_test(tc, test_register_423_min_expires);
+	tcase_add_test(tc, test_expires_param_wins_over_header);
+	tcase_add_test(tc, test_expiry_shortened_to_max);
+	tcase_add_test(tc, test_default_expires_when_none_given);
+	tcase_add_test(tc, test_register_star_removes_all);
+	tcase_add_test(tc, test_register_star_needs_expires_zero);
+	tcase_add_test(tc, test_register_cseq_order_500);
+	tcase_add_test(tc, test_unregister_leaves_aor_no_binding);
+	tcase_add_test(tc, test_query_lists_bindings);
+	tcase_add_test(tc, test_q_orders_lookup);
+	tcase_add_test(tc, test_foreign_domain_404);
+	tcase_add_test(tc, test_require_unknown_420);
+	tcase_add_test(tc, test_max_bindings_403);
+	tcase_add_test(tc, test_bad_contact_400_changes_nothing);
+	tcase_add_test(tc, test_auth_check_runs_before_bindings_change);
+	tcase_add_test(tc, test_no_auth_configured_403);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("outbound_and_flows");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_outbound_new_flow_replaces);
+	tcase_add_test(tc, test_outbound_needs_supported);
+	tcase_add_test(tc, test_instance_without_reg_id_keyed_by_instance);
+	tcase_add_test(tc, test_outbound_two_reg_ids_400);
+	tcase_add_test(tc, test_outbound_439_first_hop);
+	tcase_add_test(tc, test_ws_same_contact_two_flows_two_bindings);
+	tcase_add_test(tc, test_non_ws_same_contact_one_binding);
+	tcase_add_test(tc, test_flow_close_drops_bindings);
+	tcase_add_test(tc, test_flow_close_keeps_bindings_when_configured);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("expiry_and_path");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_binding_expires_by_timer);
+	tcase_add_test(tc, test_path_stored_and_echoed);
+	tcase_add_test(tc, test_path_without_supported_420);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+/* ---- the store interface, on the memory store ---- */
+
+struct seen {
+	int n;
+	char keys[8][64];
+};
+
+static void collect(const struct binding *b, void *arg)
+{
+	struct seen *s = arg;
+	if (s->n < 8)
+		snprintf(s->keys[s->n++], 64, "%s|%s|%s", b->aor, b->key, b->uri);
+}
+
+START_TEST(test_store_memory_put_replace_del_load)
+{
+	struct store s;
+	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+			    .expires_at = time(NULL) + 60};
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	b.uri = "sip:1@h;changed";
+	ck_assert_int_eq(store_put(&s, &b), 0); /* same identity: replaced */
+	struct binding c = b;
+	c.key = "u:sip:2@h";
+	c.uri = "sip:2@h";
+	ck_assert_int_eq(store_put(&s, &c), 0);
+	struct seen seen = {0};
+	ck_assert_int_eq(store_load(&s, collect, &seen), 0);
+	ck_assert_int_eq(seen.n, 2);
+	bool found = false;
+	for (int i = 0; i < seen.n; i++)
+		found |= strcmp(seen.keys[i], "sip:a@x|u:sip:1@h|sip:1@h;changed") == 0;
+	ck_assert(found);
+	ck_assert_int_eq(store_del(&s, "sip:a@x", "u:sip:1@h"), 0);
+	ck_assert_int_eq(store_del(&s, "sip:a@x", "u:sip:nothing"), 0);
+	memset(&seen, 0, sizeof(seen));
+	store_load(&s, collect, &seen);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_str_eq(seen.keys[0], "sip:a@x|u:sip:2@h|sip:2@h");
+	store_close(&s);
+}
+END_TEST
+
+START_TEST(test_store_written_through_and_loaded)
+{
+	/* Bindings a store holds come back at start; expired and dead-flow ones are dropped. */
+	struct config c2;
+	config_defaults(&c2);
+	g_config = &c2;
+	uv_loop_t l;
+	uv_loop_init(&l);
+	loop_set(&l);
+	struct store s;
+	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	time_t now = time(NULL);
+	struct binding live = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+			       .q = 1000, .expires_at = now + 60};
+	struct binding old = live, onflow = live;
+	old.key = "u:sip:2@h";
+	old.expires_at = now - 1;
+	onflow.key = "f:77:sip:3@h";
+	onflow.flow_id = 77;
+	store_put(&s, &live);
+	store_put(&s, &old);
+	store_put(&s, &onflow);
+	ck_assert_int_eq(location_init(&s), 0);
+	const struct binding *out[4];
+	ck_assert_int_eq(location_lookup("sip:a@x", out, 4), 1);
+	ck_assert_str_eq(out[0]->uri, "sip:1@h");
+	struct seen seen = {0};
+	store_load(&s, collect, &seen);
+	ck_assert_int_eq(seen.n, 1); /* the stale ones were deleted from the store too */
+	/* Removing writes through. */
+	location_remove((struct binding *)out[0], LOC_UNREGISTERED);
+	memset(&seen, 0, sizeof(seen));
+	store_load(&s, collect, &seen);
+	ck_assert_int_eq(seen.n, 0);
+	location_shutdown();
+	store_close(&s);
+	uv_run(&l, UV_RUN_NOWAIT);
+	ck_assert_int_eq(uv_loop_close(&l), 0);
+	config_free(&c2);
+	g_config = NULL;
+}
+END_TEST
+
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("memory");
+	tcase_add_test(tc, test_store_memory_put_replace_del_load);
+	tcase_add_test(tc, test_store_written_through_and_loaded);
+	suite_add_tcase(s, tc);
+	return s;
+}

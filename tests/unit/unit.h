@@ -1,0 +1,9 @@
+/** @file unit.h  The Check suites that tests/unit/test_unit runs. */
+#ifndef SIPEDGE_UNIT_H
+#define SIPEDGE_UNIT_H
+#include <check.h>
+
+Suite *registrar_suite(void);
+Suite *store_suite(void);
+
+#endif

@@ -77,7 +77,8 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 	int rc = msg_extract(msg);
 	if (rc <= 0 || msg_has_error(msg)) {
 		sip_t *sip = sip_object(msg);
-		if (rc == 0 && sip && (sip->sip_request || sip->sip_status)) {
+		if ((rc == 0 || msg_get_flags(msg, MSG_FLG_TRUNC)) && sip &&
+		    (sip->sip_request || sip->sip_status) && sip->sip_content_length) {
 			*why = "body shorter than Content-Length";
 			/* Keep it: the caller can still answer 400 to a request it can read. */
 			msg_set_flags(msg, MSG_FLG_TRUNC);

@@ -5,5 +5,6 @@
 
 Suite *registrar_suite(void);
 Suite *store_suite(void);
+Suite *sipmsg_suite(void);
 
 #endif

@@ -8,6 +8,7 @@ int main(void)
 	SRunner *sr = srunner_create(registrar_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, sipmsg_suite());
+	srunner_add_suite(sr, proxy_suite());
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

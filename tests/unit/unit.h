@@ -6,5 +6,6 @@
 Suite *registrar_suite(void);
 Suite *store_suite(void);
 Suite *sipmsg_suite(void);
+Suite *proxy_suite(void);
 
 #endif

@@ -1,0 +1,319 @@
+/** @file test_proxy.c  The proxy and transaction layer, driven through sip_core_receive on flows
+ *  whose transport keeps every message sent. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/sip_core.h"
+#include "core/sipmsg.h"
+#include "proxy/proxy.h"
+#include "proxy/txn.h"
+#include "registrar/registrar.h"
+#include "tests/unit/unit.h"
+#include "transport/flow.h"
+
+#define MAX_SENT 32
+
+struct outbox {
+	char *msg[MAX_SENT];
+	int n;
+};
+
+static int box_send(struct flow *f, const char *data, size_t len)
+{
+	struct outbox *b = f->impl;
+	if (b->n < MAX_SENT)
+		b->msg[b->n++] = strndup(data, len);
+	return 0;
+}
+
+static void box_close(struct flow *f) {}
+static const struct flow_ops box_ops = {.send = box_send, .close = box_close};
+
+static struct config cfg;
+static uv_loop_t loop;
+static struct outbox boxes[3];
+static struct flow *flows[3];
+static const struct listen_spec listener = {.proto = PROTO_WS, .host = "127.0.0.1", .port = 8080};
+
+static void open_flow(int i)
+{
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(41000 + i))};
+	peer.sin_addr.s_addr = htonl(0x7f000001);
+	flows[i] = flow_create(PROTO_WS, (struct sockaddr *)&peer, &listener, &box_ops, &boxes[i]);
+	ck_assert_ptr_nonnull(flows[i]);
+}
+
+static void clear_box(int i)
+{
+	for (int k = 0; k < boxes[i].n; k++)
+		free(boxes[i].msg[k]);
+	boxes[i].n = 0;
+}
+
+/** The first message in box i starting with prefix (and containing needle, if given). */
+static const char *find_sent(int i, const char *prefix, const char *needle)
+{
+	for (int k = 0; k < boxes[i].n; k++)
+		if (strncmp(boxes[i].msg[k], prefix, strlen(prefix)) == 0 &&
+		    (!needle || strstr(boxes[i].msg[k], needle)))
+			return boxes[i].msg[k];
+	return NULL;
+}
+
+static int count_lines(const char *msg, const char *prefix)
+{
+	int n = 0;
+	for (const char *p = msg; (p = strstr(p, prefix)); p++)
+		if (p == msg || p[-1] == '\n')
+			n++;
+	return n;
+}
+
+/** Run the loop until box i has sent a message starting with prefix, or a few seconds pass. */
+static const char *run_until_sent(int i, const char *prefix)
+{
+	uint64_t start = uv_now(&loop);
+	const char *m;
+	while (!(m = find_sent(i, prefix, NULL)) && uv_now(&loop) - start < 5000)
+		uv_run(&loop, UV_RUN_ONCE);
+	return m;
+}
+
+static void deliver(int i, const char *text) { sip_core_receive(flows[i], text, strlen(text)); }
+
+static void setup(void)
+{
+	config_defaults(&cfg);
+	string_list_add(&cfg.domains, "example.com");
+	config_add_listen(&cfg, "ws:127.0.0.1:8080");
+	cfg.no_auth = true;
+	cfg.timer_c = 1;
+	g_config = &cfg;
+	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_ERROR);
+	uv_loop_init(&loop);
+	loop_set(&loop);
+	sipmsg_init();
+	flow_init("unit-test-secret");
+	txn_init();
+	sip_core_init();
+	ck_assert_int_eq(registrar_init(), 0);
+	proxy_init();
+	memset(boxes, 0, sizeof(boxes));
+	for (int i = 0; i < 3; i++)
+		open_flow(i);
+}
+
+static void teardown(void)
+{
+	proxy_shutdown();
+	for (int i = 0; i < 3; i++)
+		if (flows[i])
+			flow_destroy(flows[i]);
+	registrar_shutdown();
+	txn_shutdown();
+	flow_shutdown();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	for (int i = 0; i < 3; i++)
+		clear_box(i);
+	sipmsg_shutdown();
+	config_free(&cfg);
+}
+
+static void register_bob(void)
+{
+	deliver(1, "REGISTER sip:example.com SIP/2.0\r\n"
+		   "Via: SIP/2.0/WS bob.invalid;branch=z9hG4bKreg1\r\n"
+		   "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+		   "From: <sip:bob@example.com>;tag=r1\r\nCall-ID: regbob\r\nCSeq: 1 REGISTER\r\n"
+		   "Contact: <sip:b1@bob.invalid;transport=ws>;+sip.instance=\"<urn:uuid:1>\";reg-id=1\r\n"
+		   "Supported: outbound, path\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n");
+	ck_assert_ptr_nonnull(find_sent(1, "SIP/2.0 200", "CSeq: 1 REGISTER"));
+	clear_box(1);
+}
+
+static const char *invite_text = "INVITE sip:bob@example.com SIP/2.0\r\n"
+				 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKinv1\r\n"
+				 "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+				 "From: <sip:alice@example.com>;tag=at\r\nCall-ID: call1\r\nCSeq: 1 INVITE\r\n"
+				 "Contact: <sip:a1@alice.invalid;transport=ws>\r\n"
+				 "Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+
+/** Bob answers the INVITE he received with status (To tag bt). */
+static void bob_answers(int status)
+{
+	const char *inv = find_sent(1, "INVITE ", NULL);
+	ck_assert_ptr_nonnull(inv);
+	const char *why;
+	msg_t *req = sipmsg_parse(inv, strlen(inv), &why);
+	ck_assert_ptr_nonnull(req);
+	msg_t *resp = sipmsg_response(req, status, NULL);
+	sip_t *rs = sip_object(resp);
+	if (rs->sip_to->a_tag)
+		msg_header_remove_param(rs->sip_to->a_common, "tag");
+	sip_to_tag(msg_home(resp), rs->sip_to, "bt");
+	if (status >= 200 && status < 300)
+		sip_add_dup(resp, rs, (sip_header_t *)sip_object(req)->sip_record_route);
+	size_t len;
+	char *text = sipmsg_encode(resp, &len);
+	sip_core_receive(flows[1], text, len);
+	free(text);
+	msg_destroy(resp);
+	msg_destroy(req);
+}
+
+START_TEST(test_proxy_invite_retargets_and_record_routes)
+{
+	register_bob();
+	deliver(0, invite_text);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 100 Trying", NULL));
+	const char *inv = find_sent(1, "INVITE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL);
+	ck_assert_msg(inv != NULL, "bob got no retargeted INVITE (%d sent)", boxes[1].n);
+	ck_assert_int_eq(count_lines(inv, "Via:"), 2);
+	ck_assert_int_eq(count_lines(inv, "Record-Route:"), 2);
+	ck_assert_ptr_nonnull(strstr(inv, "Max-Forwards: 69"));
+	ck_assert_ptr_nonnull(strstr(inv, "\r\n\r\nv=0\n"));
+
+	bob_answers(180);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 180", NULL));
+	bob_answers(200);
+	const char *ok = find_sent(0, "SIP/2.0 200", "CSeq: 1 INVITE");
+	ck_assert_ptr_nonnull(ok);
+	ck_assert_int_eq(count_lines(ok, "Via:"), 1);
+	ck_assert_int_eq(count_lines(ok, "Record-Route:"), 2);
+}
+END_TEST
+
+START_TEST(test_proxy_retransmitted_invite_absorbed)
+{
+	register_bob();
+	deliver(0, invite_text);
+	deliver(0, invite_text);
+	int invites = 0;
+	for (int k = 0; k < boxes[1].n; k++)
+		invites += strncmp(boxes[1].msg[k], "INVITE ", 7) == 0;
+	ck_assert_int_eq(invites, 1);
+	int tryings = 0;
+	for (int k = 0; k < boxes[0].n; k++)
+		tryings += strncmp(boxes[0].msg[k], "SIP/2.0 100", 11) == 0;
+	ck_assert_int_eq(tryings, 2); /* the retransmission gets the last response again */
+}
+END_TEST
+
+START_TEST(test_proxy_busy_forwarded_and_acked)
+{
+	register_bob();
+	deliver(0, invite_text);
+	bob_answers(486);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 486", NULL));
+	ck_assert_ptr_nonnull(find_sent(1, "ACK sip:b1@bob.invalid", NULL));
+}
+END_TEST
+
+START_TEST(test_proxy_unknown_user_404)
+{
+	deliver(0, invite_text);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 404", NULL));
+}
+END_TEST
+
+START_TEST(test_proxy_flow_closed_while_ringing_gives_430)
+{
+	register_bob();
+	deliver(0, invite_text);
+	bob_answers(180);
+	flow_destroy(flows[1]);
+	flows[1] = NULL;
+	uv_run(&loop, UV_RUN_NOWAIT);
+	/* The binding went with its flow, the branch failed at once: 430 (outbound binding). */
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 430", NULL));
+}
+END_TEST
+
+START_TEST(test_proxy_timer_c_gives_408_after_cancel)
+{
+	register_bob();
+	deliver(0, invite_text);
+	bob_answers(180);
+	/* Timer C (1 s here) CANCELs the ringing branch. */
+	ck_assert_ptr_nonnull(run_until_sent(1, "CANCEL sip:b1@bob.invalid"));
+	bob_answers(487);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 408", NULL));
+	ck_assert_ptr_null(find_sent(0, "SIP/2.0 487", NULL));
+}
+END_TEST
+
+START_TEST(test_proxy_cancel_from_caller)
+{
+	register_bob();
+	deliver(0, invite_text);
+	bob_answers(180);
+	deliver(0, "CANCEL sip:bob@example.com SIP/2.0\r\n"
+		   "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKinv1\r\n"
+		   "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+		   "From: <sip:alice@example.com>;tag=at\r\nCall-ID: call1\r\nCSeq: 1 CANCEL\r\n"
+		   "Content-Length: 0\r\n\r\n");
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 200", "CSeq: 1 CANCEL"));
+	ck_assert_ptr_nonnull(find_sent(1, "CANCEL sip:b1@bob.invalid", NULL));
+	bob_answers(487);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 487", NULL));
+}
+END_TEST
+
+START_TEST(test_proxy_cancel_unknown_481)
+{
+	deliver(0, "CANCEL sip:bob@example.com SIP/2.0\r\n"
+		   "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKnone\r\n"
+		   "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+		   "From: <sip:alice@example.com>;tag=at\r\nCall-ID: x\r\nCSeq: 1 CANCEL\r\n"
+		   "Content-Length: 0\r\n\r\n");
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 481", NULL));
+}
+END_TEST
+
+START_TEST(test_options_to_us_200_with_allow)
+{
+	deliver(0, "OPTIONS sip:example.com SIP/2.0\r\n"
+		   "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKo1\r\n"
+		   "Max-Forwards: 70\r\nTo: <sip:example.com>\r\n"
+		   "From: <sip:alice@example.com>;tag=at\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n");
+	const char *ok = find_sent(0, "SIP/2.0 200", "CSeq: 1 OPTIONS");
+	ck_assert_ptr_nonnull(ok);
+	ck_assert_ptr_nonnull(strstr(ok, "Allow: INVITE"));
+	ck_assert_ptr_nonnull(strstr(ok, "Supported: "));
+}
+END_TEST
+
+START_TEST(test_keepalive_answered_with_crlf)
+{
+	deliver(0, "\r\n\r\n");
+	ck_assert_int_eq(boxes[0].n, 1);
+	ck_assert_str_eq(boxes[0].msg[0], "\r\n");
+}
+END_TEST
+
+Suite *proxy_suite(void)
+{
+	Suite *s = suite_create("proxy");
+	TCase *tc = tcase_create("calls");
+	tcase_set_timeout(tc, 10);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_proxy_invite_retargets_and_record_routes);
+	tcase_add_test(tc, test_proxy_retransmitted_invite_absorbed);
+	tcase_add_test(tc, test_proxy_busy_forwarded_and_acked);
+	tcase_add_test(tc, test_proxy_unknown_user_404);
+	tcase_add_test(tc, test_proxy_flow_closed_while_ringing_gives_430);
+	tcase_add_test(tc, test_proxy_timer_c_gives_408_after_cancel);
+	tcase_add_test(tc, test_proxy_cancel_from_caller);
+	tcase_add_test(tc, test_proxy_cancel_unknown_481);
+	tcase_add_test(tc, test_options_to_us_200_with_allow);
+	tcase_add_test(tc, test_keepalive_answered_with_crlf);
+	suite_add_tcase(s, tc);
+	return s;
+}

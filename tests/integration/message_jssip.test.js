@@ -1,0 +1,67 @@
+'use strict';
+// MESSAGE between two real JsSIP user agents through sipedge.
+global.WebSocket = global.WebSocket || require('ws');
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const JsSIP = require('jssip');
+const { startDaemon } = require('../lib/daemon');
+
+JsSIP.debug.disable('JsSIP:*');
+const DOMAIN = 'example.com';
+
+function startUa(port, user) {
+  const socket = new JsSIP.WebSocketInterface(`ws://127.0.0.1:${port}`);
+  const ua = new JsSIP.UA({
+    sockets: [socket], uri: `sip:${user}@${DOMAIN}`, password: `${user}-password`,
+    register: true, session_timers: false, connection_recovery_min_interval: 1,
+  });
+  const registered = new Promise((resolve, reject) => {
+    ua.once('registered', resolve);
+    ua.once('registrationFailed', (e) => reject(new Error(`${user}: registration failed: ${e.cause}`)));
+  });
+  ua.start();
+  return { ua, registered };
+}
+
+test('MESSAGE from one JsSIP UA reaches another and the sender sees 200', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'] });
+  t.after(() => d.stop());
+  const alice = startUa(d.ports.ws, 'alice');
+  const bob = startUa(d.ports.ws, 'bob');
+  t.after(() => { alice.ua.stop(); bob.ua.stop(); });
+  await Promise.all([alice.registered, bob.registered]);
+
+  const received = new Promise((resolve) => bob.ua.on('newMessage', (e) => {
+    if (e.originator === 'remote') resolve(e);
+  }));
+  const sent = new Promise((resolve, reject) => {
+    alice.ua.sendMessage(`sip:bob@${DOMAIN}`, 'hello bob', {
+      eventHandlers: { succeeded: (e) => resolve(e.response), failed: (e) => reject(new Error(`MESSAGE failed: ${e.cause}`)) },
+    });
+  });
+  const [e, response] = await Promise.all([received, sent]);
+  assert.equal(e.request.body, 'hello bob');
+  assert.equal(e.request.from.uri.user, 'alice');
+  assert.equal(response.status_code, 200);
+
+  // And back the other way.
+  const back = new Promise((resolve) => alice.ua.on('newMessage', (ev) => {
+    if (ev.originator === 'remote') resolve(ev.request.body);
+  }));
+  bob.ua.sendMessage(`sip:alice@${DOMAIN}`, 'hi alice');
+  assert.equal(await back, 'hi alice');
+});
+
+test('MESSAGE to a user who is not registered fails with 404', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'] });
+  t.after(() => d.stop());
+  const alice = startUa(d.ports.ws, 'alice');
+  t.after(() => alice.ua.stop());
+  await alice.registered;
+  const status = await new Promise((resolve) => {
+    alice.ua.sendMessage(`sip:carol@${DOMAIN}`, 'anyone?', {
+      eventHandlers: { succeeded: () => resolve(200), failed: (e) => resolve(e.message ? e.message.status_code : e.cause) },
+    });
+  });
+  assert.equal(status, 404);
+});

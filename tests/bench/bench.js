@@ -1,0 +1,88 @@
+'use strict';
+// sipedge benchmarks: numbers to compare between builds, not pass/fail assertions.
+//   CONNECTIONS (default 1000) idle registered WebSocket clients: registrations/s, RSS per connection
+//   MESSAGES (default 5000) MESSAGE requests alice → bob, 50 in flight: requests/s
+const fs = require('node:fs');
+const { startDaemon } = require('../lib/daemon');
+const { SipWs } = require('../lib/sipws');
+
+const CONNECTIONS = Number(process.env.CONNECTIONS || 1000);
+const MESSAGES = Number(process.env.MESSAGES || 5000);
+const DOMAIN = 'bench.test';
+
+function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+async function main() {
+  const d = await startDaemon({
+    listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth', '--log-level', 'warn'],
+    config: 'web_root = "";\nwebsocket = { ping_interval = 0; };\nregistrar = { max_bindings_per_aor = 10000; };\nlimits = { max_connections_per_ip = 100000; requests_per_second = 1000000; burst = 1000000; };\n',
+  });
+  const url = `ws://127.0.0.1:${d.ports.ws}`;
+  const results = [];
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    const rss0 = rssKiB(d.child.pid);
+    const clients = [];
+    let t0 = process.hrtime.bigint();
+    for (let i = 0; i < CONNECTIONS; i += 100) {
+      const batch = [];
+      for (let j = i; j < Math.min(i + 100, CONNECTIONS); j++) {
+        batch.push((async () => {
+          const c = await SipWs.connect(url, { user: `u${j}`, domain: DOMAIN });
+          const r = await c.register({ expires: 3600, timeout: 20000 });
+          if (r.status_code !== 200) throw new Error(`register ${r.status_code}`);
+          return c;
+        })());
+      }
+      clients.push(...(await Promise.all(batch)));
+    }
+    let secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    results.push(['connect + REGISTER', `${CONNECTIONS}`, `${(CONNECTIONS / secs).toFixed(0)} /s`]);
+    await new Promise((r) => setTimeout(r, 500));
+    const rss1 = rssKiB(d.child.pid);
+    results.push(['RSS per registered connection', `${CONNECTIONS}`, `${((rss1 - rss0) / CONNECTIONS).toFixed(2)} KiB`]);
+    results.push(['RSS total', '', `${(rss1 / 1024).toFixed(1)} MiB`]);
+
+    const [alice, bob] = clients;
+    bob.ws.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('MESSAGE ')) {
+        const msg = require('jssip/lib/Parser').parseMessage(text, null);
+        bob.respond(msg, 200, 'OK');
+      }
+    });
+    bob.queue = [];
+    bob.waiters = [];
+    bob.pump = () => { bob.queue.length = 0; };
+    let sent = 0;
+    let done = 0;
+    t0 = process.hrtime.bigint();
+    await new Promise((resolve, reject) => {
+      const sendOne = () => {
+        if (sent >= MESSAGES) return;
+        const { text } = alice.request({ method: 'MESSAGE', ruri: `sip:u1@${DOMAIN}`, cseq: ++sent, callId: `bench-${sent}` });
+        alice.send(text);
+      };
+      alice.ws.on('message', (data) => {
+        if (data.toString().startsWith('SIP/2.0 200')) {
+          done++;
+          if (done === MESSAGES) resolve();
+          else sendOne();
+        } else if (/^SIP\/2\.0 [3-6]/.test(data.toString())) reject(new Error(data.toString()));
+      });
+      for (let i = 0; i < 50; i++) sendOne();
+    });
+    secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    results.push(['MESSAGE proxied (50 in flight)', `${MESSAGES}`, `${(MESSAGES / secs).toFixed(0)} /s`]);
+    for (const c of clients) c.ws.terminate();
+  } finally {
+    await d.stop();
+  }
+  console.log('\nsipedge benchmark');
+  for (const [what, n, value] of results) console.log(`  ${what.padEnd(34)} ${n.padStart(7)}  ${value}`);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

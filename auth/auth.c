@@ -192,11 +192,15 @@ static void auth_challenge(struct auth_req *r, bool stale)
 	nonce_make(r->realm, time(NULL), nonce);
 	msg_hclass_t *hc = r->kind == KIND_WWW ? sip_www_authenticate_class : sip_proxy_authenticate_class;
 	int err = 0;
-	/* One challenge per algorithm, in the configured order: JsSIP and SIP.js answer the first
-	 * and know only MD5, so MD5 comes first unless the operator says otherwise. */
-	for (int i = 0; i < A.n_algs; i++) {
+	/* One challenge per algorithm, in the configured order (RFC 8760: preferred first). Browser
+	 * clients know only MD5, and each reads one header: SIP.js the first, JsSIP the last (its
+	 * parser keeps only the last WWW-Authenticate line). So MD5 comes first by default, and the
+	 * first challenge is repeated at the end when there are several. */
+	int n = A.n_algs + (A.cfg->auth_repeat_first && A.n_algs > 1);
+	for (int i = 0; i < n; i++) {
+		enum digest_alg alg = A.algs[i % A.n_algs];
 		char *text = su_sprintf(msg_home(resp), "Digest realm=\"%s\", nonce=\"%s\", algorithm=%s, qop=\"auth\"%s",
-					r->realm, nonce, digest_alg_name(A.algs[i]), stale ? ", stale=true" : "");
+					r->realm, nonce, digest_alg_name(alg), stale ? ", stale=true" : "");
 		err |= !text || sip_add_make(resp, sip_object(resp), hc, text) != 0;
 	}
 	if (err) {

@@ -57,6 +57,7 @@ void config_defaults(struct config *cfg)
 	config_set_string(&cfg->realm, "");
 	string_list_add(&cfg->auth_algorithms, "MD5");
 	string_list_add(&cfg->auth_algorithms, "SHA-256");
+	cfg->auth_repeat_first = true;
 	config_set_string(&cfg->nonce_secret, "");
 	cfg->nonce_ttl = 300;
 	cfg->nonce_table_size = 16384;
@@ -213,6 +214,7 @@ int config_load(struct config *cfg, const char *path)
 	lookup_string(&lc, "auth.users_file", &cfg->users_file);
 	lookup_string(&lc, "auth.realm", &cfg->realm);
 	rc |= lookup_list(&lc, "auth.algorithms", &cfg->auth_algorithms);
+	lookup_bool(&lc, "auth.repeat_first_challenge", &cfg->auth_repeat_first);
 	lookup_string(&lc, "auth.nonce_secret", &cfg->nonce_secret);
 	lookup_int(&lc, "auth.nonce_ttl", &cfg->nonce_ttl);
 	lookup_int(&lc, "auth.nonce_table_size", &cfg->nonce_table_size);

@@ -44,7 +44,8 @@ struct config {
 	bool no_auth;
 	char *users_file;
 	char *realm; /* empty = the request's domain */
-	struct string_list auth_algorithms;	  /* challenged in this order; MD5 first for JsSIP */
+	struct string_list auth_algorithms;	  /* challenged in this order; MD5 first for SIP.js */
+	bool auth_repeat_first;			  /* first challenge again at the end, for JsSIP */
 	char *nonce_secret;			  /* HMAC key for nonces; random per run if empty */
 	int nonce_ttl;				  /* seconds a nonce stays fresh */
 	int nonce_table_size;			  /* used nonces remembered for nc replay checks */

@@ -12,7 +12,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const JsSIP = require('jssip');
 const { startDaemon, BIN } = require('../lib/daemon');
-const { SipWs, rand } = require('../lib/sipws');
+const { SipWs, rand, sdp, tagOf } = require('../lib/sipws');
 
 JsSIP.debug.disable('JsSIP:*');
 const DOMAIN = 'example.com';
@@ -132,6 +132,40 @@ test('JsSIP MESSAGE between authenticated users: 407 answered, delivered', async
   // Our realm's credentials were consumed, not forwarded to bob.
   assert.equal(req.getHeader('proxy-authorization'), undefined);
   await waitLog(d, /MESSAGE sip:bob@example.com .*authenticated \(proxy\)/);
+});
+
+test('INVITE from our user: 407, its ACK absorbed, then with credentials it reaches the callee', async (t) => {
+  const d = await start(t);
+  const bob = await connect(t, d, 'bob');
+  const nb = challenges(await register(bob))[0].nonce;
+  const reg = await register(bob, {
+    authorization: digest({ user: 'bob', password: 'bob-pw', nonce: nb, method: 'REGISTER', uri: `sip:${DOMAIN}` }),
+  });
+  assert.equal(reg.status_code, 200);
+
+  const alice = await connect(t, d, 'alice');
+  const ruri = `sip:bob@${DOMAIN}`;
+  const callId = rand(8);
+  const fromTag = rand(4);
+  const inv1 = alice.request({ method: 'INVITE', ruri, callId, fromTag, cseq: 1, body: sdp('alice') });
+  alice.send(inv1.text);
+  const c = await alice.expectResponse('INVITE', 407);
+  alice.send(alice.request({ method: 'ACK', ruri, callId, fromTag, cseq: 1, toTag: tagOf(c.getHeader('to')),
+    branch: inv1.branch }).text);
+  await bob.expectNothing((m) => m.method === 'INVITE' || m.method === 'ACK', 300);
+
+  const nonce = challenges(c, 'proxy-authenticate')[0].nonce;
+  const inv2 = alice.request({ method: 'INVITE', ruri, callId, fromTag, cseq: 2, body: sdp('alice'), headers: [
+    `Proxy-Authorization: ${digest({ user: 'alice', password: 'alice-pw', nonce, method: 'INVITE', uri: ruri })}`] });
+  alice.send(inv2.text);
+  const inv = await bob.expectRequest('INVITE');
+  assert.equal(inv.getHeader('proxy-authorization'), undefined);
+  assert.equal(inv.from.uri.user, 'alice');
+  bob.respond(inv, 486, 'Busy Here');
+  const busy = await alice.expectResponse('INVITE', 486);
+  alice.send(alice.request({ method: 'ACK', ruri, callId, fromTag, cseq: 2, toTag: tagOf(busy.getHeader('to')),
+    branch: inv2.branch }).text);
+  await alice.expectNothing((m) => m.status_code === 407, 300);
 });
 
 test('401 offers MD5 first and last, SHA-256 too; a hand-computed SHA-256 digest registers', async (t) => {

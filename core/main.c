@@ -55,8 +55,6 @@ static void on_signal(uv_signal_t *handle, int signum)
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
 	uv_signal_stop(&sig_hup);
-	ws_stop();
-	flow_close_all();
 	uv_stop(handle->loop);
 }
 
@@ -200,15 +198,17 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)&sig_hup, NULL);
 		proxy_shutdown();
 	}
-	/* Let closing connections and handles finish, then free what is left. */
-	ws_stop();
+	/* Close connections politely first (WebSocket close frames go out and are answered),
+	 * then stop every module's timers and let the loop close the remaining handles. */
+	if (ws_stop())
+		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ws_destroy();
 	auth_shutdown();
 	registrar_shutdown();
 	sip_core_shutdown();
 	txn_shutdown();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ws_destroy();
 	flow_shutdown();
 	uv_run(&loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(&loop) != 0)

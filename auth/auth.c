@@ -137,6 +137,13 @@ int auth_config_check(const struct config *cfg)
 			seen |= 1u << alg;
 		}
 	}
+	/* The realm goes into a quoted string of every challenge. */
+	for (const char *p = cfg->realm ? cfg->realm : ""; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f) {
+			log_error("config: auth.realm must not contain quotes, backslashes or control characters");
+			problems++;
+			break;
+		}
 	if (cfg->nonce_ttl < 1 || cfg->nonce_ttl > 86400) {
 		log_error("config: auth.nonce_ttl must be 1..86400 seconds");
 		problems++;

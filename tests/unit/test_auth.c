@@ -424,7 +424,8 @@ START_TEST(test_config_check)
 	string_list_add(&c.auth_algorithms, "md5");
 	string_list_add(&c.trusted_peers, "10.0.0.0/99");
 	c.nonce_ttl = 0;
-	ck_assert_int_eq(auth_config_check(&c), 4);
+	config_set_string(&c.realm, "bad\"realm");
+	ck_assert_int_eq(auth_config_check(&c), 5);
 	config_free(&c);
 }
 END_TEST

@@ -301,6 +301,14 @@ test('no open relay: strangers get 403, our users must authenticate, trusted pee
   const passed = await alice.expectResponse('MESSAGE');
   assert.notEqual(passed.status_code, 403);
   assert.notEqual(passed.status_code, 407);
+
+  // Every step was counted.
+  const metrics = await (await fetch(`http://127.0.0.1:${d.ports.ws}/metrics`)).text();
+  assert.match(metrics, /^sipedge_relay_denied_total 1$/m);
+  assert.match(metrics, /^sipedge_auth_forbidden_total 1$/m);
+  assert.match(metrics, /^sipedge_auth_challenges_total 1$/m);
+  assert.match(metrics, /^sipedge_auth_success_total 1$/m);
+  assert.match(metrics, /^sipedge_auth_users 2$/m);
 });
 
 test('a trusted peer relays without credentials', async (t) => {

@@ -1,5 +1,6 @@
 /** @file config.c  Configuration: embedded defaults, a libconfig file, command-line overrides. */
 #include "core/config.h"
+#include "auth/auth.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,13 @@ void config_defaults(struct config *cfg)
 	cfg->timer_c = 180;
 	config_set_string(&cfg->users_file, "");
 	config_set_string(&cfg->realm, "");
+	string_list_add(&cfg->auth_algorithms, "MD5");
+	string_list_add(&cfg->auth_algorithms, "SHA-256");
+	cfg->auth_repeat_first = true;
+	config_set_string(&cfg->nonce_secret, "");
+	cfg->nonce_ttl = 300;
+	cfg->nonce_table_size = 16384;
+	string_list_add(&cfg->auth_challenge_methods, "*");
 	config_set_string(&cfg->flow_secret, "");
 	config_set_string(&cfg->tls_cert, "");
 	config_set_string(&cfg->tls_key, "");
@@ -205,6 +213,13 @@ int config_load(struct config *cfg, const char *path)
 	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
 	lookup_string(&lc, "auth.users_file", &cfg->users_file);
 	lookup_string(&lc, "auth.realm", &cfg->realm);
+	rc |= lookup_list(&lc, "auth.algorithms", &cfg->auth_algorithms);
+	lookup_bool(&lc, "auth.repeat_first_challenge", &cfg->auth_repeat_first);
+	lookup_string(&lc, "auth.nonce_secret", &cfg->nonce_secret);
+	lookup_int(&lc, "auth.nonce_ttl", &cfg->nonce_ttl);
+	lookup_int(&lc, "auth.nonce_table_size", &cfg->nonce_table_size);
+	rc |= lookup_list(&lc, "auth.challenge_methods", &cfg->auth_challenge_methods);
+	rc |= lookup_list(&lc, "auth.trusted_peers", &cfg->trusted_peers);
 
 	lookup_int(&lc, "proxy.timer_c", &cfg->timer_c);
 	lookup_string(&lc, "proxy.flow_token_secret", &cfg->flow_secret);
@@ -257,6 +272,7 @@ int config_validate(const struct config *cfg)
 		log_error("config: proxy.timer_c must be positive");
 		problems++;
 	}
+	problems += auth_config_check(cfg);
 	return problems;
 }
 
@@ -274,9 +290,12 @@ void config_free(struct config *cfg)
 {
 	string_list_clear(&cfg->domains);
 	string_list_clear(&cfg->ws_origins);
+	string_list_clear(&cfg->auth_algorithms);
+	string_list_clear(&cfg->auth_challenge_methods);
+	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
-			    &cfg->path};
+			    &cfg->nonce_secret, &cfg->path};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

@@ -40,10 +40,17 @@ struct config {
 	int reg_max_bindings; /* per AOR */
 	bool reg_drop_on_flow_close;
 
-	/* auth */
+	/* auth (auth/auth.h) */
 	bool no_auth;
 	char *users_file;
 	char *realm; /* empty = the request's domain */
+	struct string_list auth_algorithms;	  /* challenged in this order; MD5 first for SIP.js */
+	bool auth_repeat_first;			  /* first challenge again at the end, for JsSIP */
+	char *nonce_secret;			  /* HMAC key for nonces; random per run if empty */
+	int nonce_ttl;				  /* seconds a nonce stays fresh */
+	int nonce_table_size;			  /* used nonces remembered for nc replay checks */
+	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
+	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
 
 	/* proxy */
 	int timer_c;       /* seconds, RFC 3261 §16.8 (> 180) */

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "auth/auth.h"
+#include "auth/users.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -25,7 +27,7 @@
 #define SIPEDGE_DEFAULT_CONFIG "etc/sipedge.conf"
 #endif
 
-static uv_signal_t sig_term, sig_int;
+static uv_signal_t sig_term, sig_int, sig_hup;
 static struct config config;
 
 static void usage(FILE *out)
@@ -37,7 +39,8 @@ static void usage(FILE *out)
 		"                          repeatable, replaces the file's listeners\n"
 		"      --domain NAME       a domain we are registrar for; repeatable, replaces the file's\n"
 		"      --no-auth           accept requests without credentials (insecure)\n"
-		"      --users FILE        credentials file (user:password lines)\n"
+		"      --users FILE        credentials file (user:password lines; see doc/security.md);\n"
+		"                          read again on SIGHUP\n"
 		"      --tls-cert FILE     certificate (PEM) for wss\n"
 		"      --tls-key FILE      private key (PEM) for wss\n"
 		"      --log-level LEVEL   error, warn, notice, info or debug\n"
@@ -51,7 +54,14 @@ static void on_signal(uv_signal_t *handle, int signum)
 	log_notice("signal %d: shutting down", signum);
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
+	uv_signal_stop(&sig_hup);
 	uv_stop(handle->loop);
+}
+
+static void on_sighup(uv_signal_t *handle, int signum)
+{
+	log_notice("SIGHUP: reloading");
+	auth_reload();
 }
 
 enum { OPT_LISTEN = 256, OPT_DOMAIN, OPT_NO_AUTH, OPT_USERS, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -141,13 +151,25 @@ int main(int argc, char **argv)
 	}
 	log_set_level(level);
 	if (check_only) {
+		/* The users file is part of the configuration: check that it parses too. */
+		if (!config.no_auth && config.users_file[0]) {
+			struct users *u = users_load(config.users_file);
+			if (!u) {
+				config_free(&config);
+				return 2;
+			}
+			users_free(u);
+		}
 		printf("configuration ok\n");
 		config_free(&config);
 		return 0;
 	}
-	if (config.no_auth)
-		log_warn("authentication is OFF (--no-auth): anyone can register as anyone; "
-			 "do not run this on a public network");
+	if (config.no_auth) {
+		log_warn("************************************************************************");
+		log_warn("authentication is OFF (--no-auth / auth.disabled): anyone can register as");
+		log_warn("anyone and call anyone; do not run this on a public network");
+		log_warn("************************************************************************");
+	}
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -158,19 +180,22 @@ int main(int argc, char **argv)
 	txn_init();
 	sip_core_init();
 	int rc = 0;
-	if (registrar_init() != 0 || ws_start(&loop, &config) != 0) {
+	if (registrar_init() != 0 || auth_init(&config) != 0 || ws_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
 		proxy_init();
 		uv_signal_init(&loop, &sig_term);
 		uv_signal_init(&loop, &sig_int);
+		uv_signal_init(&loop, &sig_hup);
 		uv_signal_start(&sig_term, on_signal, SIGTERM);
 		uv_signal_start(&sig_int, on_signal, SIGINT);
+		uv_signal_start(&sig_hup, on_sighup, SIGHUP);
 		log_notice("sipedge %s ready: domains %s%s", PACKAGE_VERSION_STRING,
 			   config.domains.item[0], config.domains.count > 1 ? " ..." : "");
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_close((uv_handle_t *)&sig_term, NULL);
 		uv_close((uv_handle_t *)&sig_int, NULL);
+		uv_close((uv_handle_t *)&sig_hup, NULL);
 		proxy_shutdown();
 	}
 	/* Close connections politely first (WebSocket close frames go out and are answered),
@@ -178,6 +203,7 @@ int main(int argc, char **argv)
 	if (ws_stop())
 		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
+	auth_shutdown();
 	registrar_shutdown();
 	sip_core_shutdown();
 	txn_shutdown();

@@ -58,8 +58,11 @@ struct proxy_ctx {
 
 static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
+static proxy_policy_fn policy;
 
 void proxy_init(void) {}
+
+void proxy_set_policy(proxy_policy_fn fn) { policy = fn; }
 
 
 /* ---- context life cycle ---- */
@@ -588,16 +591,34 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 
 	bool had_ours = false;
 	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours);
+	url_t const *ruri = sip->sip_request->rq_url;
+
+	/* Who may send this where (auth/auth.h): challenges, identity, no open relay. */
+	enum proxy_dest dest;
+	if (route_flow)
+		dest = sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
+	else if (!sip->sip_route && config_is_our_domain(g_config, ruri->url_host))
+		dest = PROXY_DEST_LOCAL;
+	else
+		dest = PROXY_DEST_FOREIGN;
+	if (policy) {
+		if (policy(st, req, sip, in, dest) != 0)
+			return; /* answered by the policy */
+	} else if (dest == PROXY_DEST_FOREIGN) {
+		metrics_inc(M_RELAY_DENIED);
+		reply(st, req, 403, "Relaying Denied");
+		return;
+	}
 
 	struct target targets[MAX_BRANCHES];
 	int n = 0;
 	char *uris[MAX_BRANCHES] = {0};
-	url_t const *ruri = sip->sip_request->rq_url;
 	if (route_flow) {
 		/* In dialog: the token says which connection; the Request-URI stays. */
 		targets[n++] = (struct target){.ruri = NULL, .flow_id = route_flow};
 	} else if (sip->sip_route) {
-		/* A route set beyond us to a next hop we cannot reach by a flow. */
+		/* A route set beyond us to a next hop we cannot reach by a flow (relaying was
+		 * allowed by the policy, but there are no upstream routes yet). */
 		reply(st, req, 404, "No Route To Next Hop");
 		return;
 	} else if (config_is_our_domain(g_config, ruri->url_host)) {
@@ -626,8 +647,9 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			n++;
 		}
 	} else {
-		/* Not ours to route: relaying to other domains needs an upstream route. */
-		reply(st, req, 403, "Relaying Denied");
+		/* The policy allowed relaying (a trusted peer or an authenticated user), but
+		 * routes to other domains (upstreams, DNS) do not exist yet. */
+		reply(st, req, 404, "No Route To Domain");
 		return;
 	}
 

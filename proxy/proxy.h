@@ -13,4 +13,17 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *f);
 /** An ACK that matched no server transaction: an ACK for a 2xx, forwarded by its route set. */
 void proxy_ack(msg_t *ack, sip_t *sip, struct flow *f);
 
+/** Where a request is going, as the policy sees it. */
+enum proxy_dest {
+	PROXY_DEST_DIALOG,  /* in dialog (To tag), routed by a flow token of our Record-Route */
+	PROXY_DEST_LOCAL,   /* one of our domains, or a flow of ours outside a dialog */
+	PROXY_DEST_FOREIGN, /* anywhere else: relaying */
+};
+/** Decides whether a request may go on (authentication, relaying); runs after validation and
+ *  Route processing, before targets are looked up. 0: go on; anything else means the function
+ *  has answered st itself (407, 403) and the proxy stops. Without one, requests to our domains
+ *  go on and relaying is refused with 403. */
+typedef int (*proxy_policy_fn)(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
+void proxy_set_policy(proxy_policy_fn fn);
+
 #endif

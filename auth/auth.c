@@ -1,0 +1,534 @@
+/** @file auth.c  Digest challenges and checks, AOR ownership, and the relay policy.
+ *
+ * Every check runs on the loop thread and needs no state but the users table and the table of
+ * used nonces: a challenge stores nothing (the nonce carries its own time and MAC), so a flood
+ * of unauthenticated requests costs no memory.
+ *
+ * Order of the checks for one set of credentials, and what each failure gets:
+ *   no credentials for our realm       → challenge (401/407)
+ *   credentials that do not parse      → 400
+ *   algorithm not offered, no qop=auth → challenge (counted as a failure)
+ *   nonce not ours                     → challenge (failure)
+ *   nonce expired                      → challenge with stale=true
+ *   digest uri ≠ Request-URI           → 400
+ *   unknown user, wrong password       → challenge (failure; the same answer, so that user names
+ *                                        cannot be probed)
+ *   nc not higher than before          → challenge (failure, replay)
+ *   user does not own the AOR          → 403
+ */
+#include "auth/auth.h"
+#include "auth/digest.h"
+#include "auth/nonce.h"
+#include "auth/users.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "proxy/txn.h"
+#include "registrar/registrar.h"
+#include "transport/flow.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static struct {
+	bool running;
+	const struct config *cfg;
+	struct users *users;
+	enum digest_alg algs[DIGEST__COUNT];
+	int n_algs;
+	struct cidr trusted[CONFIG_MAX_LIST];
+	int n_trusted;
+	bool challenge_all;
+	bool warned_no_users;
+} A;
+
+/* ---- trusted peers ---- */
+
+int auth_cidr_parse(const char *text, struct cidr *out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(text, '/');
+	size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	memset(out, 0, sizeof(*out));
+	int max;
+	if (inet_pton(AF_INET, host, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	out->bits = max;
+	if (slash) {
+		char *end;
+		long b = strtol(slash + 1, &end, 10);
+		if (slash[1] == '\0' || *end != '\0' || b < 0 || b > max)
+			return -1;
+		out->bits = (int)b;
+	}
+	return 0;
+}
+
+static bool prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int bytes = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return false;
+	if (!rest)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool auth_cidr_match(const struct cidr *c, const struct sockaddr *sa)
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return c->family == AF_INET && prefix_equal(c->addr, (const unsigned char *)&in->sin_addr, c->bits);
+	}
+	if (sa->sa_family != AF_INET6)
+		return false;
+	const unsigned char *a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	if (c->family == AF_INET6)
+		return prefix_equal(c->addr, a6, c->bits);
+	/* ::ffff:10.1.2.3 from a dual-stack listener is the IPv4 peer 10.1.2.3. */
+	return memcmp(a6, v4mapped, sizeof(v4mapped)) == 0 && prefix_equal(c->addr, a6 + 12, c->bits);
+}
+
+static bool peer_trusted(const struct flow *f)
+{
+	for (int i = 0; f && i < A.n_trusted; i++)
+		if (auth_cidr_match(&A.trusted[i], (const struct sockaddr *)&f->peer))
+			return true;
+	return false;
+}
+
+/* ---- configuration ---- */
+
+int auth_config_check(const struct config *cfg)
+{
+	int problems = 0;
+	enum digest_alg alg;
+	unsigned seen = 0;
+	if (cfg->auth_algorithms.count == 0) {
+		log_error("config: auth.algorithms is empty (want e.g. [\"MD5\", \"SHA-256\"])");
+		problems++;
+	}
+	for (int i = 0; i < cfg->auth_algorithms.count; i++) {
+		const char *name = cfg->auth_algorithms.item[i];
+		if (digest_alg_parse(name, &alg) != 0) {
+			log_error("config: auth.algorithms: unknown '%s' (want MD5, SHA-256 or SHA-512-256)", name);
+			problems++;
+		} else if (seen & (1u << alg)) {
+			log_error("config: auth.algorithms lists %s twice", name);
+			problems++;
+		} else {
+			seen |= 1u << alg;
+		}
+	}
+	/* The realm goes into a quoted string of every challenge. */
+	for (const char *p = cfg->realm ? cfg->realm : ""; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f) {
+			log_error("config: auth.realm must not contain quotes, backslashes or control characters");
+			problems++;
+			break;
+		}
+	if (cfg->nonce_ttl < 1 || cfg->nonce_ttl > 86400) {
+		log_error("config: auth.nonce_ttl must be 1..86400 seconds");
+		problems++;
+	}
+	if (cfg->nonce_table_size < 1 || cfg->nonce_table_size > 16 * 1024 * 1024) {
+		log_error("config: auth.nonce_table_size must be 1..16777216");
+		problems++;
+	}
+	for (int i = 0; i < cfg->trusted_peers.count; i++) {
+		struct cidr c;
+		if (auth_cidr_parse(cfg->trusted_peers.item[i], &c) != 0) {
+			log_error("config: auth.trusted_peers: '%s' is not an address or ADDRESS/BITS",
+				  cfg->trusted_peers.item[i]);
+			problems++;
+		}
+	}
+	return problems;
+}
+
+/* ---- answers ---- */
+
+enum auth_kind { KIND_WWW, KIND_PROXY };
+
+struct auth_req {
+	struct txn *st;
+	msg_t *req;
+	sip_t *sip;
+	struct flow *f;
+	enum auth_kind kind;
+	const url_t *identity; /* To for REGISTER, From otherwise */
+	const char *realm;
+	const char *username; /* once read from the credentials */
+};
+
+static void auth_log(const struct auth_req *r, enum log_level level, const char *what)
+{
+	char summary[160];
+	sipmsg_summary(r->sip, summary, sizeof(summary));
+	log_msg(level, "auth: %s from %s (user '%s', %s " URL_PRINT_FORMAT "): %s", summary,
+		r->f ? r->f->peer_text : "?", r->username ? r->username : "-",
+		r->kind == KIND_WWW ? "To" : "From", URL_PRINT_ARGS(r->identity), what);
+}
+
+static void auth_challenge(struct auth_req *r, bool stale)
+{
+	int status = r->kind == KIND_WWW ? 401 : 407;
+	msg_t *resp = sipmsg_response(r->req, status, NULL);
+	if (!resp) {
+		txn_respond_status(r->st, 500, "Out Of Memory");
+		return;
+	}
+	char nonce[NONCE_LEN + 1];
+	nonce_make(r->realm, time(NULL), nonce);
+	msg_hclass_t *hc = r->kind == KIND_WWW ? sip_www_authenticate_class : sip_proxy_authenticate_class;
+	int err = 0;
+	/* One challenge per algorithm, in the configured order (RFC 8760: preferred first). Browser
+	 * clients know only MD5, and each reads one header: SIP.js the first, JsSIP the last (its
+	 * parser keeps only the last WWW-Authenticate line). So MD5 comes first by default, and the
+	 * first challenge is repeated at the end when there are several. */
+	int n = A.n_algs + (A.cfg->auth_repeat_first && A.n_algs > 1);
+	for (int i = 0; i < n; i++) {
+		enum digest_alg alg = A.algs[i % A.n_algs];
+		char *text = su_sprintf(msg_home(resp), "Digest realm=\"%s\", nonce=\"%s\", algorithm=%s, qop=\"auth\"%s",
+					r->realm, nonce, digest_alg_name(alg), stale ? ", stale=true" : "");
+		err |= !text || sip_add_make(resp, sip_object(resp), hc, text) != 0;
+	}
+	if (err) {
+		msg_destroy(resp);
+		txn_respond_status(r->st, 500, "Out Of Memory");
+		return;
+	}
+	metrics_inc(M_AUTH_CHALLENGES);
+	if (stale)
+		metrics_inc(M_AUTH_STALE);
+	txn_respond(r->st, resp);
+}
+
+/* A failed attempt: logged for the operator (and tools such as fail2ban), then challenged again. */
+static int auth_fail(struct auth_req *r, const char *why, bool stale)
+{
+	if (!stale)
+		metrics_inc(M_AUTH_FAILURES);
+	auth_log(r, stale ? LOGL_INFO : LOGL_NOTICE, why);
+	auth_challenge(r, stale);
+	return 1;
+}
+
+static int auth_refuse(struct auth_req *r, int status, const char *reason, const char *why)
+{
+	if (status == 403)
+		metrics_inc(M_AUTH_FORBIDDEN);
+	else
+		metrics_inc(M_AUTH_FAILURES);
+	auth_log(r, LOGL_NOTICE, why);
+	txn_respond_status(r->st, status, reason);
+	return 1;
+}
+
+/* ---- the checks ---- */
+
+static bool header_malformed(sip_t *sip, const char *name)
+{
+	for (sip_error_t *e = sip->sip_error; e; e = e->er_next)
+		if (e->er_name && strcasecmp(e->er_name, name) == 0)
+			return true;
+	return false;
+}
+
+static bool alg_offered(enum digest_alg alg)
+{
+	for (int i = 0; i < A.n_algs; i++)
+		if (A.algs[i] == alg)
+			return true;
+	return false;
+}
+
+/* RFC 3261 §22.4: the digest uri must be the Request-URI (a captured answer cannot be reused for
+ * another target). Equal as text, or equal as SIP URIs (case of the host, escaping). */
+static bool uri_matches(su_home_t *home, const char *digest_uri, const url_t *ruri)
+{
+	char *text = url_as_string(home, ruri);
+	if (text && strcmp(text, digest_uri) == 0)
+		return true;
+	url_t *u = url_make(home, digest_uri);
+	return u && u->url_type == ruri->url_type && url_cmp_all(u, ruri) == 0;
+}
+
+/* 0: authenticated as the owner of r->identity; otherwise answered. */
+static int auth_verify(struct auth_req *r)
+{
+	const struct config *cfg = A.cfg;
+	sip_t *sip = r->sip;
+	su_home_t *home = msg_home(r->req);
+	const char *hname = r->kind == KIND_WWW ? "Authorization" : "Proxy-Authorization";
+
+	if (users_count(A.users) == 0) {
+		if (!A.warned_no_users)
+			log_warn("auth: no users (auth.users_file / --users) and --no-auth not given: "
+				 "refusing every request that needs credentials");
+		A.warned_no_users = true;
+		return auth_refuse(r, 403, "Authentication Not Configured",
+				   "refused: no users file is configured");
+	}
+	if (header_malformed(sip, hname))
+		return auth_refuse(r, 400, r->kind == KIND_WWW ? "Malformed Authorization Header"
+							       : "Malformed Proxy-Authorization Header",
+				   "malformed credentials header");
+
+	msg_auth_t *h = r->kind == KIND_WWW ? sip->sip_authorization : sip->sip_proxy_authorization;
+	struct digest_credentials c;
+	for (; h; h = h->au_next) {
+		if (!h->au_scheme || strcasecmp(h->au_scheme, "Digest") != 0)
+			continue;
+		if (digest_credentials_get(home, h->au_params, &c) != 0)
+			return auth_refuse(r, 400, "Malformed Digest Credentials", "digest parameters do not parse");
+		/* Credentials for another realm belong to someone further on (§22.3). */
+		if (c.realm && strcmp(c.realm, r->realm) == 0)
+			break;
+	}
+	if (!h) {
+		auth_log(r, LOGL_DEBUG, "no credentials for our realm: challenged");
+		auth_challenge(r, false);
+		return 1;
+	}
+	r->username = c.username;
+	if (!c.username || !*c.username || !c.nonce || !c.uri || !c.response)
+		return auth_refuse(r, 400, "Incomplete Digest Credentials",
+				   "credentials lack username, nonce, uri or response");
+
+	enum digest_alg alg = DIGEST_MD5;
+	if (c.algorithm && digest_alg_parse(c.algorithm, &alg) != 0)
+		return auth_fail(r, "algorithm not supported", false);
+	if (!alg_offered(alg))
+		return auth_fail(r, "algorithm not offered", false);
+	if (!c.qop || strcasecmp(c.qop, "auth") != 0)
+		return auth_fail(r, "credentials without qop=auth", false);
+	uint32_t nc;
+	if (digest_nc_parse(c.nc, &nc) != 0 || nc == 0 || !c.cnonce || !*c.cnonce)
+		return auth_refuse(r, 400, "Malformed nc or cnonce", "malformed nc or cnonce");
+
+	time_t now = time(NULL), issued = 0;
+	switch (nonce_check(c.nonce, r->realm, now, cfg->nonce_ttl, &issued)) {
+	case NONCE_INVALID: return auth_fail(r, "nonce is not ours", false);
+	case NONCE_STALE: return auth_fail(r, "nonce expired: challenged with stale=true", true);
+	case NONCE_VALID: break;
+	}
+	if (!uri_matches(home, c.uri, sip->sip_request->rq_url))
+		return auth_refuse(r, 400, "Digest URI Does Not Match Request-URI",
+				   "digest uri does not match the Request-URI");
+
+	const struct user_entry *user = users_find(A.users, c.username, r->identity->url_host);
+	char ha1[DIGEST_HEX_MAX], expect[DIGEST_HEX_MAX];
+	if (!user)
+		return auth_fail(r, "unknown user", false);
+	if (users_ha1(user, alg, r->realm, ha1) != 0)
+		return auth_fail(r, "user has no HA1 for this algorithm", false);
+	int rc = digest_response(alg, ha1, c.nonce, c.nc, c.cnonce, sip->sip_request->rq_method_name, c.uri, expect);
+	memset(ha1, 0, sizeof(ha1));
+	if (rc != 0)
+		return auth_refuse(r, 500, "Server Internal Error", "digest computation failed");
+	if (!digest_hex_equal(expect, c.response))
+		return auth_fail(r, "wrong password", false);
+
+	switch (nc_table_use(c.nonce, issued, nc, now, cfg->nonce_ttl)) {
+	case NC_REPLAY:
+		metrics_inc(M_AUTH_REPLAYS);
+		return auth_fail(r, "nonce count did not increase (replay)", false);
+	case NC_FORGOTTEN: return auth_fail(r, "nonce no longer tracked: challenged with stale=true", true);
+	case NC_OK: break;
+	}
+
+	/* Authenticated; now authorized? The user part of the AOR is the user name (§22.1). */
+	if (!r->identity->url_user || strcmp(r->identity->url_user, c.username) != 0)
+		return auth_refuse(r, 403, "Forbidden (Identity Mismatch)",
+				   "authenticated, but the user does not own the AOR");
+	metrics_inc(M_AUTH_SUCCESS);
+	auth_log(r, LOGL_INFO, r->kind == KIND_WWW ? "authenticated" : "authenticated (proxy)");
+	/* Consumed: our realm's credentials are not for the next hop (§22.3). */
+	if (r->kind == KIND_PROXY)
+		msg_header_remove(r->req, (msg_pub_t *)sip, (msg_header_t *)h);
+	return 0;
+}
+
+static const char *realm_for(const url_t *identity)
+{
+	return A.cfg->realm && A.cfg->realm[0] ? A.cfg->realm : identity->url_host;
+}
+
+int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor)
+{
+	if (A.cfg->no_auth)
+		return 0;
+	/* The registrar has checked To: a sip/sips URI of one of our domains. */
+	const url_t *to = sip->sip_to->a_url;
+	struct auth_req r = {.st = st, .req = req, .sip = sip, .f = f, .kind = KIND_WWW, .identity = to,
+			     .realm = realm_for(to)};
+	return auth_verify(&r);
+}
+
+static bool method_challenged(sip_t *sip)
+{
+	if (A.challenge_all)
+		return true;
+	const char *m = sip->sip_request->rq_method_name;
+	for (int i = 0; i < A.cfg->auth_challenge_methods.count; i++)
+		if (strcasecmp(A.cfg->auth_challenge_methods.item[i], m) == 0)
+			return true;
+	return false;
+}
+
+static int relay_denied(struct txn *st, sip_t *sip, struct flow *f, const char *why)
+{
+	char summary[160];
+	sipmsg_summary(sip, summary, sizeof(summary));
+	metrics_inc(M_RELAY_DENIED);
+	log_notice("auth: %s from %s (From " URL_PRINT_FORMAT "): relaying denied: %s", summary,
+		   f ? f->peer_text : "?", URL_PRINT_ARGS(sip->sip_from->a_url), why);
+	txn_respond_status(st, 403, "Relaying Denied");
+	return 1;
+}
+
+int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest)
+{
+	if (dest == PROXY_DEST_DIALOG)
+		return 0;
+	if (peer_trusted(f))
+		return 0;
+	const url_t *from = sip->sip_from->a_url;
+	bool from_ours = (from->url_type == url_sip || from->url_type == url_sips) &&
+			 config_is_our_domain(A.cfg, from->url_host);
+	if (A.cfg->no_auth) {
+		/* No credentials exist, so nobody is an authenticated local user. */
+		if (dest == PROXY_DEST_FOREIGN)
+			return relay_denied(st, sip, f, "--no-auth and not a trusted peer");
+		return 0;
+	}
+	if (!from_ours) {
+		if (dest == PROXY_DEST_FOREIGN)
+			return relay_denied(st, sip, f, "not our user and not a trusted peer");
+		char summary[160];
+		sipmsg_summary(sip, summary, sizeof(summary));
+		metrics_inc(M_AUTH_FORBIDDEN);
+		log_notice("auth: %s from %s (From " URL_PRINT_FORMAT "): refused: not from our domains "
+			   "and not a trusted peer", summary, f ? f->peer_text : "?", URL_PRINT_ARGS(from));
+		txn_respond_status(st, 403, "Forbidden (Not A Trusted Peer)");
+		return 1;
+	}
+	/* Relaying always needs credentials; calls between our users as configured. */
+	if (dest == PROXY_DEST_LOCAL && !method_challenged(sip))
+		return 0;
+	struct auth_req r = {.st = st, .req = req, .sip = sip, .f = f, .kind = KIND_PROXY, .identity = from,
+			     .realm = realm_for(from)};
+	return auth_verify(&r);
+}
+
+/* ---- life cycle ---- */
+
+static int load_users(void)
+{
+	const char *path = A.cfg->users_file;
+	if (!path || !*path)
+		return 0;
+	struct users *u = users_load(path);
+	if (!u)
+		return -1;
+	users_free(A.users);
+	A.users = u;
+	A.warned_no_users = false;
+	metrics_set(M_AUTH_USERS, (int64_t)users_count(u));
+	log_notice("auth: %zu user%s loaded from %s", users_count(u), users_count(u) == 1 ? "" : "s", path);
+	return 0;
+}
+
+int auth_init(const struct config *cfg)
+{
+	auth_shutdown();
+	A.cfg = cfg;
+	A.n_algs = 0;
+	for (int i = 0; i < cfg->auth_algorithms.count && A.n_algs < DIGEST__COUNT; i++)
+		if (digest_alg_parse(cfg->auth_algorithms.item[i], &A.algs[A.n_algs]) == 0)
+			A.n_algs++;
+	if (A.n_algs == 0)
+		A.algs[A.n_algs++] = DIGEST_MD5;
+	A.n_trusted = 0;
+	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
+		if (auth_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+			A.n_trusted++;
+	A.challenge_all = false;
+	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
+		if (strcmp(cfg->auth_challenge_methods.item[i], "*") == 0)
+			A.challenge_all = true;
+	nonce_init(cfg->nonce_secret);
+	if (nc_table_init((size_t)cfg->nonce_table_size) != 0) {
+		log_error("auth: out of memory");
+		return -1;
+	}
+	if (cfg->no_auth) {
+		if (cfg->users_file && *cfg->users_file)
+			log_warn("auth: --no-auth (auth.disabled) is set: the users file %s is not used",
+				 cfg->users_file);
+	} else if (load_users() != 0) {
+		nc_table_shutdown();
+		return -1;
+	} else if (!A.users) {
+		log_warn("auth: no users file (auth.users_file or --users) and --no-auth not given: "
+			 "every REGISTER will be refused with 403");
+		A.warned_no_users = true;
+	}
+	char algs[64] = "";
+	for (int i = 0; i < A.n_algs; i++)
+		snprintf(algs + strlen(algs), sizeof(algs) - strlen(algs), "%s%s", i ? ", " : "",
+			 digest_alg_name(A.algs[i]));
+	log_info("auth: %s; algorithms %s; nonces live %d s; %d trusted peer block%s; realm %s",
+		 cfg->no_auth ? "OFF" : "on", algs, cfg->nonce_ttl, A.n_trusted, A.n_trusted == 1 ? "" : "s",
+		 cfg->realm && *cfg->realm ? cfg->realm : "(the request's domain)");
+	registrar_set_auth(auth_register_check);
+	proxy_set_policy(auth_request_policy);
+	A.running = true;
+	return 0;
+}
+
+int auth_reload(void)
+{
+	if (!A.running)
+		return -1;
+	if (A.cfg->no_auth || !A.cfg->users_file || !*A.cfg->users_file) {
+		log_info("auth: reload: no users file in use");
+		return 0;
+	}
+	if (load_users() != 0) {
+		log_error("auth: reload of %s failed: keeping the %zu users in force", A.cfg->users_file,
+			  users_count(A.users));
+		return -1;
+	}
+	return 0;
+}
+
+void auth_shutdown(void)
+{
+	if (A.running) {
+		registrar_set_auth(NULL);
+		proxy_set_policy(NULL);
+	}
+	users_free(A.users);
+	nc_table_shutdown();
+	memset(&A, 0, sizeof(A));
+	metrics_set(M_AUTH_USERS, 0);
+}

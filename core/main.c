@@ -19,6 +19,7 @@
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/udp.h"
 #include "transport/ws.h"
 
 #ifndef SIPEDGE_DEFAULT_CONFIG
@@ -33,7 +34,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sipedge [options]\n"
 		"  -c, --config FILE       configuration file (default " SIPEDGE_DEFAULT_CONFIG ")\n"
-		"      --listen P:HOST:PORT listen on ws, wss (e.g. ws:127.0.0.1:8080, ws:[::1]:8080);\n"
+		"      --listen P:HOST:PORT listen on ws, wss, udp (e.g. ws:127.0.0.1:8080, ws:[::1]:8080,\n"
+		"                          udp:127.0.0.1:5060);\n"
 		"                          repeatable, replaces the file's listeners\n"
 		"      --domain NAME       a domain we are registrar for; repeatable, replaces the file's\n"
 		"      --no-auth           accept requests without credentials (insecure)\n"
@@ -52,6 +54,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
 	ws_stop();
+	udp_stop();
 	flow_close_all();
 	uv_stop(handle->loop);
 }
@@ -160,7 +163,7 @@ int main(int argc, char **argv)
 	txn_init();
 	sip_core_init();
 	int rc = 0;
-	if (registrar_init() != 0 || ws_start(&loop, &config) != 0) {
+	if (registrar_init() != 0 || ws_start(&loop, &config) != 0 || udp_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
 		proxy_init();
@@ -177,6 +180,7 @@ int main(int argc, char **argv)
 	}
 	/* Let closing connections and handles finish, then free what is left. */
 	ws_stop();
+	udp_stop();
 	flow_close_all();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ws_destroy();

@@ -163,10 +163,10 @@ int main(int argc, char **argv)
 	txn_init();
 	sip_core_init();
 	int rc = 0;
-	if (registrar_init() != 0 || ws_start(&loop, &config) != 0 || udp_start(&loop, &config) != 0) {
+	if (registrar_init() != 0 || proxy_init() != 0 || ws_start(&loop, &config) != 0 ||
+	    udp_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
-		proxy_init();
 		uv_signal_init(&loop, &sig_term);
 		uv_signal_init(&loop, &sig_int);
 		uv_signal_start(&sig_term, on_signal, SIGTERM);
@@ -182,6 +182,9 @@ int main(int argc, char **argv)
 	ws_stop();
 	udp_stop();
 	flow_close_all();
+	/* Transactions lingering for retransmissions (Timers J, K, L over UDP) would hold the loop
+	 * for up to 32 s: end them now, the peers are gone. */
+	txn_shutdown();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ws_destroy();
 	registrar_shutdown();

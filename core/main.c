@@ -182,9 +182,10 @@ int main(int argc, char **argv)
 	ws_stop();
 	udp_stop();
 	flow_close_all();
-	/* Transactions lingering for retransmissions (Timers J, K, L over UDP) would hold the loop
-	 * for up to 32 s: end them now, the peers are gone. */
+	/* Transactions lingering for retransmissions (Timers J, K, L over UDP) and the registrar's
+	 * expiry timer would hold the loop for seconds or hours: end them now. */
 	txn_shutdown();
+	registrar_shutdown();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ws_destroy();
 	registrar_shutdown();

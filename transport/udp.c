@@ -227,6 +227,9 @@ static int udp_flow_send(struct flow *f, const char *data, size_t len)
 		return -1;
 	}
 	touch(u);
+	if (log_get_level() >= LOGL_DEBUG)
+		log_debug("udp send to flow %llu %s:\n%.*s", (unsigned long long)f->id, f->peer_text,
+			  (int)len, data);
 	uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
 	const struct sockaddr *to = (const struct sockaddr *)&f->peer;
 	/* Most datagrams leave at once; only a full socket buffer needs a copy and a callback. */

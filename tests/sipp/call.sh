@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # UAC -> sipedge -> UAS over UDP: the UAS is registered (REGISTER from a third party with the
 # UAS's Contact), calls are Record-Routed through sipedge, ACK and BYE follow the route set.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 
 start_daemon
 uas_port=$(free_udp_port)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CANCEL through sipedge over UDP: the caller CANCELs while the callee rings; sipedge answers
 # the CANCEL, CANCELs its branch, and relays the callee's 487, which the caller ACKs.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 
 start_daemon
 uas_port=$(free_udp_port)

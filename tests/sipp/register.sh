@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # UDP REGISTER with SIPp: 423 + Min-Expires, add, query, Contact: * (400 unless Expires: 0, then
 # every binding gone), rport/received in the answers; IPv4 and IPv6.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 
 start_daemon
 run_sipp register4 -sf "$SCEN/register.xml" -s alice -i 127.0.0.1 -p "$(free_udp_port)" \

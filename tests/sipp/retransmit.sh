@@ -4,7 +4,7 @@
 #     absorbed and answered with 100 again; the 486 is retransmitted until the ACK (Timer G),
 #     whose first copy the caller "loses".
 #  2. calls whose caller drops 10% of its datagrams (sipp -lost 10) still all complete.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 
 start_daemon
 uas_port=$(free_udp_port)

@@ -8,7 +8,7 @@ uas_port=$(free_udp_port)
 start_sipp uas -sf "$SCEN/uas.xml" -s bob -i 127.0.0.1 -p "$uas_port" -m 5 127.0.0.1:"$SIPEDGE_PORT"
 run_sipp reg -sf "$SCEN/reg_contact.xml" -s bob -key contact "127.0.0.1:$uas_port" \
 	-i 127.0.0.1 -p "$(free_udp_port)" -m 1 127.0.0.1:"$SIPEDGE_PORT"
-run_sipp uac -sf "$SCEN/uac.xml" -s bob -i 127.0.0.1 -p "$(free_udp_port)" -m 5 -r 5 \
+run_sipp uac -sf "$SCEN/uac.xml" -s bob -key domain example.com -i 127.0.0.1 -p "$(free_udp_port)" -m 5 -r 5 \
 	127.0.0.1:"$SIPEDGE_PORT"
 wait_sipp uas
 # Retargeted to the registered Contact (§16.5), and the in-dialog BYE came by the route set.

@@ -28,7 +28,7 @@ uas_port=$(free_udp_port)
 start_sipp uas2 -sf "$SCEN/uas.xml" -s carol -i 127.0.0.1 -p "$uas_port" -m 10 127.0.0.1:"$SIPEDGE_PORT"
 run_sipp reg2 -sf "$SCEN/reg_contact.xml" -s carol -key contact "127.0.0.1:$uas_port" \
 	-i 127.0.0.1 -p "$(free_udp_port)" -m 1 127.0.0.1:"$SIPEDGE_PORT"
-run_sipp uac2 -sf "$SCEN/uac.xml" -s carol -i 127.0.0.1 -p "$(free_udp_port)" -m 10 -r 5 -lost 10 \
+run_sipp uac2 -sf "$SCEN/uac.xml" -s carol -key domain example.com -i 127.0.0.1 -p "$(free_udp_port)" -m 10 -r 5 -lost 10 \
 	127.0.0.1:"$SIPEDGE_PORT"
 wait_sipp uas2
 grep -E 'Successful call' "$WORK/uac2.out" | tail -1

@@ -7,5 +7,6 @@ Suite *registrar_suite(void);
 Suite *store_suite(void);
 Suite *sipmsg_suite(void);
 Suite *proxy_suite(void);
+Suite *udp_suite(void);
 
 #endif

@@ -806,8 +806,16 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		   next_hop(sip, &hop) == 0) {
 		/* In dialog without our Record-Route: straight to the remote target. */
 		targets[n++] = (struct target){.dest = hop};
-	} else if (config_is_our_domain(g_config, ruri->url_host)) {
-		char *aor = sipmsg_aor(ruri);
+	} else if (config_is_our_domain(g_config, ruri->url_host) ||
+		   (ruri->url_user && sip_core_is_us(ruri))) {
+		/* A user at one of our listener addresses (how PBXs and SIPp address us) is a user
+		 * of our first domain. */
+		url_t as_domain = *ruri;
+		if (!config_is_our_domain(g_config, ruri->url_host)) {
+			as_domain.url_host = g_config->domains.item[0];
+			as_domain.url_port = NULL;
+		}
+		char *aor = sipmsg_aor(&as_domain);
 		if (!aor || !ruri->url_user) {
 			free(aor);
 			reply(st, req, 404, "Not Found");

@@ -53,9 +53,6 @@ static void on_signal(uv_signal_t *handle, int signum)
 	log_notice("signal %d: shutting down", signum);
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
-	ws_stop();
-	udp_stop();
-	flow_close_all();
 	uv_stop(handle->loop);
 }
 
@@ -178,19 +175,19 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)&sig_int, NULL);
 		proxy_shutdown();
 	}
-	/* Let closing connections and handles finish, then free what is left. */
-	ws_stop();
+	/* Close connections politely first (WebSocket close frames go out and are answered),
+	 * then stop every module's timers and let the loop close the remaining handles. UDP has
+	 * nothing to say goodbye with: its peers are forgotten at once, and nothing more is read
+	 * while WebSocket drains. */
 	udp_stop();
+	if (ws_stop())
+		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
-	/* Transactions lingering for retransmissions (Timers J, K, L over UDP) and the registrar's
-	 * expiry timer would hold the loop for seconds or hours: end them now. */
-	txn_shutdown();
-	registrar_shutdown();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ws_destroy();
 	registrar_shutdown();
 	sip_core_shutdown();
 	txn_shutdown();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ws_destroy();
 	flow_shutdown();
 	uv_run(&loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(&loop) != 0)

@@ -298,9 +298,11 @@ static int conn_writeable(struct ws_conn *c, struct lws *wsi)
 	if (c->close_code)
 		return 0; /* closing: nothing more is sent */
 	if (c->ping_due) {
-		unsigned char buf[LWS_PRE + 4];
+		/* A non-empty payload: lws does not report empty pongs to us. */
+		unsigned char buf[LWS_PRE + 8];
+		memcpy(buf + LWS_PRE, "sipedge!", 8);
 		c->ping_due = false;
-		if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+		if (lws_write(wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
 			return -1;
 	} else if (c->out_head) {
 		struct out_msg *m = c->out_head;
@@ -336,6 +338,7 @@ static int sip_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 			return -1;
 		return conn_receive(c, wsi, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
+		log_debug("ws: flow %llu: pong", c ? (unsigned long long)c->flow->id : 0ULL);
 		if (c && c->ping_phase == PING_AWAIT_PONG) {
 			c->ping_phase = PING_IDLE;
 			if (W.cfg->ws_ping_interval > 0)
@@ -596,7 +599,7 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	void *foreign_loops[1] = {loop};
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -643,12 +646,13 @@ static void on_drain_timer(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, NULL);
 	W.drain_timer_open = false;
 	destroy_context();
+	uv_stop(W.loop);
 }
 
-void ws_stop(void)
+bool ws_stop(void)
 {
 	if (W.stopping || !W.ctx)
-		return;
+		return false;
 	W.stopping = true;
 	/* Say goodbye (1001) on every connection, give the close frames a moment, then let lws
 	 * tear down what is left; its handles close as the loop runs on. */
@@ -658,6 +662,7 @@ void ws_stop(void)
 	W.drain_timer_open = true;
 	W.drain_deadline = uv_now(W.loop) + SHUTDOWN_DRAIN_MS;
 	uv_timer_start(&W.drain_timer, on_drain_timer, 20, 20);
+	return true;
 }
 
 void ws_destroy(void)

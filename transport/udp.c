@@ -162,7 +162,9 @@ static struct udp_flow *flow_for(struct udp_listener *l, const struct sockaddr *
 	struct udp_flow *u = table_find(l, a);
 	if (u)
 		return u;
-	if (U.count >= U.max_flows && U.lru_head) {
+	/* A flow heard in this very loop turn may be the one whose request is being handled
+	 * right now (the caller holds it): never evict that one, go over the cap a little. */
+	if (U.count >= U.max_flows && U.lru_head && U.lru_head->last_ms < uv_now(U.loop)) {
 		metrics_inc(M_UDP_FLOWS_EVICTED);
 		log_notice("udp: %u flows (udp.max_flows): dropping the least recently used, %s",
 			   U.count, U.lru_head->flow->peer_text);

@@ -251,6 +251,7 @@ START_TEST(test_udp_max_flows_evicts_least_recent)
 		char branch[16];
 		snprintf(branch, sizeof(branch), "mx%d", i);
 		char *req = options("127.0.0.1", p[i], true, branch, 0);
+		usleep(3000); /* a flow heard in the current loop turn is never evicted */
 		client_send(fd[i], req);
 		free(client_recv(fd[i], 2000));
 		free(req);

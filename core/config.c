@@ -47,6 +47,11 @@ void config_defaults(struct config *cfg)
 	cfg->ws_max_message = 65536;
 	cfg->ws_ping_interval = 30;
 	cfg->ws_pong_timeout = 10;
+	cfg->udp_flow_idle = 600;
+	cfg->udp_max_flows = 65536;
+	cfg->route_foreign = true;
+	cfg->route_unregistered = false;
+	cfg->upstream_timeout = 5000;
 	cfg->reg_min_expires = 60;
 	cfg->reg_max_expires = 3600;
 	cfg->reg_default_expires = 3600;
@@ -204,6 +209,14 @@ int config_load(struct config *cfg, const char *path)
 	lookup_int(&lc, "websocket.pong_timeout", &cfg->ws_pong_timeout);
 	rc |= lookup_list(&lc, "websocket.origins", &cfg->ws_origins);
 
+	lookup_int(&lc, "udp.flow_idle_timeout", &cfg->udp_flow_idle);
+	lookup_int(&lc, "udp.max_flows", &cfg->udp_max_flows);
+
+	rc |= lookup_list(&lc, "routing.upstreams", &cfg->upstreams);
+	lookup_bool(&lc, "routing.foreign_domains", &cfg->route_foreign);
+	lookup_bool(&lc, "routing.unregistered_users", &cfg->route_unregistered);
+	lookup_int(&lc, "routing.upstream_timeout", &cfg->upstream_timeout);
+
 	lookup_int(&lc, "registrar.min_expires", &cfg->reg_min_expires);
 	lookup_int(&lc, "registrar.max_expires", &cfg->reg_max_expires);
 	lookup_int(&lc, "registrar.default_expires", &cfg->reg_default_expires);
@@ -268,6 +281,26 @@ int config_validate(const struct config *cfg)
 		log_error("config: registrar.max_bindings_per_aor must be at least 1");
 		problems++;
 	}
+	if (cfg->udp_flow_idle < 1 || cfg->udp_max_flows < 1) {
+		log_error("config: udp.flow_idle_timeout and udp.max_flows must be positive");
+		problems++;
+	} else if (cfg->udp_flow_idle < cfg->timer_c + 32) {
+		/* A flow that expires under a ringing call fails its branch. */
+		log_warn("config: udp.flow_idle_timeout (%d s) is shorter than proxy.timer_c + 32 s",
+			 cfg->udp_flow_idle);
+	}
+	for (int i = 0; i < cfg->upstreams.count; i++) {
+		if (strncasecmp(cfg->upstreams.item[i], "sip:", 4) != 0 &&
+		    strncasecmp(cfg->upstreams.item[i], "sips:", 5) != 0) {
+			log_error("config: routing.upstreams[%d] '%s' is not a sip: or sips: URI", i,
+				  cfg->upstreams.item[i]);
+			problems++;
+		}
+	}
+	if (cfg->upstream_timeout < 100) {
+		log_error("config: routing.upstream_timeout must be at least 100 ms");
+		problems++;
+	}
 	if (cfg->timer_c < 1) {
 		log_error("config: proxy.timer_c must be positive");
 		problems++;
@@ -292,6 +325,7 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->ws_origins);
 	string_list_clear(&cfg->auth_algorithms);
 	string_list_clear(&cfg->auth_challenge_methods);
+	string_list_clear(&cfg->upstreams);
 	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,

@@ -35,6 +35,16 @@ struct config {
 	int ws_pong_timeout;  /* seconds to wait for the pong */
 	struct string_list ws_origins; /* empty = any Origin */
 
+	/* UDP */
+	int udp_flow_idle; /* seconds without traffic before a UDP peer is forgotten */
+	int udp_max_flows; /* the least recently used peer makes room beyond this */
+
+	/* routing to the network */
+	struct string_list upstreams; /* SIP URIs tried in order (failover) */
+	bool route_foreign;	      /* other domains go upstream (else 403) */
+	bool route_unregistered;      /* users of our domains without a binding go upstream */
+	int upstream_timeout;	      /* ms without any response before the next upstream */
+
 	/* registrar */
 	int reg_min_expires, reg_max_expires, reg_default_expires;
 	int reg_max_bindings; /* per AOR */

@@ -21,6 +21,7 @@
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/udp.h"
 #include "transport/ws.h"
 
 #ifndef SIPEDGE_DEFAULT_CONFIG
@@ -35,7 +36,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sipedge [options]\n"
 		"  -c, --config FILE       configuration file (default " SIPEDGE_DEFAULT_CONFIG ")\n"
-		"      --listen P:HOST:PORT listen on ws, wss (e.g. ws:127.0.0.1:8080, ws:[::1]:8080);\n"
+		"      --listen P:HOST:PORT listen on ws, wss, udp (e.g. ws:127.0.0.1:8080, ws:[::1]:8080,\n"
+		"                          udp:127.0.0.1:5060);\n"
 		"                          repeatable, replaces the file's listeners\n"
 		"      --domain NAME       a domain we are registrar for; repeatable, replaces the file's\n"
 		"      --no-auth           accept requests without credentials (insecure)\n"
@@ -180,10 +182,10 @@ int main(int argc, char **argv)
 	txn_init();
 	sip_core_init();
 	int rc = 0;
-	if (registrar_init() != 0 || auth_init(&config) != 0 || ws_start(&loop, &config) != 0) {
+	if (registrar_init() != 0 || auth_init(&config) != 0 || proxy_init() != 0 ||
+	    ws_start(&loop, &config) != 0 || udp_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
-		proxy_init();
 		uv_signal_init(&loop, &sig_term);
 		uv_signal_init(&loop, &sig_int);
 		uv_signal_init(&loop, &sig_hup);
@@ -199,7 +201,10 @@ int main(int argc, char **argv)
 		proxy_shutdown();
 	}
 	/* Close connections politely first (WebSocket close frames go out and are answered),
-	 * then stop every module's timers and let the loop close the remaining handles. */
+	 * then stop every module's timers and let the loop close the remaining handles. UDP has
+	 * nothing to say goodbye with: its peers are forgotten at once, and nothing more is read
+	 * while WebSocket drains. */
+	udp_stop();
 	if (ws_stop())
 		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();

@@ -12,6 +12,11 @@
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/udp.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_util.h>
@@ -146,6 +151,57 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 	proxy_request(st, msg, sip, f);
 }
 
+/** Same numeric address? Via hosts may be bracketed IPv6 or names (never equal to an address). */
+static bool host_is_addr(const char *host, const char *addr)
+{
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		return strlen(addr) == n - 2 && strncasecmp(host + 1, addr, n - 2) == 0;
+	return strcasecmp(host, addr) == 0;
+}
+
+/** §18.2.1 and RFC 3581 §4: note in the top Via where the request really came from. Over
+ *  WebSocket the Via host is a made-up name by design (RFC 7118) and the connection is the
+ *  way back, so nothing is added there. */
+static void via_mark_source(msg_t *msg, sip_t *sip, struct flow *f)
+{
+	sip_via_t *v = sip->sip_via;
+	if (!v || !v->v_host || f->proto == PROTO_WS || f->proto == PROTO_WSS ||
+	    (f->peer.ss_family != AF_INET && f->peer.ss_family != AF_INET6))
+		return;
+	/* The header keeps pointers to its parameters: they must live in the message's home. */
+	su_home_t *home = msg_home(msg);
+	bool changed = false;
+	if (v->v_rport || !host_is_addr(v->v_host, f->peer_host)) {
+		char *param = su_sprintf(home, "received=%s", f->peer_host);
+		changed |= param && msg_header_replace_param(home, v->v_common, param) >= 0;
+	}
+	if (v->v_rport) {
+		char *param = su_sprintf(home, "rport=%d", f->peer_port);
+		changed |= param && msg_header_replace_param(home, v->v_common, param) >= 0;
+	}
+	if (changed)
+		msg_fragment_clear(v->v_common);
+}
+
+/** §18.2.2: over UDP without rport, responses go to the source address but the sent-by port. */
+static struct flow *udp_reply_flow(sip_t *sip, struct flow *f)
+{
+	sip_via_t *v = sip->sip_via;
+	if (f->proto != PROTO_UDP || !v || v->v_rport || v->v_maddr)
+		return f;
+	int port = v->v_port ? atoi(v->v_port) : 5060;
+	if (port <= 0 || port > 65535 || port == f->peer_port)
+		return f;
+	struct sockaddr_storage to = f->peer;
+	if (to.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&to)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)&to)->sin_port = htons((uint16_t)port);
+	struct flow *r = udp_flow_sibling(f, (struct sockaddr *)&to);
+	return r ? r : f;
+}
+
 void sip_core_receive(struct flow *f, const char *data, size_t len)
 {
 	if (sipmsg_is_keepalive(data, len)) {
@@ -169,7 +225,8 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 		log_debug("recv from flow %llu %s:\n%.*s", (unsigned long long)f->id, f->peer_text,
 			  (int)len, data);
 	if (sip->sip_request) {
-		handle_request(f, msg, sip);
+		via_mark_source(msg, sip, f);
+		handle_request(udp_reply_flow(sip, f), msg, sip);
 	} else {
 		metrics_inc(M_SIP_RESPONSES_IN);
 		if (!sipmsg_response_ok(sip) || msg_get_flags(msg, MSG_FLG_TRUNC))

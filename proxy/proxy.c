@@ -15,6 +15,10 @@
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
+#include "transport/transport.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_util.h>
@@ -36,7 +40,9 @@ struct branch {
 	bool provisional;   /* a 1xx arrived (CANCEL can go out) */
 	bool timer_c_fired; /* Timer C ended it: its final counts as 408 */
 	bool outbound;	    /* RFC 5626 binding: a dead flow means 430 */
-	uv_timer_t timer_c;
+	bool upstream;	    /* a configured upstream: fails over to the next one */
+	bool responded;	    /* any response arrived (the upstream is alive) */
+	uv_timer_t timer_c; /* upstream branches: first the no-response timer, then Timer C */
 	bool timer_open;
 };
 
@@ -46,6 +52,9 @@ struct proxy_ctx {
 	bool invite;
 	bool final_sent; /* a final (or, for INVITE, a 2xx) went upstream */
 	bool cancelled;
+	uint64_t in_flow;     /* where the request came from (for Record-Route on failover) */
+	int next_upstream;    /* index of the upstream to try after the current one fails */
+	bool upstream_failed; /* every upstream failed or timed out: answer 503 */
 	int n_branches;
 	int open; /* branches with a live txn or an open timer, plus the server txn */
 	struct branch branch[MAX_BRANCHES];
@@ -60,7 +69,37 @@ static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
 static proxy_policy_fn policy;
 
-void proxy_init(void) {}
+/* routing.upstreams, resolved once at start (numeric hosts; names need RFC 3263 DNS). */
+#define MAX_UPSTREAMS CONFIG_MAX_LIST
+static struct upstream {
+	const char *uri;
+	struct txn_dest dest;
+} upstreams[MAX_UPSTREAMS];
+static int n_upstreams;
+
+int proxy_init(void)
+{
+	n_upstreams = 0;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	int rc = 0;
+	for (int i = 0; i < g_config->upstreams.count && n_upstreams < MAX_UPSTREAMS; i++) {
+		const char *uri = g_config->upstreams.item[i];
+		url_t *url = url_make(home, uri);
+		struct upstream *u = &upstreams[n_upstreams];
+		if (!url || transport_dest_from_url(url, &u->dest) != 0) {
+			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:ADDRESS[:PORT]"
+				  "[;transport=udp] with a numeric address)",
+				  uri);
+			rc = -1;
+			continue;
+		}
+		u->uri = uri;
+		n_upstreams++;
+		log_info("proxy: upstream %d: %s", n_upstreams, uri);
+	}
+	su_home_deinit(home);
+	return rc;
+}
 
 void proxy_set_policy(proxy_policy_fn fn) { policy = fn; }
 
@@ -333,6 +372,12 @@ static void send_best(struct proxy_ctx *ctx)
 		if (!ctx->branch[i].status)
 			return;
 	ctx->final_sent = true;
+	if (!ctx->best_status && ctx->upstream_failed) {
+		/* Our own 503: no upstream could take the request, the caller may try elsewhere. */
+		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+		txn_respond_status(ctx->st, 503, "No Upstream Available");
+		return;
+	}
 	int status = ctx->best_status ? ctx->best_status : 408;
 	msg_t *out;
 	if (ctx->best && status != 503) {
@@ -360,6 +405,8 @@ static void offer_best(struct proxy_ctx *ctx, int status, msg_t *resp)
 	ctx->best_status = status;
 }
 
+static bool upstream_failover(struct branch *b, int status, msg_t *resp);
+
 static void branch_final(struct branch *b, int status, msg_t *resp)
 {
 	struct proxy_ctx *ctx = b->ctx;
@@ -367,6 +414,8 @@ static void branch_final(struct branch *b, int status, msg_t *resp)
 		return;
 	if (b->timer_c_fired)
 		status = 408, resp = NULL;
+	if (upstream_failover(b, status, resp))
+		return;
 	b->status = status;
 	branch_stop_timer(b);
 	if (status >= 200 && status < 300)
@@ -380,6 +429,29 @@ static void branch_final(struct branch *b, int status, msg_t *resp)
 	if (status >= 600 && ctx->invite)
 		cancel_pending(ctx, -1); /* §16.7 step 5 */
 	send_best(ctx);
+}
+
+static bool start_next_upstream(struct proxy_ctx *ctx);
+
+/** An upstream branch ended: on 503, or when no response came (timeout, send failure), the
+ *  next upstream gets the request (RFC 3263 §4.3); when none is left the caller gets 503. */
+static bool upstream_failover(struct branch *b, int status, msg_t *resp)
+{
+	struct proxy_ctx *ctx = b->ctx;
+	if (!b->upstream || b->timer_c_fired || (status != 503 && resp) || ctx->cancelled ||
+	    ctx->final_sent || !ctx->st)
+		return false;
+	b->status = status;
+	branch_stop_timer(b);
+	log_notice("proxy: upstream %s failed (%d%s), %s", upstreams[ctx->next_upstream - 1].uri,
+		   status, resp ? "" : ", no response",
+		   ctx->next_upstream < n_upstreams ? "trying the next" : "none left");
+	metrics_inc(M_PROXY_UPSTREAM_FAILOVER);
+	if (!start_next_upstream(ctx)) {
+		ctx->upstream_failed = true;
+		send_best(ctx);
+	}
+	return true;
 }
 
 static void on_timer_c(uv_timer_t *h)
@@ -406,11 +478,34 @@ static void on_timer_c(uv_timer_t *h)
 	ctx_release(ctx);
 }
 
+/** An upstream said nothing within routing.upstream_timeout: take it for dead, try the next. */
+static void on_upstream_timer(uv_timer_t *h)
+{
+	struct branch *b = h->data;
+	struct txn *ct = b->ct;
+	struct proxy_ctx *ctx = b->ctx;
+	ctx->open++; /* branch_final may release the timer's hold */
+	branch_final(b, 408, NULL);
+	if (ct && b->ct == ct)
+		txn_abandon(ct);
+	ctx_release(ctx);
+}
+
 static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *arg)
 {
 	struct branch *b = arg;
 	struct proxy_ctx *ctx = b->ctx;
 	int status = sip->sip_status->st_status;
+	if (b->upstream && !b->responded && b->timer_open) {
+		/* The upstream lives: from here on only Timer C (INVITE) watches the branch. */
+		if (ctx->invite) {
+			uint64_t ms = (uint64_t)g_config->timer_c * 1000;
+			uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
+		} else {
+			branch_stop_timer(b);
+		}
+	}
+	b->responded = true;
 	if (status < 200) {
 		b->provisional = true;
 		if (b->timer_open && !b->timer_c_fired)
@@ -488,9 +583,20 @@ static const struct txn_user client_user = {
 
 struct target {
 	const char *ruri; /* new Request-URI, or NULL to keep it */
-	uint64_t flow_id;
+	uint64_t flow_id; /* 0: send to dest's address */
+	struct txn_dest dest;
 	bool outbound;
+	bool upstream;
 };
+
+/** A branch that could not even start: an upstream fails over, others just count. */
+static void branch_fail_now(struct branch *b, int status)
+{
+	if (upstream_failover(b, status, NULL))
+		return;
+	b->status = status;
+	offer_best(b->ctx, status, NULL);
+}
 
 static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flow *in)
 {
@@ -499,18 +605,21 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 	struct branch *b = &ctx->branch[ctx->n_branches++];
 	b->ctx = ctx;
 	b->outbound = t->outbound;
-	struct flow *out = flow_find(t->flow_id);
-	if (!out) {
+	b->upstream = t->upstream;
+	struct flow *out = t->flow_id ? flow_find(t->flow_id) : transport_flow_for(&t->dest);
+	if (!out && t->flow_id) {
 		/* The binding's connection is gone: fail this branch at once (430 or 480). */
 		metrics_inc(M_PROXY_FLOW_GONE);
-		b->status = t->outbound ? 430 : 480;
-		offer_best(ctx, b->status, NULL);
+		branch_fail_now(b, t->outbound ? 430 : 480);
+		return;
+	}
+	if (!out) {
+		branch_fail_now(b, 503); /* no transport reaches that address */
 		return;
 	}
 	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out);
 	if (!fwd) {
-		b->status = 500;
-		offer_best(ctx, 500, NULL);
+		branch_fail_now(b, 500);
 		return;
 	}
 	struct txn_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
@@ -523,7 +632,13 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		return;
 	}
 	metrics_inc(M_PROXY_FORWARDED);
-	if (ctx->invite && !b->status) {
+	if (b->upstream && !b->status && !b->responded) {
+		uv_timer_init(loop_get(), &b->timer_c);
+		b->timer_c.data = b;
+		b->timer_open = true;
+		ctx->open++;
+		uv_timer_start(&b->timer_c, on_upstream_timer, (uint64_t)g_config->upstream_timeout, 0);
+	} else if (ctx->invite && !b->status) {
 		uv_timer_init(loop_get(), &b->timer_c);
 		b->timer_c.data = b;
 		b->timer_open = true;
@@ -531,6 +646,70 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		uint64_t ms = (uint64_t)g_config->timer_c * 1000;
 		uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
 	}
+}
+
+static bool start_next_upstream(struct proxy_ctx *ctx)
+{
+	struct flow *in = flow_find(ctx->in_flow);
+	if (!in || ctx->next_upstream >= n_upstreams || ctx->n_branches >= MAX_BRANCHES)
+		return false;
+	struct target t = {.dest = upstreams[ctx->next_upstream].dest, .upstream = true};
+	ctx->next_upstream++;
+	add_branch(ctx, &t, in);
+	return true;
+}
+
+/** Did this request come from one of the upstreams (so it must not go straight back)? Address
+ *  and port: on one host several peers share an address. */
+static bool from_upstream(const struct flow *in)
+{
+	for (int i = 0; i < n_upstreams; i++) {
+		const struct sockaddr *a = (const struct sockaddr *)&upstreams[i].dest.addr;
+		if (a->sa_family != in->peer.ss_family)
+			continue;
+		if (a->sa_family == AF_INET) {
+			const struct sockaddr_in *x = (const void *)a, *y = (const void *)&in->peer;
+			if (x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port)
+				return true;
+		} else {
+			const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&in->peer;
+			if (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+			    x->sin6_port == y->sin6_port)
+				return true;
+		}
+	}
+	return false;
+}
+
+/** Target for a location binding. Connections (and RFC 5626 flows) are the way to their
+ *  client; a plain UDP registration is reached at its Contact address (§16.5), as is any
+ *  binding whose connection is gone but was kept (registrar.drop_bindings_on_flow_close). */
+static struct target binding_target(const struct binding *bd, const char *ruri)
+{
+	struct target t = {.ruri = ruri, .flow_id = bd->flow_id, .outbound = bd->outbound};
+	struct flow *f = bd->flow_id ? flow_find(bd->flow_id) : NULL;
+	if (bd->outbound || (f && proto_is_reliable(f->proto)))
+		return t;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	url_t *url = url_make(home, bd->uri);
+	struct txn_dest dest;
+	if (url && transport_dest_from_url(url, &dest) == 0) {
+		t.flow_id = 0;
+		t.dest = dest;
+	}
+	su_home_deinit(home);
+	return t;
+}
+
+/** The next hop of a request whose route set is not (or no longer) ours: the first Route
+ *  entry, else the Request-URI (§16.6 steps 6-7). 0 and *dest if it has a numeric address. */
+static int next_hop(sip_t *sip, struct txn_dest *dest)
+{
+	if (sip->sip_route)
+		return transport_dest_from_url(sip->sip_route->r_url, dest);
+	if (sip_core_is_us(sip->sip_request->rq_url))
+		return -1;
+	return transport_dest_from_url(sip->sip_request->rq_url, dest);
 }
 
 /** §16.4: pop the Route entries that name us; the last flow token among them that is not the
@@ -541,6 +720,13 @@ static uint64_t preprocess_routes(msg_t *req, sip_t *sip, struct flow *in, bool 
 	*had_ours = false;
 	while (sip->sip_route && route_is_ours(sip->sip_route->r_url, &id)) {
 		*had_ours = true;
+		char transport[8] = "";
+		if (sip->sip_route->r_url->url_params)
+			url_param(sip->sip_route->r_url->url_params, "transport", transport, sizeof(transport));
+		/* A UDP flow is only a remembered peer: once forgotten, the rest of the route set or
+		 * the Request-URI still leads there, so its token is no reason to fail. */
+		if (id && strcasecmp(transport, "udp") == 0 && !flow_find(id))
+			id = 0;
 		if (id && id != in->id)
 			target = id;
 		sip_route_remove(req, sip);
@@ -597,7 +783,8 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	enum proxy_dest dest;
 	if (route_flow)
 		dest = sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
-	else if (!sip->sip_route && config_is_our_domain(g_config, ruri->url_host))
+	else if (!sip->sip_route && (config_is_our_domain(g_config, ruri->url_host) ||
+				     (ruri->url_user && sip_core_is_us(ruri))))
 		dest = PROXY_DEST_LOCAL;
 	else
 		dest = PROXY_DEST_FOREIGN;
@@ -613,16 +800,31 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	struct target targets[MAX_BRANCHES];
 	int n = 0;
 	char *uris[MAX_BRANCHES] = {0};
+	struct txn_dest hop;
 	if (route_flow) {
 		/* In dialog: the token says which connection; the Request-URI stays. */
 		targets[n++] = (struct target){.ruri = NULL, .flow_id = route_flow};
 	} else if (sip->sip_route) {
-		/* A route set beyond us to a next hop we cannot reach by a flow (relaying was
-		 * allowed by the policy, but there are no upstream routes yet). */
-		reply(st, req, 404, "No Route To Next Hop");
-		return;
-	} else if (config_is_our_domain(g_config, ruri->url_host)) {
-		char *aor = sipmsg_aor(ruri);
+		/* A route set beyond us: loose routing to its first entry's address. */
+		if (next_hop(sip, &hop) != 0) {
+			reply(st, req, 404, "No Route To Next Hop");
+			return;
+		}
+		targets[n++] = (struct target){.dest = hop};
+	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
+		   next_hop(sip, &hop) == 0) {
+		/* In dialog without our Record-Route: straight to the remote target. */
+		targets[n++] = (struct target){.dest = hop};
+	} else if (config_is_our_domain(g_config, ruri->url_host) ||
+		   (ruri->url_user && sip_core_is_us(ruri))) {
+		/* A user at one of our listener addresses (how PBXs and SIPp address us) is a user
+		 * of our first domain. */
+		url_t as_domain = *ruri;
+		if (!config_is_our_domain(g_config, ruri->url_host)) {
+			as_domain.url_host = g_config->domains.item[0];
+			as_domain.url_port = NULL;
+		}
+		char *aor = sipmsg_aor(&as_domain);
 		if (!aor || !ruri->url_user) {
 			free(aor);
 			reply(st, req, 404, "Not Found");
@@ -630,7 +832,11 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		}
 		const struct binding *bindings[MAX_BRANCHES];
 		int nb = location_lookup(aor, bindings, MAX_BRANCHES);
-		if (nb == 0) {
+		if (nb == 0 && g_config->route_unregistered && n_upstreams && !from_upstream(in)) {
+			/* Not registered here: the network may know the user (a PBX extension). */
+			free(aor);
+			targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
+		} else if (nb == 0) {
 			enum aor_state state = location_aor_state(aor);
 			free(aor);
 			if (state == AOR_UNKNOWN)
@@ -638,17 +844,20 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			else
 				reply(st, req, 480, "Temporarily Unavailable");
 			return;
+		} else {
+			free(aor);
 		}
-		free(aor);
 		for (int i = 0; i < nb && n < MAX_BRANCHES; i++) {
 			uris[n] = strdup(bindings[i]->uri);
-			targets[n] = (struct target){
-				.ruri = uris[n], .flow_id = bindings[i]->flow_id, .outbound = bindings[i]->outbound};
+			targets[n] = binding_target(bindings[i], uris[n]);
 			n++;
 		}
+	} else if (g_config->route_foreign && n_upstreams && !from_upstream(in)) {
+		/* The policy has allowed the relay (a trusted peer or an authenticated user). */
+		/* Another domain: the upstream (then the next ones on failure) takes it. */
+		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
 	} else {
-		/* The policy allowed relaying (a trusted peer or an authenticated user), but
-		 * routes to other domains (upstreams, DNS) do not exist yet. */
+		/* The policy allowed relaying, but no upstream route takes other domains. */
 		reply(st, req, 404, "No Route To Domain");
 		return;
 	}
@@ -663,6 +872,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	ctx->req = msg_ref(req);
 	ctx->st = st;
 	ctx->invite = method == sip_method_invite;
+	ctx->in_flow = in->id;
 	ctx->open = 1; /* the server transaction */
 	ctx->next = contexts;
 	if (contexts)
@@ -674,6 +884,8 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 
 	ctx->open++; /* hold while branches start: a branch may end synchronously */
 	for (int i = 0; i < n; i++) {
+		if (targets[i].upstream)
+			ctx->next_upstream = 1; /* the first upstream; failover takes the next */
 		add_branch(ctx, &targets[i], in);
 		free(uris[i]);
 	}
@@ -689,6 +901,9 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 	bool had_ours = false;
 	uint64_t target = preprocess_routes(ack, sip, in, &had_ours);
 	struct flow *out = target ? flow_find(target) : NULL;
+	struct txn_dest hop;
+	if (!out && !target && next_hop(sip, &hop) == 0)
+		out = transport_flow_for(&hop);
 	if (!out) {
 		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
 		return;

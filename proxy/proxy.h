@@ -6,7 +6,8 @@
 struct flow;
 struct txn;
 
-void proxy_init(void);
+/** Resolve routing.upstreams; -1 (logged) if one cannot be used. */
+int proxy_init(void);
 void proxy_shutdown(void);
 /** A request (not REGISTER for us, not OPTIONS to us) with its server transaction. */
 void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *f);

@@ -523,7 +523,9 @@ void registrar_set_auth(registrar_auth_fn fn) { R.auth = fn; }
 
 static void reg_flow_gone(struct flow *f)
 {
-	if (!R.running || !g_config || !g_config->reg_drop_on_flow_close)
+	/* A UDP flow is only a peer address that went quiet: the contact may still be reachable,
+	 * so only a closed connection takes its bindings along. */
+	if (!R.running || !g_config || !g_config->reg_drop_on_flow_close || !proto_is_reliable(f->proto))
 		return;
 	int n = location_drop_flow(f->id);
 	if (n)

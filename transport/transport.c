@@ -3,12 +3,88 @@
 #include "core/log.h"
 #include "proxy/txn.h"
 #include "transport/flow.h"
+#include "transport/udp.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/** host (bracketed or not) as a numeric address into ss. 0 on success. */
+static int numeric_addr(const char *host, int port, struct sockaddr_storage *ss)
+{
+	char buf[64];
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, host, n);
+	buf[n] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, buf, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, buf, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+	return -1;
+}
+
+int transport_dest_from_url(const url_t *url, struct txn_dest *dest)
+{
+	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips))
+		return -1;
+	memset(dest, 0, sizeof(*dest));
+	bool secure = url->url_type == url_sips;
+	char transport[16] = "", maddr[64] = "";
+	if (url->url_params) {
+		url_param(url->url_params, "transport", transport, sizeof(transport));
+		url_param(url->url_params, "maddr", maddr, sizeof(maddr));
+	}
+	if (!transport[0] || strcasecmp(transport, "udp") == 0)
+		dest->proto = secure ? PROTO_TLS : PROTO_UDP;
+	else if (strcasecmp(transport, "tcp") == 0)
+		dest->proto = secure ? PROTO_TLS : PROTO_TCP;
+	else if (strcasecmp(transport, "tls") == 0)
+		dest->proto = PROTO_TLS;
+	else
+		return -1; /* ws/wss peers are reached only through their own connections */
+	int port = dest->proto == PROTO_TLS ? 5061 : 5060;
+	if (url->url_port && url->url_port[0]) {
+		char *end;
+		long p = strtol(url->url_port, &end, 10);
+		if (*end || p < 1 || p > 65535)
+			return -1;
+		port = (int)p;
+	}
+	return numeric_addr(maddr[0] ? maddr : url->url_host, port, &dest->addr);
+}
+
+struct flow *transport_flow_for(const struct txn_dest *dest)
+{
+	if (dest->flow_id)
+		return flow_find(dest->flow_id);
+	switch (dest->proto) {
+	case PROTO_UDP:
+		return udp_flow_get((const struct sockaddr *)&dest->addr);
+	default:
+		log_notice("no %s transport to send to an address", proto_name(dest->proto));
+		return NULL;
+	}
+}
 
 int transport_send(const struct txn_dest *dest, const char *data, size_t len)
 {
-	if (dest->flow_id)
-		return flow_send(flow_find(dest->flow_id), data, len);
-	/* Address targets need a network transport (UDP, TCP, TLS) listening for that protocol. */
-	log_notice("no %s transport to send to an address", proto_name(dest->proto));
-	return -1;
+	struct flow *f = transport_flow_for(dest);
+	return f ? flow_send(f, data, len) : -1;
 }

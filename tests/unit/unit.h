@@ -8,5 +8,6 @@ Suite *store_suite(void);
 Suite *sipmsg_suite(void);
 Suite *proxy_suite(void);
 Suite *auth_suite(void);
+Suite *udp_suite(void);
 
 #endif

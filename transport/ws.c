@@ -1,0 +1,654 @@
+/** @file ws.c  WebSocket (RFC 6455 / RFC 7118) and HTTP listeners on libwebsockets.
+ *
+ * libwebsockets runs on our libuv loop (a foreign loop: it adds its handles, we own the loop).
+ * Each ws/wss listener is a vhost whose user pointer is its listen_spec. Two protocols:
+ *   "sipedge-http"  plain HTTP on the same port: /healthz, /metrics (callback mounts) and the
+ *                   static pages under http.web_root (a file mount); it also vets upgrades.
+ *   "sip"           the RFC 7118 subprotocol: one connection = one flow.
+ * A connection's state (struct ws_conn) lives on the heap, not in lws' per-session area, because
+ * its ping timer is a libuv handle that closes asynchronously, after lws has freed the wsi.
+ */
+#include "transport/ws.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/sip_core.h"
+#include "transport/flow.h"
+
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <limits.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define HTTP_PROTOCOL "sipedge-http"
+#define SIP_PROTOCOL "sip"
+#define RX_CHUNK 4096
+#define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
+#define SHUTDOWN_DRAIN_MS 500	       /* time given to close frames at shutdown */
+
+struct out_msg {
+	struct out_msg *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the message */
+};
+
+enum ping_phase { PING_IDLE, PING_AWAIT_PONG };
+
+struct ws_conn {
+	struct lws *wsi; /* NULL once lws has closed it */
+	struct flow *flow;
+	const struct listen_spec *local;
+	/* reassembly of one WebSocket message from its frames and fragments */
+	char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_binary;
+	bool reply_binary; /* answer in the opcode the peer last used */
+	/* send queue, one WebSocket message per entry */
+	struct out_msg *out_head, *out_tail;
+	size_t out_bytes;
+	bool ping_due;
+	enum ping_phase ping_phase;
+	uv_timer_t ping_timer;
+	/* a close we initiate: sent from the next WRITEABLE */
+	int close_code;
+	const char *close_reason;
+	struct ws_conn *prev, *next; /* every live connection, for shutdown */
+};
+
+struct http_pss {
+	char *body;
+	size_t len, sent;
+	const char *type;
+	int status;
+};
+
+struct listener {
+	struct listen_spec spec;
+	struct lws_vhost *vhost;
+	struct lws_http_mount mounts[3];
+	char web_origin[PATH_MAX];
+};
+
+static struct {
+	struct lws_context *ctx;
+	uv_loop_t *loop;
+	const struct config *cfg;
+	struct listener listeners[CONFIG_MAX_LISTEN];
+	int n_listeners;
+	struct ws_conn *conns;
+	unsigned n_conns;
+	bool stopping;
+	uv_timer_t drain_timer;
+	bool drain_timer_open;
+	uint64_t drain_deadline;
+} W;
+
+/* ---- logging ---------------------------------------------------------------------------- */
+
+static void lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	/* lws reports per-connection trouble (a peer that hangs up mid-handshake) as errors;
+	 * for a server that talks to the internet those are notices, not our errors. */
+	log_msg(level == LLL_ERR ? LOGL_NOTICE : LOGL_DEBUG, "lws: %.*s", (int)n, line);
+}
+
+/* ---- connections and flows -------------------------------------------------------------- */
+
+static void conn_free_queue(struct ws_conn *c)
+{
+	while (c->out_head) {
+		struct out_msg *m = c->out_head;
+		c->out_head = m->next;
+		free(m);
+	}
+	c->out_tail = NULL;
+	c->out_bytes = 0;
+}
+
+static void on_ping_timer_closed(uv_handle_t *h)
+{
+	struct ws_conn *c = h->data;
+	free(c->rx);
+	conn_free_queue(c);
+	free(c);
+}
+
+/** Ask lws to close the connection with code and reason from its next WRITEABLE callback. */
+static void conn_request_close(struct ws_conn *c, int code, const char *reason)
+{
+	if (!c->wsi || c->close_code)
+		return;
+	c->close_code = code;
+	c->close_reason = reason;
+	lws_callback_on_writable(c->wsi);
+}
+
+static int ws_flow_send(struct flow *f, const char *data, size_t len)
+{
+	struct ws_conn *c = f->impl;
+	if (!c || !c->wsi || c->close_code)
+		return -1;
+	if (c->out_bytes + len > MAX_QUEUED_BYTES) {
+		log_warn("ws: flow %llu from %s is not reading (%zu bytes queued): closing",
+			 (unsigned long long)f->id, f->peer_text, c->out_bytes);
+		conn_request_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+		return -1;
+	}
+	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m)
+		return -1;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf + LWS_PRE, data, len);
+	if (c->out_tail)
+		c->out_tail->next = m;
+	else
+		c->out_head = m;
+	c->out_tail = m;
+	c->out_bytes += len;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static void ws_flow_close(struct flow *f)
+{
+	struct ws_conn *c = f->impl;
+	if (c)
+		conn_request_close(c, LWS_CLOSE_STATUS_NORMAL, "closed by server");
+}
+
+static const struct flow_ops ws_flow_ops = {.send = ws_flow_send, .close = ws_flow_close};
+
+static void on_ping_timer(uv_timer_t *t)
+{
+	struct ws_conn *c = t->data;
+	if (!c->wsi)
+		return;
+	if (c->ping_phase == PING_AWAIT_PONG) {
+		metrics_inc(M_WS_PING_TIMEOUT);
+		log_info("ws: flow %llu from %s missed its pong: closing",
+			 (unsigned long long)c->flow->id, c->flow->peer_text);
+		conn_request_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "ping timeout");
+		return;
+	}
+	c->ping_due = true;
+	c->ping_phase = PING_AWAIT_PONG;
+	lws_callback_on_writable(c->wsi);
+	uv_timer_start(&c->ping_timer, on_ping_timer, (uint64_t)W.cfg->ws_pong_timeout * 1000, 0);
+}
+
+static struct ws_conn *conn_open(struct lws *wsi)
+{
+	struct ws_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->wsi = wsi;
+	c->local = lws_get_vhost_user(lws_get_vhost(wsi));
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	memset(&peer, 0, sizeof(peer));
+	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) != 0)
+		peer.ss_family = AF_UNSPEC;
+	c->flow = flow_create(c->local->proto, (struct sockaddr *)&peer, c->local, &ws_flow_ops, c);
+	if (!c->flow) {
+		free(c);
+		return NULL;
+	}
+	uv_timer_init(W.loop, &c->ping_timer);
+	c->ping_timer.data = c;
+	if (W.cfg->ws_ping_interval > 0)
+		uv_timer_start(&c->ping_timer, on_ping_timer, (uint64_t)W.cfg->ws_ping_interval * 1000, 0);
+	c->next = W.conns;
+	if (W.conns)
+		W.conns->prev = c;
+	W.conns = c;
+	W.n_conns++;
+	metrics_inc(M_WS_CONNECTIONS_TOTAL);
+	metrics_set(M_WS_CONNECTIONS, W.n_conns);
+	return c;
+}
+
+static void conn_closed(struct ws_conn *c)
+{
+	c->wsi = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		W.conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	W.n_conns--;
+	metrics_set(M_WS_CONNECTIONS, W.n_conns);
+	struct flow *f = c->flow;
+	c->flow = NULL;
+	f->impl = NULL;
+	flow_destroy(f);
+	uv_timer_stop(&c->ping_timer);
+	uv_close((uv_handle_t *)&c->ping_timer, on_ping_timer_closed);
+}
+
+/** One frame or part of one; a whole message goes to the SIP core. -1 closes the connection. */
+static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size_t len)
+{
+	if (lws_is_first_fragment(wsi))
+		c->rx_binary = lws_frame_is_binary(wsi);
+	size_t max = (size_t)W.cfg->ws_max_message;
+	if (c->rx_len + len > max) {
+		metrics_inc(M_WS_OVERSIZE);
+		log_notice("ws: flow %llu from %s sent a message over %zu bytes: closing with 1009",
+			   (unsigned long long)c->flow->id, c->flow->peer_text, max);
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
+				 15);
+		return -1;
+	}
+	if (c->rx_len + len > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : RX_CHUNK;
+		while (cap < c->rx_len + len)
+			cap *= 2;
+		char *p = realloc(c->rx, cap);
+		if (!p)
+			return -1;
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return 0;
+	c->reply_binary = c->rx_binary;
+	size_t n = c->rx_len;
+	c->rx_len = 0;
+	sip_core_receive(c->flow, c->rx, n);
+	/* Keep small buffers for the next message; give back what one big message needed. */
+	if (c->rx_cap > RX_CHUNK * 4) {
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+	return 0;
+}
+
+static int conn_writeable(struct ws_conn *c, struct lws *wsi)
+{
+	if (c->close_code) {
+		const char *r = c->close_reason ? c->close_reason : "";
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)r, strlen(r));
+		return -1;
+	}
+	if (c->ping_due) {
+		unsigned char buf[LWS_PRE + 4];
+		c->ping_due = false;
+		if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+			return -1;
+	} else if (c->out_head) {
+		struct out_msg *m = c->out_head;
+		c->out_head = m->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		c->out_bytes -= m->len;
+		int n = lws_write(wsi, m->buf + LWS_PRE, m->len,
+				  c->reply_binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+		int short_write = n < (int)m->len;
+		free(m);
+		if (short_write)
+			return -1;
+	}
+	if (c->out_head || c->ping_due)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int sip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			size_t len)
+{
+	struct ws_conn **slot = user;
+	struct ws_conn *c = slot ? *slot : NULL;
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		*slot = conn_open(wsi);
+		if (!*slot)
+			return -1;
+		break;
+	case LWS_CALLBACK_RECEIVE:
+		if (!c)
+			return -1;
+		return conn_receive(c, wsi, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c && c->ping_phase == PING_AWAIT_PONG) {
+			c->ping_phase = PING_IDLE;
+			if (W.cfg->ws_ping_interval > 0)
+				uv_timer_start(&c->ping_timer, on_ping_timer,
+					       (uint64_t)W.cfg->ws_ping_interval * 1000, 0);
+		}
+		break;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!c)
+			return -1;
+		return conn_writeable(c, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (c && len >= 2) {
+			const unsigned char *p = in;
+			log_debug("ws: flow %llu: peer closed with %d", (unsigned long long)c->flow->id,
+				  p[0] << 8 | p[1]);
+		}
+		break;
+	case LWS_CALLBACK_CLOSED:
+		if (c) {
+			*slot = NULL;
+			conn_closed(c);
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* ---- HTTP: upgrade checks, /healthz, /metrics ------------------------------------------- */
+
+/** True if the comma-separated header value lists token (case-insensitive). */
+static bool header_lists(const char *value, const char *token)
+{
+	struct lws_tokenize ts;
+	lws_tokenize_init(&ts, value, LWS_TOKENIZE_F_COMMA_SEP_LIST | LWS_TOKENIZE_F_MINUS_NONTERM);
+	lws_tokenize_elem e;
+	size_t tl = strlen(token);
+	do {
+		e = lws_tokenize(&ts);
+		if (e == LWS_TOKZE_TOKEN && ts.token_len == tl && !strncasecmp(ts.token, token, tl))
+			return true;
+	} while (e > 0);
+	return false;
+}
+
+static int reject_upgrade(struct lws *wsi, unsigned status, const char *why)
+{
+	metrics_inc(M_WS_HANDSHAKE_REJECTED);
+	char peer[64] = "";
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	log_notice("ws: handshake from %s refused (%u): %s", peer, status, why);
+	/* lws writes the status line and a small HTML body carrying our reason. */
+	if (lws_return_http_status(wsi, status, why))
+		return -1;
+	return 1;
+}
+
+/** RFC 7118 §4: the client must offer the "sip" subprotocol; the Origin allowlist is optional. */
+static int confirm_upgrade(struct lws *wsi)
+{
+	char value[512];
+	if (lws_hdr_copy(wsi, value, sizeof(value), WSI_TOKEN_PROTOCOL) <= 0)
+		return reject_upgrade(wsi, HTTP_STATUS_BAD_REQUEST,
+				      "Sec-WebSocket-Protocol: sip is required (RFC 7118)");
+	if (!header_lists(value, SIP_PROTOCOL))
+		return reject_upgrade(wsi, HTTP_STATUS_BAD_REQUEST,
+				      "only the sip WebSocket subprotocol is served here");
+	const struct string_list *origins = &W.cfg->ws_origins;
+	if (origins->count > 0) {
+		if (lws_hdr_copy(wsi, value, sizeof(value), WSI_TOKEN_ORIGIN) <= 0)
+			return reject_upgrade(wsi, HTTP_STATUS_FORBIDDEN, "an Origin header is required");
+		for (int i = 0; i < origins->count; i++)
+			if (!strcasecmp(value, origins->item[i]))
+				return 0;
+		return reject_upgrade(wsi, HTTP_STATUS_FORBIDDEN, "Origin not allowed");
+	}
+	return 0;
+}
+
+static int http_begin(struct lws *wsi, struct http_pss *pss, const char *path)
+{
+	/* Callback mounts hand us the mountpoint itself as the path. */
+	char *body = NULL;
+	size_t len = 0;
+	if (!strcmp(path, "/healthz")) {
+		body = strdup("ok\n");
+		len = 3;
+		pss->type = "text/plain";
+	} else if (!strcmp(path, "/metrics")) {
+		size_t cap = 16384;
+		body = malloc(cap);
+		if (body)
+			len = metrics_render(body, cap);
+		pss->type = "text/plain; version=0.0.4";
+	} else {
+		return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ? -1
+			: lws_http_transaction_completed(wsi);
+	}
+	if (!body)
+		return -1;
+	pss->body = body;
+	pss->len = len;
+	pss->sent = 0;
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, pss->type, len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store",
+					 8, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			 size_t len)
+{
+	struct http_pss *pss = user;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(wsi);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return -1; /* a WebSocket must be "sip", never this protocol */
+	case LWS_CALLBACK_HTTP: {
+		char path[64];
+		/* For a callback mount, in is the path after the mountpoint; the URI header is whole. */
+		if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0)
+			return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ? -1
+				: lws_http_transaction_completed(wsi);
+		char *q = strchr(path, '?');
+		if (q)
+			*q = '\0';
+		return http_begin(wsi, pss, path);
+	}
+	case LWS_CALLBACK_HTTP_WRITEABLE: {
+		if (!pss || !pss->body)
+			break;
+		size_t chunk = pss->len - pss->sent;
+		if (chunk > 8192)
+			chunk = 8192;
+		unsigned char *buf = malloc(LWS_PRE + chunk + 1);
+		if (!buf)
+			return -1;
+		memcpy(buf + LWS_PRE, pss->body + pss->sent, chunk);
+		bool last = pss->sent + chunk == pss->len;
+		int n = lws_write(wsi, buf + LWS_PRE, chunk, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+		free(buf);
+		if (n < (int)chunk)
+			return -1;
+		pss->sent += chunk;
+		if (!last) {
+			lws_callback_on_writable(wsi);
+			break;
+		}
+		free(pss->body);
+		pss->body = NULL;
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		break;
+	}
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss) {
+			free(pss->body);
+			pss->body = NULL;
+		}
+		break;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+	{HTTP_PROTOCOL, http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
+	{SIP_PROTOCOL, sip_callback, sizeof(struct ws_conn *), RX_CHUNK, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- listeners ---------------------------------------------------------------------------- */
+
+static void listener_mounts(struct listener *l, const struct config *cfg)
+{
+	struct lws_http_mount *m = l->mounts;
+	static const char *const endpoints[] = {"/healthz", "/metrics"};
+	int n = 0;
+	for (int i = 0; i < 2; i++, n++) {
+		memset(&m[n], 0, sizeof(m[n]));
+		m[n].mountpoint = endpoints[i];
+		m[n].mountpoint_len = (unsigned char)strlen(endpoints[i]);
+		m[n].origin = HTTP_PROTOCOL;
+		m[n].origin_protocol = LWSMPRO_CALLBACK;
+	}
+	if (cfg->web_root && cfg->web_root[0]) {
+		if (!realpath(cfg->web_root, l->web_origin)) {
+			log_warn("http: web_root %s not found: no pages served", cfg->web_root);
+		} else {
+			memset(&m[n], 0, sizeof(m[n]));
+			m[n].mountpoint = "/";
+			m[n].mountpoint_len = 1;
+			m[n].origin = l->web_origin;
+			m[n].def = "index.html";
+			m[n].origin_protocol = LWSMPRO_FILE;
+			m[n].cache_max_age = 0;
+			n++;
+		}
+	}
+	for (int i = 0; i + 1 < n; i++)
+		m[i].mount_next = &m[i + 1];
+}
+
+static int listener_open(struct listener *l, const struct config *cfg)
+{
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = proto_name(l->spec.proto);
+	info.port = l->spec.port;
+	info.iface = l->spec.host;
+	info.protocols = protocols;
+	info.user = &l->spec;
+	listener_mounts(l, cfg);
+	info.mounts = l->mounts;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (strchr(l->spec.host, ':'))
+		info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
+	if (l->spec.proto == PROTO_WSS) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cfg->tls_cert;
+		info.ssl_private_key_filepath = cfg->tls_key;
+		/* TLS 1.2 or later only. */
+		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+				       SSL_OP_CIPHER_SERVER_PREFERENCE;
+		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS";
+	}
+	l->vhost = lws_create_vhost(W.ctx, &info);
+	if (!l->vhost) {
+		log_error("cannot listen on %s:%s:%d", proto_name(l->spec.proto), l->spec.host,
+			  l->spec.port);
+		return -1;
+	}
+	bool v6 = strchr(l->spec.host, ':') != NULL;
+	printf("listening %s %s%s%s:%d\n", proto_name(l->spec.proto), v6 ? "[" : "", l->spec.host,
+	       v6 ? "]" : "", l->spec.port);
+	log_info("%s listener on %s port %d", proto_name(l->spec.proto), l->spec.host, l->spec.port);
+	return 0;
+}
+
+int ws_start(uv_loop_t *loop, const struct config *cfg)
+{
+	memset(&W, 0, sizeof(W));
+	W.loop = loop;
+	W.cfg = cfg;
+	int level = LLL_ERR | (log_get_level() >= LOGL_DEBUG ? LLL_WARN | LLL_NOTICE : 0);
+	lws_set_log_level(level, lws_log_emit);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	void *foreign_loops[1] = {loop};
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.foreign_loops = foreign_loops;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.timeout_secs = 10; /* a handshake that dawdles longer is dropped (slowloris) */
+	info.max_http_header_data = 4096;
+	int have_ws = 0;
+	for (int i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proto == PROTO_WS || cfg->listen[i].proto == PROTO_WSS)
+			have_ws = 1;
+	if (!have_ws)
+		return 0;
+	W.ctx = lws_create_context(&info);
+	if (!W.ctx) {
+		log_error("ws: cannot create the libwebsockets context");
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_listen; i++) {
+		const struct listen_spec *s = &cfg->listen[i];
+		if (s->proto != PROTO_WS && s->proto != PROTO_WSS)
+			continue;
+		struct listener *l = &W.listeners[W.n_listeners++];
+		l->spec = *s;
+		if (listener_open(l, cfg) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------------ */
+
+static void destroy_context(void)
+{
+	if (W.ctx) {
+		lws_context_destroy(W.ctx);
+		W.ctx = NULL;
+	}
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+	if (W.n_conns > 0 && uv_now(W.loop) < W.drain_deadline)
+		return;
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, NULL);
+	W.drain_timer_open = false;
+	destroy_context();
+}
+
+void ws_stop(void)
+{
+	if (W.stopping || !W.ctx)
+		return;
+	W.stopping = true;
+	/* Say goodbye (1001) on every connection, give the close frames a moment, then let lws
+	 * tear down what is left; its handles close as the loop runs on. */
+	for (struct ws_conn *c = W.conns; c; c = c->next)
+		conn_request_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+	uv_timer_init(W.loop, &W.drain_timer);
+	W.drain_timer_open = true;
+	W.drain_deadline = uv_now(W.loop) + SHUTDOWN_DRAIN_MS;
+	uv_timer_start(&W.drain_timer, on_drain_timer, 20, 20);
+}
+
+void ws_destroy(void)
+{
+	if (W.drain_timer_open) {
+		uv_close((uv_handle_t *)&W.drain_timer, NULL);
+		W.drain_timer_open = false;
+	}
+	destroy_context();
+}

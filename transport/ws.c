@@ -503,7 +503,8 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- listeners ---------------------------------------------------------------------------- */
 
-static void listener_mounts(struct listener *l, const struct config *cfg)
+/* Returns whether the listener serves pages from web_root. */
+static bool listener_mounts(struct listener *l, const struct config *cfg)
 {
 	struct lws_http_mount *m = l->mounts;
 	static const char *const endpoints[] = {"/healthz", "/metrics"};
@@ -531,6 +532,7 @@ static void listener_mounts(struct listener *l, const struct config *cfg)
 	}
 	for (int i = 0; i + 1 < n; i++)
 		m[i].mount_next = &m[i + 1];
+	return n > 2;
 }
 
 static int listener_open(struct listener *l, const struct config *cfg)
@@ -542,7 +544,7 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	info.iface = l->spec.host;
 	info.protocols = protocols;
 	info.user = &l->spec;
-	listener_mounts(l, cfg);
+	bool pages = listener_mounts(l, cfg);
 	info.mounts = l->mounts;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (strchr(l->spec.host, ':'))
@@ -555,6 +557,10 @@ static int listener_open(struct listener *l, const struct config *cfg)
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
 				       SSL_OP_CIPHER_SERVER_PREFERENCE;
 		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS";
+		/* HTTP/1.1 only: with h2 offered, Chromium carries the WebSocket as an RFC 8441
+		 * stream inside the h2 connection of the page; lws then has no peer address for
+		 * it and messages we send unprompted (an INVITE to a callee) never leave. */
+		info.alpn = "http/1.1";
 	}
 	l->vhost = lws_create_vhost(W.ctx, &info);
 	if (!l->vhost) {
@@ -566,6 +572,11 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	printf("listening %s %s%s%s:%d\n", proto_name(l->spec.proto), v6 ? "[" : "", l->spec.host,
 	       v6 ? "]" : "", l->spec.port);
 	log_info("%s listener on %s port %d", proto_name(l->spec.proto), l->spec.host, l->spec.port);
+	/* Tell a newcomer where to point a browser: the demo phone on this port. */
+	if (pages)
+		log_notice("demo phone: %s://%s%s%s:%d/phone/",
+			   l->spec.proto == PROTO_WSS ? "https" : "http", v6 ? "[" : "", l->spec.host,
+			   v6 ? "]" : "", l->spec.port);
 	return 0;
 }
 

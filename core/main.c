@@ -174,6 +174,9 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)&sig_term, NULL);
 		uv_close((uv_handle_t *)&sig_int, NULL);
 		proxy_shutdown();
+		/* Transactions in Completed or Accepted wait up to 32 s (Timers H, L, M) for
+		 * stray retransmissions; at shutdown nobody is left to send them. */
+		txn_shutdown();
 	}
 	/* Let closing connections and handles finish, then free what is left. */
 	ws_stop();

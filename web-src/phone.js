@@ -264,11 +264,14 @@ async function call(ev) {
     if (!target.includes('@')) target = `${target}@${$('domain').value.trim()}`;
     target = `sip:${target}`;
   }
+  // Calling from the click on, while the camera is being opened.
+  setCallState('calling', `to ${target}`);
   let stream;
   try {
     stream = await getLocalStream();
   } catch (err) {
     showError(`no media: ${err.message || err}`);
+    setCallState('failed', target);
     return;
   }
   try {

@@ -209,10 +209,15 @@ function register(ev) {
   window.phone.ua = ua;
   const me = ua;
   ua.on('connecting', () => me === ua && setRegState('registering', `connecting to ${server}`));
-  ua.on('connected', () => log(`connected to ${server}`));
+  ua.on('connected', () => {
+    log(`connected to ${server}`);
+    if (me === ua && /^cannot connect/.test($('error').textContent)) showError('');
+  });
   ua.on('disconnected', (e) => {
     if (me !== ua) return;
     log(`disconnected${e && e.error ? ' (error)' : ''}`);
+    // JsSIP keeps retrying; say why nothing happens meanwhile.
+    if (e && e.error) showError(`cannot connect to ${server}`);
     if (body.dataset.regState === 'registered' || body.dataset.regState === 'registering')
       setRegState('registering', 'connection lost, reconnecting');
   });
@@ -331,6 +336,12 @@ function init() {
   window.addEventListener('pagehide', () => { if (ua) ua.stop(); });
   setRegState('unregistered');
   setCallState('idle');
+  // Browsers give camera and microphone only to secure pages: https, or http on 127.0.0.1 or
+  // localhost. Say so before the first call fails.
+  if (!window.isSecureContext)
+    $('notice').textContent = 'This page is not secure (plain http on a non-local address): '
+      + 'calls need the camera and microphone, which browsers give only to https pages '
+      + '(or http://127.0.0.1, http://localhost). Use the wss listener\'s https:// address.';
   // A reload of a registered tab registers again (same instance id, so the binding is replaced).
   if (store.get('registered') === '1') $('register').click();
 }

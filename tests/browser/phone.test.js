@@ -90,8 +90,16 @@ function inbound(page) {
     const pc = window.phone.pc;
     const out = { audio: 0, video: 0 };
     if (!pc) return out;
-    (await pc.getStats()).forEach((s) => {
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
       if (s.type === 'inbound-rtp') out[s.kind] += s.bytesReceived || 0;
+      // The ICE pair that carries the media, for the test's diagnostics.
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = stats.get(s.selectedCandidatePairId);
+        const local = pair && stats.get(pair.localCandidateId);
+        const remote = pair && stats.get(pair.remoteCandidateId);
+        if (local && remote) out.pair = `${local.address}:${local.port} -> ${remote.address}:${remote.port}`;
+      }
     });
     return out;
   });

@@ -61,7 +61,7 @@ function waitCall(page, state) {
 
 async function register(page, user) {
   await page.fill('#user', user);
-  await page.fill('#password', user);
+  await page.fill('#password', `${user}-password`);
   await page.fill('#domain', DOMAIN);
   await page.click('#register');
   await waitReg(page, 'registered');
@@ -134,9 +134,14 @@ async function pair(t) {
 test('/ leads to the phone, whose server URL follows the page: ws behind http, wss behind https', async () => {
   const plain = await openPhone(wsBase, 'plain');
   await plain.goto(`${wsBase}/`);
-  await plain.waitForURL(`${wsBase}/phone/`, { timeout: WAIT });
+  const href = await plain.getAttribute('#as-bob', 'href');
+  await plain.goto(new URL(href, `${wsBase}/`).href);
+  assert.equal(new URL(plain.url()).pathname, '/phone/');
+  assert.equal(await plain.inputValue('#user'), 'bob');
+  assert.equal(await plain.inputValue('#password'), 'bob-password');
   assert.equal(await plain.inputValue('#server'), `ws://127.0.0.1:${daemon.ports.ws}/`);
   assert.equal(await bodyAttr(plain, 'reg-state'), 'unregistered');
+  assert.equal(await plain.textContent('#notice'), '', 'a page on 127.0.0.1 is a secure context');
   await plain.context().close();
 
   const secure = await openPhone(wssBase, 'secure');

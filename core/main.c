@@ -51,8 +51,6 @@ static void on_signal(uv_signal_t *handle, int signum)
 	log_notice("signal %d: shutting down", signum);
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
-	ws_stop();
-	flow_close_all();
 	uv_stop(handle->loop);
 }
 
@@ -178,14 +176,16 @@ int main(int argc, char **argv)
 		 * stray retransmissions; at shutdown nobody is left to send them. */
 		txn_shutdown();
 	}
-	/* Let closing connections and handles finish, then free what is left. */
-	ws_stop();
+	/* Close connections politely first (WebSocket close frames go out and are answered),
+	 * then stop every module's timers and let the loop close the remaining handles. */
+	if (ws_stop())
+		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ws_destroy();
 	registrar_shutdown();
 	sip_core_shutdown();
 	txn_shutdown();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ws_destroy();
 	flow_shutdown();
 	uv_run(&loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(&loop) != 0)

@@ -55,7 +55,6 @@ struct ws_conn {
 	uv_timer_t ping_timer;
 	/* a close we initiate: sent from the next WRITEABLE */
 	int close_code;
-	const char *close_reason;
 	struct ws_conn *prev, *next; /* every live connection, for shutdown */
 };
 
@@ -126,8 +125,11 @@ static void conn_request_close(struct ws_conn *c, int code, const char *reason)
 	if (!c->wsi || c->close_code)
 		return;
 	c->close_code = code;
-	c->close_reason = reason;
-	lws_callback_on_writable(c->wsi);
+	/* lws keeps the close payload, and a close it is asked for directly (not by failing a
+	 * WRITEABLE callback, which drops the socket without a frame) sends it as the close
+	 * frame at the next POLLOUT and waits for the peer's close before the socket goes. */
+	lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
 }
 
 static int ws_flow_send(struct flow *f, const char *data, size_t len)
@@ -184,6 +186,21 @@ static void on_ping_timer(uv_timer_t *t)
 	uv_timer_start(&c->ping_timer, on_ping_timer, (uint64_t)W.cfg->ws_pong_timeout * 1000, 0);
 }
 
+/** lws listens on IPv6 sockets that also take IPv4; show and compare such peers as IPv4. */
+static void unmap_v4(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+		return;
+	struct sockaddr_in a4;
+	memset(&a4, 0, sizeof(a4));
+	a4.sin_family = AF_INET;
+	a4.sin_port = a6->sin6_port;
+	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &a4, sizeof(a4));
+}
+
 static struct ws_conn *conn_open(struct lws *wsi)
 {
 	struct ws_conn *c = calloc(1, sizeof(*c));
@@ -196,6 +213,7 @@ static struct ws_conn *conn_open(struct lws *wsi)
 	memset(&peer, 0, sizeof(peer));
 	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) != 0)
 		peer.ss_family = AF_UNSPEC;
+	unmap_v4(&peer);
 	c->flow = flow_create(c->local->proto, (struct sockaddr *)&peer, c->local, &ws_flow_ops, c);
 	if (!c->flow) {
 		free(c);
@@ -277,15 +295,14 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 
 static int conn_writeable(struct ws_conn *c, struct lws *wsi)
 {
-	if (c->close_code) {
-		const char *r = c->close_reason ? c->close_reason : "";
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)r, strlen(r));
-		return -1;
-	}
+	if (c->close_code)
+		return 0; /* closing: nothing more is sent */
 	if (c->ping_due) {
-		unsigned char buf[LWS_PRE + 4];
+		/* A non-empty payload: lws does not report empty pongs to us. */
+		unsigned char buf[LWS_PRE + 8];
+		memcpy(buf + LWS_PRE, "sipedge!", 8);
 		c->ping_due = false;
-		if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+		if (lws_write(wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
 			return -1;
 	} else if (c->out_head) {
 		struct out_msg *m = c->out_head;
@@ -321,6 +338,7 @@ static int sip_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 			return -1;
 		return conn_receive(c, wsi, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
+		log_debug("ws: flow %llu: pong", c ? (unsigned long long)c->flow->id : 0ULL);
 		if (c && c->ping_phase == PING_AWAIT_PONG) {
 			c->ping_phase = PING_IDLE;
 			if (W.cfg->ws_ping_interval > 0)
@@ -518,7 +536,8 @@ static bool listener_mounts(struct listener *l, const struct config *cfg)
 	}
 	if (cfg->web_root && cfg->web_root[0]) {
 		if (!realpath(cfg->web_root, l->web_origin)) {
-			log_warn("http: web_root %s not found: no pages served", cfg->web_root);
+			if (l == &W.listeners[0])
+				log_warn("http: web_root %s not found: no pages served", cfg->web_root);
 		} else {
 			memset(&m[n], 0, sizeof(m[n]));
 			m[n].mountpoint = "/";
@@ -591,7 +610,7 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	void *foreign_loops[1] = {loop};
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -638,12 +657,13 @@ static void on_drain_timer(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, NULL);
 	W.drain_timer_open = false;
 	destroy_context();
+	uv_stop(W.loop);
 }
 
-void ws_stop(void)
+bool ws_stop(void)
 {
 	if (W.stopping || !W.ctx)
-		return;
+		return false;
 	W.stopping = true;
 	/* Say goodbye (1001) on every connection, give the close frames a moment, then let lws
 	 * tear down what is left; its handles close as the loop runs on. */
@@ -653,6 +673,7 @@ void ws_stop(void)
 	W.drain_timer_open = true;
 	W.drain_deadline = uv_now(W.loop) + SHUTDOWN_DRAIN_MS;
 	uv_timer_start(&W.drain_timer, on_drain_timer, 20, 20);
+	return true;
 }
 
 void ws_destroy(void)

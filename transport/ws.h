@@ -6,6 +6,7 @@
  */
 #ifndef SIPEDGE_WS_H
 #define SIPEDGE_WS_H
+#include <stdbool.h>
 #include <uv.h>
 
 #include "core/config.h"
@@ -13,8 +14,9 @@
 /** Open every ws/wss listener of cfg on loop; prints "listening ws HOST:PORT" per listener.
  *  0 on success, -1 (logged) on failure. */
 int ws_start(uv_loop_t *loop, const struct config *cfg);
-/** Close every connection and the listeners; the loop must run afterwards for handles to close. */
-void ws_stop(void);
+/** Close every connection (1001) and then the listeners. Returns true if closing is under way:
+ *  the caller runs the loop, and ws calls uv_stop on it once every connection is gone. */
+bool ws_stop(void);
 /** Free what remains after the loop has run dry. */
 void ws_destroy(void);
 

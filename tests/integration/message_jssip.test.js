@@ -60,7 +60,7 @@ test('MESSAGE to a user who is not registered fails with 404', async (t) => {
   await alice.registered;
   const status = await new Promise((resolve) => {
     alice.ua.sendMessage(`sip:carol@${DOMAIN}`, 'anyone?', {
-      eventHandlers: { succeeded: () => resolve(200), failed: (e) => resolve(e.message ? e.message.status_code : e.cause) },
+      eventHandlers: { succeeded: () => resolve(200), failed: (e) => resolve(e.response ? e.response.status_code : e.cause) },
     });
   });
   assert.equal(status, 404);

@@ -200,6 +200,7 @@ test('in-dialog requests from the callee: re-INVITE and BYE reach the caller via
   const body = sdp('bob-reinvite');
   bob.send([...reinviteText, `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'));
   const reinv = await alice.expectRequest('INVITE');
+  assert.ok(reinv.ruri, `re-INVITE as alice sees it:\n${reinv.text}`);
   assert.equal(reinv.ruri.toString(), alice.contactUri);
   assert.equal(reinv.body, body);
   assert.equal(reinv.getHeaders('route').length, 0);

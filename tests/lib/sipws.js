@@ -71,14 +71,15 @@ class SipWs {
   }
 
   expectRequest(method, timeout) {
-    return this.expect((m) => m.method === method, `${method} request`, timeout);
+    return this.expect((m) => !m.status_code && m.method === method, `${method} request`, timeout);
   }
 
+  // The response to method with this status, or (status undefined) the next final response.
   expectResponse(method, status, timeout) {
     return this.expect(
       (m) => m.status_code && m.cseq !== undefined && m.method === method &&
-        (status === undefined || m.status_code === status),
-      `${status || ''} response to ${method}`, timeout);
+        (status === undefined ? m.status_code >= 200 : m.status_code === status),
+      `${status || 'final'} response to ${method}`, timeout);
   }
 
   // Nothing matching pred arrives within ms.

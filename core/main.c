@@ -172,9 +172,6 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)&sig_term, NULL);
 		uv_close((uv_handle_t *)&sig_int, NULL);
 		proxy_shutdown();
-		/* Transactions in Completed or Accepted wait up to 32 s (Timers H, L, M) for
-		 * stray retransmissions; at shutdown nobody is left to send them. */
-		txn_shutdown();
 	}
 	/* Close connections politely first (WebSocket close frames go out and are answered),
 	 * then stop every module's timers and let the loop close the remaining handles. */

@@ -574,9 +574,6 @@ int location_init(struct store *store)
 	if (!T.buckets)
 		return -1;
 	uv_timer_init(loop_get(), &T.timer);
-	/* Expiry alone never keeps the daemon alive: at shutdown the loop drains closing
-	 * connections and must not then wait for the next binding (or 480 memory) to expire. */
-	uv_unref((uv_handle_t *)&T.timer);
 	T.running = true;
 	metrics_set(M_REG_BINDINGS, 0);
 	metrics_set(M_REG_AORS, 0);

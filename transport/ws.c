@@ -568,6 +568,8 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (strchr(l->spec.host, ':'))
 		info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
+	else /* an IPv4 host: without this lws opens a dual-stack socket on every address */
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (l->spec.proto == PROTO_WSS) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = cfg->tls_cert;

@@ -332,8 +332,9 @@ function init() {
   $('call-form').addEventListener('submit', call);
   $('answer').addEventListener('click', answer);
   $('hangup').addEventListener('click', hangup);
-  // Leaving the page: close the connection so the server drops its flow at once.
-  window.addEventListener('pagehide', () => { if (ua) ua.stop(); });
+  // Leaving the page needs nothing: the browser closes the WebSocket (1001), and the server
+  // drops the bindings of that connection. An un-REGISTER sent on the way out could even arrive
+  // after the reloaded page's REGISTER, which has the same instance id, and remove its binding.
   setRegState('unregistered');
   setCallState('idle');
   // Browsers give camera and microphone only to secure pages: https, or http on 127.0.0.1 or

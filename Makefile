@@ -1,6 +1,6 @@
 # Top-level driver: autotools do the real build, out of tree, in build/.
 #   make deps   install the Debian packages (and test npm modules) that are missing
-#   make        build build/sipedge
+#   make        build build/sipedge and the demo softphone's bundle (make web)
 #   make run    deps + build, then run the daemon in the foreground on etc/sipedge.conf
 #   make check  deps + sanitizer build + every test
 #   make bench  benchmarks (tests/bench)
@@ -11,9 +11,22 @@ JOBS ?= $(shell nproc)
 CONFIG ?= etc/sipedge.conf
 RUN_ARGS ?=
 
-.PHONY: all deps deps-test run check bench fuzz clean distclean format
+.PHONY: all deps deps-test web run check bench fuzz clean distclean format
 
-all: $(BUILD)/sipedge
+all: $(BUILD)/sipedge web
+
+# The demo softphone (web/phone/) runs JsSIP, whose npm package ships no browser bundle: esbuild
+# makes one from web-src/. The bundle is generated, not committed (.gitignore).
+WEB_BUNDLE := web/phone/phone.js
+
+web: $(WEB_BUNDLE)
+
+web-src/node_modules/.package-lock.json: web-src/package-lock.json
+	cd web-src && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB_BUNDLE): web-src/phone.js web-src/node_modules/.package-lock.json
+	web-src/node_modules/.bin/esbuild web-src/phone.js --bundle --minify --sourcemap \
+		--target=chrome100,firefox100,safari15 --log-level=warning --outfile=$@
 
 deps:
 	@tools/install-deps build
@@ -39,7 +52,7 @@ asan: $(ASAN_BUILD)/Makefile FORCE
 run: deps all
 	$(BUILD)/sipedge -c $(CONFIG) $(RUN_ARGS)
 
-check: deps deps-test asan
+check: deps deps-test asan web
 	SIPEDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/sipedge UNIT_BIN=$(CURDIR)/$(ASAN_BUILD)/tests/unit/test_unit tests/run-all
 
 bench: deps deps-test all
@@ -49,7 +62,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(WEB_BUNDLE) $(WEB_BUNDLE).map
 
 distclean: clean
 	rm -rf configure Makefile.in aclocal.m4 autom4te.cache build-aux m4/*.m4 config.h.in*

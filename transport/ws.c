@@ -521,7 +521,8 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- listeners ---------------------------------------------------------------------------- */
 
-static void listener_mounts(struct listener *l, const struct config *cfg)
+/* Returns whether the listener serves pages from web_root. */
+static bool listener_mounts(struct listener *l, const struct config *cfg)
 {
 	struct lws_http_mount *m = l->mounts;
 	static const char *const endpoints[] = {"/healthz", "/metrics"};
@@ -550,6 +551,7 @@ static void listener_mounts(struct listener *l, const struct config *cfg)
 	}
 	for (int i = 0; i + 1 < n; i++)
 		m[i].mount_next = &m[i + 1];
+	return n > 2;
 }
 
 static int listener_open(struct listener *l, const struct config *cfg)
@@ -561,11 +563,13 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	info.iface = l->spec.host;
 	info.protocols = protocols;
 	info.user = &l->spec;
-	listener_mounts(l, cfg);
+	bool pages = listener_mounts(l, cfg);
 	info.mounts = l->mounts;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (strchr(l->spec.host, ':'))
 		info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
+	else /* an IPv4 host: without this lws opens a dual-stack socket on every address */
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (l->spec.proto == PROTO_WSS) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = cfg->tls_cert;
@@ -574,6 +578,10 @@ static int listener_open(struct listener *l, const struct config *cfg)
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
 				       SSL_OP_CIPHER_SERVER_PREFERENCE;
 		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS";
+		/* HTTP/1.1 only: with h2 offered, Chromium carries the WebSocket as an RFC 8441
+		 * stream inside the h2 connection of the page; lws then has no peer address for
+		 * it and messages we send unprompted (an INVITE to a callee) never leave. */
+		info.alpn = "http/1.1";
 	}
 	l->vhost = lws_create_vhost(W.ctx, &info);
 	if (!l->vhost) {
@@ -585,6 +593,11 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	printf("listening %s %s%s%s:%d\n", proto_name(l->spec.proto), v6 ? "[" : "", l->spec.host,
 	       v6 ? "]" : "", l->spec.port);
 	log_info("%s listener on %s port %d", proto_name(l->spec.proto), l->spec.host, l->spec.port);
+	/* Tell a newcomer where to point a browser: the demo phone on this port. */
+	if (pages)
+		log_notice("demo phone: %s://%s%s%s:%d/phone/",
+			   l->spec.proto == PROTO_WSS ? "https" : "http", v6 ? "[" : "", l->spec.host,
+			   v6 ? "]" : "", l->spec.port);
 	return 0;
 }
 

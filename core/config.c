@@ -1,6 +1,7 @@
 /** @file config.c  Configuration: embedded defaults, a libconfig file, command-line overrides. */
 #include "core/config.h"
 #include "auth/auth.h"
+#include "core/limits.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -58,6 +59,11 @@ void config_defaults(struct config *cfg)
 	cfg->reg_max_bindings = 10;
 	cfg->reg_drop_on_flow_close = true;
 	cfg->timer_c = 180;
+	cfg->limit_conns_per_ip = 20;
+	cfg->limit_rps = 20;
+	cfg->limit_burst = 100;
+	cfg->limit_ban_seconds = 60;
+	config_set_string(&cfg->limit_ban_action, "reply");
 	config_set_string(&cfg->users_file, "");
 	config_set_string(&cfg->realm, "");
 	string_list_add(&cfg->auth_algorithms, "MD5");
@@ -234,6 +240,12 @@ int config_load(struct config *cfg, const char *path)
 	rc |= lookup_list(&lc, "auth.challenge_methods", &cfg->auth_challenge_methods);
 	rc |= lookup_list(&lc, "auth.trusted_peers", &cfg->trusted_peers);
 
+	lookup_int(&lc, "limits.max_connections_per_ip", &cfg->limit_conns_per_ip);
+	lookup_int(&lc, "limits.requests_per_second", &cfg->limit_rps);
+	lookup_int(&lc, "limits.burst", &cfg->limit_burst);
+	lookup_int(&lc, "limits.ban_seconds", &cfg->limit_ban_seconds);
+	lookup_string(&lc, "limits.ban_action", &cfg->limit_ban_action);
+
 	lookup_int(&lc, "proxy.timer_c", &cfg->timer_c);
 	lookup_string(&lc, "proxy.flow_token_secret", &cfg->flow_secret);
 
@@ -306,6 +318,7 @@ int config_validate(const struct config *cfg)
 		problems++;
 	}
 	problems += auth_config_check(cfg);
+	problems += limits_config_check(cfg);
 	return problems;
 }
 
@@ -329,7 +342,7 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
-			    &cfg->nonce_secret, &cfg->path};
+			    &cfg->nonce_secret, &cfg->path, &cfg->limit_ban_action};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

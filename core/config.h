@@ -62,6 +62,13 @@ struct config {
 	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
 	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
 
+	/* per-source limits (core/limits.h) */
+	int limit_conns_per_ip;	 /* open connections per source address; 0 = no limit */
+	int limit_rps;		 /* requests per second per source address; 0 = no limit */
+	int limit_burst;	 /* token bucket depth: requests accepted at once */
+	int limit_ban_seconds;	 /* how long a source that exceeds the rate is banned */
+	char *limit_ban_action;	 /* "reply" (503 + Retry-After) or "drop" */
+
 	/* proxy */
 	int timer_c;       /* seconds, RFC 3261 §16.8 (> 180) */
 	char *flow_secret; /* HMAC key for flow tokens; random per run if empty */

@@ -13,6 +13,7 @@
 #include "auth/auth.h"
 #include "auth/users.h"
 #include "core/config.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sip_core.h"
@@ -182,7 +183,8 @@ int main(int argc, char **argv)
 	txn_init();
 	sip_core_init();
 	int rc = 0;
-	if (registrar_init() != 0 || auth_init(&config) != 0 || proxy_init() != 0 ||
+	if (registrar_init() != 0 || auth_init(&config) != 0 || limits_init(&config) != 0 ||
+	    proxy_init() != 0 ||
 	    ws_start(&loop, &config) != 0 || udp_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
@@ -209,6 +211,7 @@ int main(int argc, char **argv)
 		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
 	auth_shutdown();
+	limits_shutdown();
 	registrar_shutdown();
 	sip_core_shutdown();
 	txn_shutdown();

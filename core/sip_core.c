@@ -6,6 +6,7 @@
  */
 #include "core/sip_core.h"
 #include "core/config.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "proxy/proxy.h"
@@ -202,9 +203,47 @@ static struct flow *udp_reply_flow(sip_t *sip, struct flow *f)
 	return r ? r : f;
 }
 
+/** A banned source's request, answered 503 with the time left in Retry-After (RFC 3261
+ *  §21.5.4); anything else from it (responses, ACK, garbage) is dropped unanswered. */
+static void answer_banned(struct flow *f, const char *data, size_t len)
+{
+	const char *why = NULL;
+	msg_t *msg = sipmsg_parse(data, len, &why);
+	if (!msg)
+		return;
+	sip_t *sip = sip_object(msg);
+	if (sip->sip_request && sip->sip_request->rq_method != sip_method_ack && sip->sip_via &&
+	    sip->sip_cseq && sip->sip_call_id && sip->sip_from && sip->sip_to) {
+		msg_t *resp = sipmsg_response(msg, 503, "Service Unavailable");
+		if (resp) {
+			char secs[16];
+			int left = limits_ban_remaining((const struct sockaddr *)&f->peer);
+			snprintf(secs, sizeof(secs), "%d", left > 0 ? left : 1);
+			sip_add_make(resp, sip_object(resp), sip_retry_after_class, secs);
+			sipmsg_send(udp_reply_flow(sip, f), resp);
+			msg_destroy(resp);
+		}
+	}
+	msg_destroy(msg);
+}
+
 void sip_core_receive(struct flow *f, const char *data, size_t len)
 {
-	if (sipmsg_is_keepalive(data, len)) {
+	const struct sockaddr *peer = (const struct sockaddr *)&f->peer;
+	bool keepalive = sipmsg_is_keepalive(data, len);
+	/* Keep-alives are not requests and cost nothing to answer, but a banned source gets
+	 * nothing at all, not even a pong. */
+	enum limits_verdict verdict = keepalive
+		? (limits_ban_remaining(peer) > 0 ? LIMITS_DROP : LIMITS_PASS)
+		: limits_message(peer);
+	if (verdict != LIMITS_PASS) {
+		log_debug("flow %llu %s: banned source, %zu bytes %s", (unsigned long long)f->id,
+			  f->peer_text, len, verdict == LIMITS_REPLY ? "answered 503" : "dropped");
+		if (verdict == LIMITS_REPLY && !keepalive)
+			answer_banned(f, data, len);
+		return;
+	}
+	if (keepalive) {
 		/* RFC 5626 §4.4.1: a double CRLF ping gets a single CRLF pong. */
 		if (len >= 4) {
 			metrics_inc(M_KEEPALIVE_PINGS);

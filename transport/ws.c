@@ -9,6 +9,7 @@
  * its ping timer is a libuv handle that closes asynchronously, after lws has freed the wsi.
  */
 #include "transport/ws.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/sip_core.h"
@@ -219,6 +220,7 @@ static struct ws_conn *conn_open(struct lws *wsi)
 		free(c);
 		return NULL;
 	}
+	limits_conn_opened((struct sockaddr *)&peer);
 	uv_timer_init(W.loop, &c->ping_timer);
 	c->ping_timer.data = c;
 	if (W.cfg->ws_ping_interval > 0)
@@ -245,6 +247,7 @@ static void conn_closed(struct ws_conn *c)
 	W.n_conns--;
 	metrics_set(M_WS_CONNECTIONS, W.n_conns);
 	struct flow *f = c->flow;
+	limits_conn_closed((struct sockaddr *)&f->peer);
 	c->flow = NULL;
 	f->impl = NULL;
 	flow_destroy(f);
@@ -408,6 +411,14 @@ static int confirm_upgrade(struct lws *wsi)
 	if (!header_lists(value, SIP_PROTOCOL))
 		return reject_upgrade(wsi, HTTP_STATUS_BAD_REQUEST,
 				      "only the sip WebSocket subprotocol is served here");
+	/* limits.max_connections_per_ip, and no new connection for a banned source. */
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	memset(&peer, 0, sizeof(peer));
+	const char *why;
+	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) == 0 &&
+	    !limits_conn_allowed((struct sockaddr *)&peer, &why))
+		return reject_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, why);
 	const struct string_list *origins = &W.cfg->ws_origins;
 	if (origins->count > 0) {
 		if (lws_hdr_copy(wsi, value, sizeof(value), WSI_TOKEN_ORIGIN) <= 0)

@@ -1,7 +1,7 @@
 /** @file limits.c  Per-source limits: connections per IP, token buckets, temporary bans.
  *
  * One table of source addresses, hashed; an entry holds the address's token bucket, its ban
- * and its open connections. A sweep timer (once a second) ends bans and forgets sources that
+ * and its open connections. A sweep timer (twice a second) ends bans and forgets sources that
  * have nothing left to remember (no connection, no ban, a full bucket), so the table stays as
  * small as the set of recently busy sources. It is bounded: when it is full a new source is
  * not tracked (and so not limited) rather than evicting one that may be in a ban.
@@ -22,7 +22,7 @@
 
 #define HASH_SIZE 4096
 #define MAX_SOURCES 65536
-#define SWEEP_MS 1000
+#define SWEEP_MS 500
 
 struct source {
 	struct source *next;

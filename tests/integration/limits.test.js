@@ -1,0 +1,180 @@
+'use strict';
+// Per-source limits (core/limits.c): requests per second with a temporary ban (503 with
+// Retry-After or silence), the ban's end, trusted peers exempt, WebSocket connections per
+// address, and bindings per AOR.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const WebSocket = require('ws');
+const { startDaemon } = require('../lib/daemon');
+const { SipWs } = require('../lib/sipws');
+const { SipUdp } = require('../lib/sipudp');
+
+const DOMAIN = 'example.com';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function metric(port, name) {
+  return new Promise((resolve, reject) => {
+    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
+      let body = '';
+      res.on('data', (b) => { body += b; });
+      res.on('end', () => {
+        const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
+        resolve(m ? Number(m[1]) : undefined);
+      });
+    }).on('error', reject);
+  });
+}
+
+// Upgrade; resolves { status } for a refused handshake or { ws } for an accepted one.
+function handshake(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, 'sip');
+    ws.once('unexpected-response', (req, res) => {
+      let body = '';
+      res.on('data', (b) => { body += b; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    ws.once('open', () => resolve({ ws }));
+    ws.once('error', (e) => { if (!/Unexpected server response/.test(e.message)) reject(e); });
+  });
+}
+
+// Send n OPTIONS at once; the final statuses (null for silence), in order of sending.
+async function burst(peer, n, timeout = 1500) {
+  const reqs = [];
+  for (let i = 0; i < n; i++) reqs.push(peer.request({ method: 'OPTIONS' }));
+  for (const r of reqs) await peer.send(r.text);
+  return Promise.all(reqs.map(async (r) => {
+    const m = await peer.final(r.callId, timeout);
+    return m ? m : null;
+  }));
+}
+
+const LIMITS = (extra = '') => `web_root = "";\nlimits = { requests_per_second = 5; burst = 5; ban_seconds = 2; ${extra} };\n`;
+
+test('a source over requests_per_second is banned: 503 with Retry-After, WS handshakes refused, then the ban ends', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: LIMITS() });
+  t.after(() => d.stop());
+  const peer = await SipUdp.open({ port: d.ports.udp });
+  t.after(() => peer.close());
+  const replies = await burst(peer, 12);
+  const statuses = replies.map((m) => m && m.status_code);
+  assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200], `the burst passes: ${statuses}`);
+  assert.deepEqual(statuses.slice(5), Array(7).fill(503), `then 503: ${statuses}`);
+  const retry = Number(replies[11].getHeader('Retry-After'));
+  assert.ok(retry >= 1 && retry <= 2, `Retry-After ${retry}`);
+  assert.match(d.log(), /limits: 127\.0\.0\.1 sent more than 5 requests\/s .*banned for 2 s/);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 1);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_banned_sources'), 1);
+  assert.ok(await metric(d.ports.ws, 'sipedge_limits_rejected_total') >= 7);
+  // The same address cannot open a WebSocket while banned.
+  const h = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
+  assert.equal(h.status, 503);
+  assert.match(h.body, /banned/);
+  await sleep(3100);
+  assert.match(d.log(), /limits: ban on 127\.0\.0\.1 ended/);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_banned_sources'), 0);
+  const after = await burst(peer, 1);
+  assert.equal(after[0] && after[0].status_code, 200, 'served again once the ban is over');
+  const ok = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
+  assert.ok(ok.ws, 'handshakes accepted again');
+  ok.ws.terminate();
+});
+
+test('a paced source stays under the limit', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: LIMITS() });
+  t.after(() => d.stop());
+  const peer = await SipUdp.open({ port: d.ports.udp });
+  t.after(() => peer.close());
+  for (let i = 0; i < 12; i++) {
+    const r = await burst(peer, 1);
+    assert.equal(r[0] && r[0].status_code, 200, `request ${i}`);
+    await sleep(250); // 4 per second against a limit of 5
+  }
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 0);
+});
+
+test('ban_action = "drop": a banned source hears nothing', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: LIMITS('ban_action = "drop";') });
+  t.after(() => d.stop());
+  const peer = await SipUdp.open({ port: d.ports.udp });
+  t.after(() => peer.close());
+  const statuses = (await burst(peer, 10, 1000)).map((m) => m && m.status_code);
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, null, null, null, null, null]);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 1);
+  assert.ok(await metric(d.ports.ws, 'sipedge_limits_rejected_total') >= 5);
+});
+
+test('trusted peers are never limited', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'],
+    config: `${LIMITS()}auth = { trusted_peers = [ "127.0.0.0/8" ]; };\n` });
+  t.after(() => d.stop());
+  const peer = await SipUdp.open({ port: d.ports.udp });
+  t.after(() => peer.close());
+  const statuses = (await burst(peer, 30)).map((m) => m && m.status_code);
+  assert.deepEqual(statuses, Array(30).fill(200));
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 0);
+});
+
+test('WebSocket: a banned client gets 503 on its own connection too', async (t) => {
+  const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'], config: LIMITS() });
+  t.after(() => d.stop());
+  const ua = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}/`, { user: 'alice', domain: DOMAIN });
+  t.after(() => ua.ws.terminate());
+  const calls = [];
+  for (let i = 0; i < 8; i++) {
+    const { text } = ua.request({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, to: `sip:${DOMAIN}`, callId: `c${i}` });
+    ua.send(text);
+    calls.push(`c${i}`);
+  }
+  const statuses = [];
+  for (const id of calls) {
+    const m = await ua.expect((x) => x.status_code >= 200 && x.call_id === id, `answer to ${id}`);
+    statuses.push(m.status_code);
+    if (m.status_code === 503) assert.ok(Number(m.getHeader('Retry-After')) >= 1);
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 503, 503, 503]);
+});
+
+test('max_connections_per_ip: the next handshake gets 503 until one closes', async (t) => {
+  const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'],
+    config: 'web_root = "";\nlimits = { max_connections_per_ip = 2; };\n' });
+  t.after(() => d.stop());
+  const url = `ws://127.0.0.1:${d.ports.ws}/`;
+  const a = await handshake(url);
+  const b = await handshake(url);
+  assert.ok(a.ws && b.ws);
+  const c = await handshake(url);
+  assert.equal(c.status, 503);
+  assert.match(c.body, /too many connections/);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 1);
+  await new Promise((resolve) => { a.ws.once('close', resolve); a.ws.close(); });
+  await sleep(100);
+  const e = await handshake(url);
+  assert.ok(e.ws, 'a slot is free again');
+  b.ws.terminate();
+  e.ws.terminate();
+});
+
+test('registrar.max_bindings_per_aor: one binding too many is refused 403, the others stay', async (t) => {
+  const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'],
+    config: 'web_root = "";\nregistrar = { max_bindings_per_aor = 2; };\n' });
+  t.after(() => d.stop());
+  const uas = [];
+  for (let i = 0; i < 3; i++) {
+    const ua = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}/`, { user: 'alice', domain: DOMAIN });
+    t.after(() => ua.ws.terminate());
+    uas.push(ua);
+  }
+  assert.equal((await uas[0].register()).status_code, 200);
+  assert.equal((await uas[1].register()).status_code, 200);
+  const third = await uas[2].register();
+  assert.equal(third.status_code, 403);
+  // A query (no Contact) lists the two that stayed.
+  const { text } = uas[0].request({ method: 'REGISTER', ruri: `sip:${DOMAIN}`, to: uas[0].aor, callId: uas[0].regCallId, cseq: ++uas[0].regCseq });
+  uas[0].send(text.replace(/^Contact: .*\r\n/m, ''));
+  const q = await uas[0].expectResponse('REGISTER');
+  assert.equal(q.status_code, 200);
+  assert.equal(q.getHeaders('contact').join(',').split(/,\s*(?=<)/).length, 2);
+});

@@ -247,7 +247,7 @@ static int auth_refuse(struct auth_req *r, int status, const char *reason, const
 static bool header_malformed(sip_t *sip, const char *name)
 {
 	for (sip_error_t *e = sip->sip_error; e; e = e->er_next)
-		if (e->er_name && strcasecmp(e->er_name, name) == 0)
+		if (sipmsg_error_name(e) && strcasecmp(sipmsg_error_name(e), name) == 0)
 			return true;
 	return false;
 }

@@ -64,6 +64,7 @@ void config_defaults(struct config *cfg)
 	cfg->limit_burst = 100;
 	cfg->limit_ban_seconds = 60;
 	config_set_string(&cfg->limit_ban_action, "reply");
+	cfg->limit_header_bytes = 32768;
 	config_set_string(&cfg->users_file, "");
 	config_set_string(&cfg->realm, "");
 	string_list_add(&cfg->auth_algorithms, "MD5");
@@ -245,6 +246,7 @@ int config_load(struct config *cfg, const char *path)
 	lookup_int(&lc, "limits.burst", &cfg->limit_burst);
 	lookup_int(&lc, "limits.ban_seconds", &cfg->limit_ban_seconds);
 	lookup_string(&lc, "limits.ban_action", &cfg->limit_ban_action);
+	lookup_int(&lc, "limits.max_header_size", &cfg->limit_header_bytes);
 
 	lookup_int(&lc, "proxy.timer_c", &cfg->timer_c);
 	lookup_string(&lc, "proxy.flow_token_secret", &cfg->flow_secret);

@@ -68,6 +68,7 @@ struct config {
 	int limit_burst;	 /* token bucket depth: requests accepted at once */
 	int limit_ban_seconds;	 /* how long a source that exceeds the rate is banned */
 	char *limit_ban_action;	 /* "reply" (503 + Retry-After) or "drop" */
+	int limit_header_bytes;	 /* a request whose headers are longer gets 513 */
 
 	/* proxy */
 	int timer_c;       /* seconds, RFC 3261 §16.8 (> 180) */

@@ -210,6 +210,10 @@ int limits_config_check(const struct config *cfg)
 		log_error("config: limits.ban_seconds must be 1..86400");
 		problems++;
 	}
+	if (cfg->limit_header_bytes < 1024) {
+		log_error("config: limits.max_header_size must be at least 1024 bytes");
+		problems++;
+	}
 	if (!cfg->limit_ban_action || (strcasecmp(cfg->limit_ban_action, "reply") != 0 &&
 				       strcasecmp(cfg->limit_ban_action, "drop") != 0)) {
 		log_error("config: limits.ban_action must be \"reply\" or \"drop\"");

@@ -16,6 +16,7 @@
 #include "transport/udp.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 
@@ -114,9 +115,9 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 	if (status) {
 		metrics_inc(M_SIP_REJECTED);
 		log_notice("flow %llu %s: %d %s", (unsigned long long)f->id, f->peer_text, status, reason);
-		/* An ACK is never answered; without Via/CSeq there is no one to answer. */
-		if (method != sip_method_ack && sip->sip_via && sip->sip_cseq && sip->sip_call_id &&
-		    sip->sip_from && sip->sip_to)
+		/* An ACK is never answered; without a Via there is no way back. A reply that lacks
+		 * the other missing headers still tells the sender what was wrong. */
+		if (method != sip_method_ack && sip->sip_via)
 			sip_core_reply_stateless(f, msg, status, reason);
 		return;
 	}
@@ -139,6 +140,15 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 			answer_420(st, msg, opt);
 		else
 			registrar_handle(st, msg, sip, f);
+		return;
+	}
+	if (method == sip_method_unknown && to_us && !ruri->url_user) {
+		/* §8.2.1: a method we do not know, addressed to us rather than to a user. */
+		msg_t *resp = sipmsg_response(msg, 501, "Not Implemented");
+		if (resp) {
+			sip_add_make(resp, sip_object(resp), sip_allow_class, SIPEDGE_ALLOW);
+			txn_respond(st, resp);
+		}
 		return;
 	}
 	if (method == sip_method_options && to_us && !ruri->url_user) {
@@ -203,6 +213,33 @@ static struct flow *udp_reply_flow(sip_t *sip, struct flow *f)
 	return r ? r : f;
 }
 
+/** A message the parser refused: if enough of it reads as a request with a Via, answer 400
+ *  saying what was wrong (the first header that failed, or why the whole failed); anything
+ *  else is dropped. */
+static void answer_unparsable(struct flow *f, const char *data, size_t len, const char *why)
+{
+	msg_t *msg = sipmsg_parse_salvage(data, len);
+	if (!msg) {
+		log_notice("flow %llu %s: dropped %zu bytes: %s", (unsigned long long)f->id, f->peer_text,
+			   len, why);
+		return;
+	}
+	sip_t *sip = sip_object(msg);
+	char reason[80];
+	const char *bad = NULL;
+	for (sip_error_t *e = sip->sip_error; e && !bad; e = e->er_next)
+		bad = sipmsg_error_name(e);
+	if (strcmp(why, "NUL byte in message") != 0 && bad)
+		snprintf(reason, sizeof(reason), "Malformed %s header", bad);
+	else
+		snprintf(reason, sizeof(reason), "%c%s", toupper((unsigned char)why[0]), why + 1);
+	log_notice("flow %llu %s: 400 %s", (unsigned long long)f->id, f->peer_text, reason);
+	metrics_inc(M_SIP_REJECTED);
+	if (sip->sip_request->rq_method != sip_method_ack)
+		sip_core_reply_stateless(udp_reply_flow(sip, f), msg, 400, reason);
+	msg_destroy(msg);
+}
+
 /** A banned source's request, answered 503 with the time left in Retry-After (RFC 3261
  *  §21.5.4); anything else from it (responses, ACK, garbage) is dropped unanswered. */
 static void answer_banned(struct flow *f, const char *data, size_t len)
@@ -255,11 +292,20 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 	msg_t *msg = sipmsg_parse(data, len, &why);
 	if (!msg) {
 		metrics_inc(M_SIP_PARSE_ERRORS);
-		log_notice("flow %llu %s: dropped %zu bytes: %s", (unsigned long long)f->id, f->peer_text,
-			   len, why);
+		answer_unparsable(f, data, len, why);
 		return;
 	}
 	sip_t *sip = sip_object(msg);
+	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
+	if (sip->sip_request && len > body && len - body > (size_t)g_config->limit_header_bytes) {
+		metrics_inc(M_SIP_REJECTED);
+		log_notice("flow %llu %s: %zu bytes of headers (limits.max_header_size %d): 513",
+			   (unsigned long long)f->id, f->peer_text, len - body, g_config->limit_header_bytes);
+		if (sip->sip_request->rq_method != sip_method_ack && sip->sip_via)
+			sip_core_reply_stateless(udp_reply_flow(sip, f), msg, 513, "Message Too Large");
+		msg_destroy(msg);
+		return;
+	}
 	if (log_get_level() >= LOGL_DEBUG)
 		log_debug("recv from flow %llu %s:\n%.*s", (unsigned long long)f->id, f->peer_text,
 			  (int)len, data);

@@ -41,6 +41,35 @@ bool sipmsg_is_keepalive(const char *data, size_t len)
 	return true;
 }
 
+/** Copy data into a new message and run the parser over it; *rc is msg_extract's result. */
+static msg_t *parse_raw(const char *data, size_t len, bool blank_nul, int *rc)
+{
+	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
+	if (!msg)
+		return NULL;
+	msg_iovec_t iov[2];
+	issize_t nvec = msg_recv_iovec(msg, iov, 2, len, 1);
+	if (nvec < 1) {
+		msg_destroy(msg);
+		return NULL;
+	}
+	size_t off = 0;
+	for (issize_t i = 0; i < nvec && off < len; i++) {
+		size_t n = iov[i].mv_len;
+		if (n > len - off)
+			n = len - off;
+		memcpy(iov[i].mv_base, data + off, n);
+		if (blank_nul)
+			for (size_t j = 0; j < n; j++)
+				if (((char *)iov[i].mv_base)[j] == '\0')
+					((char *)iov[i].mv_base)[j] = ' ';
+		off += n;
+	}
+	msg_recv_commit(msg, len, 1);
+	*rc = msg_extract(msg);
+	return msg;
+}
+
 msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 {
 	*why = NULL;
@@ -53,28 +82,12 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 		*why = "NUL byte in message";
 		return NULL;
 	}
-	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
+	int rc;
+	msg_t *msg = parse_raw(data, len, false, &rc);
 	if (!msg) {
 		*why = "out of memory";
 		return NULL;
 	}
-	msg_iovec_t iov[2];
-	issize_t nvec = msg_recv_iovec(msg, iov, 2, len, 1);
-	if (nvec < 1) {
-		msg_destroy(msg);
-		*why = "out of memory";
-		return NULL;
-	}
-	size_t off = 0;
-	for (issize_t i = 0; i < nvec && off < len; i++) {
-		size_t n = iov[i].mv_len;
-		if (n > len - off)
-			n = len - off;
-		memcpy(iov[i].mv_base, data + off, n);
-		off += n;
-	}
-	msg_recv_commit(msg, len, 1);
-	int rc = msg_extract(msg);
 	if (rc <= 0 || msg_has_error(msg)) {
 		sip_t *sip = sip_object(msg);
 		if ((rc == 0 || msg_get_flags(msg, MSG_FLG_TRUNC)) && sip &&
@@ -94,12 +107,60 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 		*why = "no request or status line";
 		return NULL;
 	}
+	/* A Content-Length with no body at all after the blank line is complete for the
+	 * parser (the datagram or WebSocket message ended); it is still a short body. */
+	if (sip->sip_content_length && sip->sip_content_length->l_length > 0 &&
+	    (!sip->sip_payload || sip->sip_payload->pl_len < sip->sip_content_length->l_length))
+		msg_set_flags(msg, MSG_FLG_TRUNC);
 	return msg;
+}
+
+msg_t *sipmsg_parse_salvage(const char *data, size_t len)
+{
+	if (len == 0)
+		return NULL;
+	int rc;
+	msg_t *msg = parse_raw(data, len, true, &rc);
+	if (!msg)
+		return NULL;
+	sip_t *sip = sip_object(msg);
+	if (!sip || !sip->sip_request || !sip->sip_via) {
+		msg_destroy(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+const char *sipmsg_error_name(const sip_error_t *e)
+{
+	const msg_hclass_t *hc = e->er_common->h_class;
+	if (hc == sip_error_class || hc == msg_error_class)
+		return e->er_name;
+	return hc ? hc->hc_name : NULL;
+}
+
+/** A header that must appear once but came twice (sofia-sip keeps the first). */
+static const char *duplicate_single(sip_t *sip)
+{
+	static const char *const names[] = {"Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards",
+					    "Content-Length", "Content-Type", "Expires"};
+	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+		const msg_hclass_t *hc = e->er_common->h_class;
+		if (!hc || hc == sip_error_class || hc == msg_error_class || !hc->hc_name)
+			continue;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strcasecmp(hc->hc_name, names[i]) == 0)
+				return names[i];
+	}
+	return NULL;
 }
 
 static bool header_malformed(sip_t *sip, const char *name, size_t nlen)
 {
 	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+		const msg_hclass_t *hc = e->er_common->h_class;
+		if (hc != sip_error_class && hc != msg_error_class)
+			continue; /* a duplicate, not a parse failure */
 		const char *n = e->er_name;
 		if (n && strncasecmp(n, name, nlen) == 0 && (n[nlen] == ':' || n[nlen] == ' ' || n[nlen] == '\0'))
 			return true;
@@ -127,6 +188,13 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 					  : required[i].missing;
 			return 400;
 		}
+	}
+	const char *dup = duplicate_single(sip);
+	if (dup) {
+		static char why[48];
+		snprintf(why, sizeof(why), "Duplicate %s header", dup);
+		*reason = why;
+		return 400;
 	}
 	if (header_malformed(sip, "Max-Forwards", 12)) {
 		*reason = "Malformed Max-Forwards header";
@@ -165,6 +233,20 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 	if (header_malformed(sip, "Route", 5) || header_malformed(sip, "Record-Route", 12)) {
 		*reason = "Malformed Route header";
 		return 400;
+	}
+	if (!sip->sip_request->rq_version ||
+	    strcasecmp(sip->sip_request->rq_version, SIP_VERSION_CURRENT) != 0) {
+		*reason = "Version Not Supported";
+		return 505;
+	}
+	/* More Vias than the largest Max-Forwards a sender may start with (RFC 3261 §8.1.1.6):
+	 * a loop, or a header stuffed to exhaust us. */
+	unsigned vias = 0;
+	for (sip_via_t *v = sip->sip_via; v; v = v->v_next)
+		vias++;
+	if (vias > SIPMSG_MAX_VIAS) {
+		*reason = "Too many Via headers";
+		return 483;
 	}
 	url_t const *ruri = sip->sip_request->rq_url;
 	if (!ruri || (ruri->url_type != url_sip && ruri->url_type != url_sips)) {

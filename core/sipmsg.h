@@ -24,16 +24,27 @@ msg_mclass_t const *sipmsg_mclass(void);
 /** Parse one whole message (a WS message or datagram: Content-Length optional).
  *  NULL if it is not a SIP message at all; *why says why. */
 msg_t *sipmsg_parse(const char *data, size_t len, const char **why);
+/** For a message sipmsg_parse refused: parse what can be parsed (NUL bytes blanked) so
+ *  that a request with a Via can be answered 400. NULL if it is no such request. Never
+ *  acted on beyond that answer. */
+msg_t *sipmsg_parse_salvage(const char *data, size_t len);
 
 /** True if data is only CR/LF bytes (RFC 5626 keep-alive). */
 bool sipmsg_is_keepalive(const char *data, size_t len);
 
+/** Most Via entries a request may carry (the usual initial Max-Forwards). */
+#define SIPMSG_MAX_VIAS 70
 /** Check a request for what every hop needs (RFC 3261 §8.2, §16.3 items 1-2): required headers,
  *  CSeq, Content-Length, URI scheme. Returns 0 if fine, else the status to answer with and
  *  *reason the phrase (which says what is wrong). Max-Forwards and Require are left to callers. */
 int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason);
 /** Responses are dropped unless they have Via, From, To, Call-ID and CSeq. */
 bool sipmsg_response_ok(sip_t *sip);
+/** The header name an entry of sip->sip_error is about. sofia-sip lists two kinds there:
+ *  headers that failed to parse (an error header naming them, or NULL if even the name was
+ *  bad) and extra copies of single headers (a second CSeq), which are headers of their own
+ *  class: their er_name field is not a name at all. */
+const char *sipmsg_error_name(const sip_error_t *e);
 
 /** Build a response to req per §8.2.6 (Via, From, To+tag, Call-ID, CSeq copied; Server). */
 msg_t *sipmsg_response(msg_t *req, int status, const char *reason);

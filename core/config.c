@@ -48,6 +48,7 @@ void config_defaults(struct config *cfg)
 	cfg->ws_max_message = 65536;
 	cfg->ws_ping_interval = 30;
 	cfg->ws_pong_timeout = 10;
+	cfg->ws_handshake_timeout = 10;
 	cfg->udp_flow_idle = 600;
 	cfg->udp_max_flows = 65536;
 	cfg->route_foreign = true;
@@ -214,6 +215,7 @@ int config_load(struct config *cfg, const char *path)
 	lookup_int(&lc, "websocket.max_message_size", &cfg->ws_max_message);
 	lookup_int(&lc, "websocket.ping_interval", &cfg->ws_ping_interval);
 	lookup_int(&lc, "websocket.pong_timeout", &cfg->ws_pong_timeout);
+	lookup_int(&lc, "websocket.handshake_timeout", &cfg->ws_handshake_timeout);
 	rc |= lookup_list(&lc, "websocket.origins", &cfg->ws_origins);
 
 	lookup_int(&lc, "udp.flow_idle_timeout", &cfg->udp_flow_idle);
@@ -283,6 +285,10 @@ int config_validate(const struct config *cfg)
 	}
 	if (cfg->ws_max_message < 512 || cfg->ws_max_message > 16 * 1024 * 1024) {
 		log_error("config: websocket.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->ws_handshake_timeout < 1 || cfg->ws_handshake_timeout > 300) {
+		log_error("config: websocket.handshake_timeout must be 1..300 seconds");
 		problems++;
 	}
 	if (cfg->reg_min_expires < 1 || cfg->reg_max_expires < cfg->reg_min_expires ||

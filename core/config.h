@@ -33,6 +33,7 @@ struct config {
 	int ws_max_message;   /* bytes; larger messages close with 1009 */
 	int ws_ping_interval; /* seconds; 0 = off */
 	int ws_pong_timeout;  /* seconds to wait for the pong */
+	int ws_handshake_timeout; /* seconds an HTTP request or upgrade may take (slowloris) */
 	struct string_list ws_origins; /* empty = any Origin */
 
 	/* UDP */

@@ -261,7 +261,9 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 	if (lws_is_first_fragment(wsi))
 		c->rx_binary = lws_frame_is_binary(wsi);
 	size_t max = (size_t)W.cfg->ws_max_message;
-	if (c->rx_len + len > max) {
+	/* The frame header announces the rest of the frame: refuse a frame that will not fit
+	 * now, not after its sender has trickled in the allowed bytes. */
+	if (c->rx_len + len + lws_remaining_packet_payload(wsi) > max) {
 		metrics_inc(M_WS_OVERSIZE);
 		log_notice("ws: flow %llu from %s sent a message over %zu bytes: closing with 1009",
 			   (unsigned long long)c->flow->id, c->flow->peer_text, max);
@@ -574,6 +576,10 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	info.iface = l->spec.host;
 	info.protocols = protocols;
 	info.user = &l->spec;
+	/* Per vhost, not per context: how long a request or upgrade may dawdle (slowloris)
+	 * and how long lws waits on other round trips, such as the peer's close. */
+	info.timeout_secs = (unsigned)cfg->ws_handshake_timeout;
+	info.timeout_secs_ah_idle = (unsigned)cfg->ws_handshake_timeout;
 	bool pages = listener_mounts(l, cfg);
 	info.mounts = l->mounts;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
@@ -627,7 +633,6 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.timeout_secs = 10; /* a handshake that dawdles longer is dropped (slowloris) */
 	info.max_http_header_data = 4096;
 	int have_ws = 0;
 	for (int i = 0; i < cfg->n_listen; i++)

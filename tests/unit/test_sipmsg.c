@@ -1,4 +1,5 @@
 /** @file test_sipmsg.c  Unit tests for the SIP message helpers and flow tokens. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,6 +202,58 @@ START_TEST(test_aor_canonical)
 }
 END_TEST
 
+START_TEST(test_check_duplicate_cseq_400)
+{
+	/* A second CSeq is listed among the errors as a CSeq header, not as an error header:
+	 * reading it as one used to crash. */
+	const char *reason = NULL;
+	ck_assert_int_eq(check("OPTIONS sip:example.com SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: 1 OPTIONS\r\nCSeq: 7 OPTIONS\r\n\r\n",
+			       true, &reason),
+			 400);
+	ck_assert_str_eq(reason, "Duplicate CSeq header");
+}
+END_TEST
+
+START_TEST(test_check_empty_body_under_content_length_400)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("MESSAGE sip:bob@example.com SIP/2.0\r\n" REQ_HEAD
+			       "CSeq: 1 MESSAGE\r\nContent-Length: 50\r\n\r\n",
+			       true, &reason),
+			 400);
+	ck_assert_str_eq(reason, "Body shorter than Content-Length");
+}
+END_TEST
+
+START_TEST(test_check_sip_version_505)
+{
+	const char *reason = NULL;
+	ck_assert_int_eq(check("OPTIONS sip:example.com SIP/3.0\r\n" REQ_HEAD "CSeq: 1 OPTIONS\r\n\r\n",
+			       true, &reason),
+			 505);
+}
+END_TEST
+
+START_TEST(test_check_too_many_vias_483)
+{
+	char *text = strdup("OPTIONS sip:example.com SIP/2.0\r\n");
+	for (int i = 0; i < SIPMSG_MAX_VIAS; i++) {
+		char *more = NULL;
+		ck_assert_int_gt(asprintf(&more, "%sVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK%d\r\n", text, i), 0);
+		free(text);
+		text = more;
+	}
+	char *full = NULL;
+	ck_assert_int_gt(asprintf(&full, "%s" REQ_HEAD "CSeq: 1 OPTIONS\r\n\r\n", text), 0);
+	const char *reason = NULL;
+	ck_assert_int_eq(check(full, true, &reason), 483); /* 70 + the one in REQ_HEAD */
+	ck_assert_str_eq(reason, "Too many Via headers");
+	free(full);
+	free(text);
+}
+END_TEST
+
 Suite *sipmsg_suite(void)
 {
 	Suite *s = suite_create("sipmsg");
@@ -213,6 +266,10 @@ Suite *sipmsg_suite(void)
 	tcase_add_test(tc, test_check_malformed_cseq_400);
 	tcase_add_test(tc, test_check_body_shorter_than_content_length_400);
 	tcase_add_test(tc, test_check_tel_uri_416);
+	tcase_add_test(tc, test_check_duplicate_cseq_400);
+	tcase_add_test(tc, test_check_empty_body_under_content_length_400);
+	tcase_add_test(tc, test_check_sip_version_505);
+	tcase_add_test(tc, test_check_too_many_vias_483);
 	tcase_add_test(tc, test_parse_rejects_garbage_and_nul);
 	tcase_add_test(tc, test_response_copies_headers_and_adds_to_tag);
 	tcase_add_test(tc, test_keepalive_detection);

@@ -161,6 +161,9 @@ START_TEST(test_udp_64k_datagram_not_truncated)
 {
 	int cport, fd = client(&cport);
 	int64_t cut = metrics_get(M_UDP_TRUNCATED);
+	/* The padding is a header: lift limits.max_header_size, which is not what this tests. */
+	int header_limit = g_config->limit_header_bytes;
+	g_config->limit_header_bytes = 128 * 1024;
 	/* Just under the IPv4 maximum of 65507 bytes of payload. */
 	char *req = options("127.0.0.1", cport, true, "big", 65000);
 	ck_assert_uint_gt(strlen(req), 65000);
@@ -169,6 +172,7 @@ START_TEST(test_udp_64k_datagram_not_truncated)
 	ck_assert_ptr_nonnull(resp);
 	ck_assert_msg(strncmp(resp, "SIP/2.0 200 ", 12) == 0, "%.200s", resp);
 	ck_assert_int_eq(metrics_get(M_UDP_TRUNCATED), cut);
+	g_config->limit_header_bytes = header_limit;
 	free(resp);
 	free(req);
 	close(fd);

@@ -30,6 +30,9 @@ trap cleanup EXIT
 # The config the scenarios use: write your own to $WORK/sipedge.conf before start_daemon to change it.
 start_daemon() {
 	local host=${LISTEN_HOST:-127.0.0.1} spec
+	# SIPP_AUTH=on: digest authentication as configured (users file in the config); else --no-auth.
+	local auth_args=(--no-auth)
+	[[ ${SIPP_AUTH:-} == on ]] && auth_args=()
 	# SIPp plays the SIP network: trusted by address, as a PBX or carrier would be.
 	[[ -f "$WORK/sipedge.conf" ]] || printf 'web_root = "";\n' >"$WORK/sipedge.conf"
 	grep -q trusted_peers "$WORK/sipedge.conf" ||
@@ -38,7 +41,7 @@ start_daemon() {
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=87 \
 		"$SIPEDGE_BIN" -c "$WORK/sipedge.conf" --listen "$spec" --domain example.com \
-		--no-auth --log-level debug "$@" >"$WORK/daemon.out" 2>"$WORK/daemon.log" &
+		"${auth_args[@]}" --log-level debug "$@" >"$WORK/daemon.out" 2>"$WORK/daemon.log" &
 	DAEMON_PID=$!
 	local i
 	for i in $(seq 1 150); do

@@ -65,6 +65,7 @@ static void on_sighup(uv_signal_t *handle, int signum)
 {
 	log_notice("SIGHUP: reloading");
 	auth_reload();
+	ws_tls_reload();
 }
 
 enum { OPT_LISTEN = 256, OPT_DOMAIN, OPT_NO_AUTH, OPT_USERS, OPT_TLS_CERT, OPT_TLS_KEY,

@@ -1,0 +1,87 @@
+'use strict';
+// SIGHUP reloads tls.cert and tls.key: a new WSS connection sees the new certificate while one
+// opened before keeps working on the old; a broken pair leaves the one in force.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const tls = require('node:tls');
+const { execFileSync } = require('node:child_process');
+const { startDaemon } = require('../lib/daemon');
+const { SipWs } = require('../lib/sipws');
+
+const DOMAIN = 'example.com';
+
+function makeCert(dir, name) {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`,
+    '-addext', 'subjectAltName=IP:127.0.0.1,IP:::1'], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+// The certificate a fresh TLS connection is shown: its CN.
+function servedName(host, port) {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+      const cn = s.getPeerCertificate().subject.CN;
+      s.destroy();
+      resolve(cn);
+    });
+    s.once('error', reject);
+  });
+}
+
+async function waitLog(d, re) {
+  for (let i = 0; i < 50 && !re.test(d.log()); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(d.log(), re);
+}
+
+function options(ua) {
+  ua.send(ua.request({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, to: `sip:${DOMAIN}` }).text);
+  return ua.expectResponse('OPTIONS');
+}
+
+test('SIGHUP: new WSS connections get the new certificate, open ones stay up', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
+  const first = makeCert(dir, 'first');
+  const second = makeCert(dir, 'second');
+  fs.copyFileSync(first.cert, live.cert);
+  fs.copyFileSync(first.key, live.key);
+  const d = await startDaemon({ listen: ['wss:127.0.0.1:0', 'wss:[::1]:0'], domains: [DOMAIN],
+    args: ['--no-auth', '--tls-cert', live.cert, '--tls-key', live.key] });
+  t.after(() => d.stop());
+  assert.equal(await servedName('127.0.0.1', d.ports.wss), 'first');
+
+  const before = await SipWs.connect(`wss://127.0.0.1:${d.ports.wss}/`, { user: 'alice', domain: DOMAIN,
+    wsOptions: { rejectUnauthorized: false } });
+  t.after(() => before.ws.terminate());
+  assert.equal(before.ws._socket.getPeerCertificate().subject.CN, 'first');
+  assert.equal((await options(before)).status_code, 200);
+
+  // The files are replaced (as certbot does) and the daemon told.
+  fs.copyFileSync(second.cert, live.cert);
+  fs.copyFileSync(second.key, live.key);
+  d.child.kill('SIGHUP');
+  await waitLog(d, /tls: wss listener 127\.0\.0\.1 port \d+: certificate reloaded/);
+  await waitLog(d, /tls: wss listener ::1 port \d+: certificate reloaded/);
+  assert.equal(await servedName('127.0.0.1', d.ports.wss), 'second');
+  assert.equal(await servedName('::1', d.ports.wss6), 'second');
+  // The connection from before is still open and served.
+  assert.equal(before.ws.readyState, 1);
+  assert.equal((await options(before)).status_code, 200);
+
+  // A certificate without its key: refused, the second certificate stays.
+  fs.copyFileSync(first.cert, live.cert);
+  d.child.kill('SIGHUP');
+  await waitLog(d, /tls: cannot reload .*keeping the certificate in force/);
+  assert.equal(await servedName('127.0.0.1', d.ports.wss), 'second');
+  const after = await SipWs.connect(`wss://127.0.0.1:${d.ports.wss}/`, { user: 'bob', domain: DOMAIN,
+    wsOptions: { rejectUnauthorized: false } });
+  t.after(() => after.ws.terminate());
+  assert.equal((await options(after)).status_code, 200);
+});

@@ -34,7 +34,7 @@ test('the README states the demo domain, users and passwords of the shipped conf
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   assert.match(readme, /sipedge\.test/);
   for (const [user, password] of Object.entries(DEMO))
-    assert.match(readme, new RegExp(`\`${user}\` / \`${password}\``));
+    assert.match(readme, new RegExp(`^\\| \`${user}\` \\| \`${password}\` \\| \`sip:${user}@${DOMAIN}\``, 'm'));
   assert.match(fs.readFileSync(CONF, 'utf8'), /^\s*users_file = "etc\/demo-users";/m);
   assert.match(fs.readFileSync(CONF, 'utf8'), /^\s*disabled = false;/m);
 });

@@ -53,7 +53,7 @@ async function startDaemon(options = {}) {
     const key = host.includes(':') ? `${proto}6` : proto;
     if (!(key in ports)) ports[key] = port;
   }
-  const configFile = options.configFile || writeTempConfig(options.config || 'web_root = "";\n');
+  const configFile = options.configFile || writeTempConfig(options.config || 'http = { web_root = ""; };\n');
   const args = ['-c', configFile];
   for (const l of resolved) args.push('--listen', l);
   for (const d of domains) args.push('--domain', d);

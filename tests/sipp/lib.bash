@@ -31,7 +31,7 @@ trap cleanup EXIT
 start_daemon() {
 	local host=${LISTEN_HOST:-127.0.0.1} spec
 	# SIPp plays the SIP network: trusted by address, as a PBX or carrier would be.
-	[[ -f "$WORK/sipedge.conf" ]] || printf 'web_root = "";\n' >"$WORK/sipedge.conf"
+	[[ -f "$WORK/sipedge.conf" ]] || printf 'http = { web_root = ""; };\n' >"$WORK/sipedge.conf"
 	grep -q trusted_peers "$WORK/sipedge.conf" ||
 		printf 'auth = { trusted_peers = [ "127.0.0.0/8", "::1" ]; };\n' >>"$WORK/sipedge.conf"
 	if [[ $host == *:* ]]; then spec="udp:[$host]:0"; else spec="udp:$host:0"; fi

@@ -139,11 +139,27 @@ int config_add_listen(struct config *cfg, const char *text)
 	return 0;
 }
 
+/* Settings present with the wrong type: counted so that config_load (and --check-config) fail
+ * instead of silently keeping the default. */
+static int type_errors;
+
+static void wrong_type(config_t *lc, const char *path, const char *want)
+{
+	config_setting_t *s = config_lookup(lc, path);
+	if (!s)
+		return; /* absent: the default stays */
+	log_error("config: %s:%d: %s must be %s", config_setting_source_file(s) ? config_setting_source_file(s) : "",
+		  config_setting_source_line(s), path, want);
+	type_errors++;
+}
+
 static void lookup_string(config_t *lc, const char *path, char **slot)
 {
 	const char *s;
 	if (config_lookup_string(lc, path, &s) == CONFIG_TRUE)
 		config_set_string(slot, s);
+	else
+		wrong_type(lc, path, "a string");
 }
 
 static void lookup_int(config_t *lc, const char *path, int *slot)
@@ -151,6 +167,8 @@ static void lookup_int(config_t *lc, const char *path, int *slot)
 	int v;
 	if (config_lookup_int(lc, path, &v) == CONFIG_TRUE)
 		*slot = v;
+	else
+		wrong_type(lc, path, "an integer");
 }
 
 static void lookup_bool(config_t *lc, const char *path, bool *slot)
@@ -158,6 +176,8 @@ static void lookup_bool(config_t *lc, const char *path, bool *slot)
 	int v;
 	if (config_lookup_bool(lc, path, &v) == CONFIG_TRUE)
 		*slot = v != 0;
+	else
+		wrong_type(lc, path, "true or false");
 }
 
 static int lookup_list(config_t *lc, const char *path, struct string_list *list)
@@ -195,6 +215,7 @@ int config_load(struct config *cfg, const char *path)
 		return -1;
 	}
 	int rc = 0;
+	type_errors = 0;
 	config_set_string(&cfg->path, path);
 
 	struct string_list listen = {0};
@@ -256,7 +277,7 @@ int config_load(struct config *cfg, const char *path)
 	lookup_string(&lc, "http.web_root", &cfg->web_root);
 
 	config_destroy(&lc);
-	return rc ? -1 : 0;
+	return rc || type_errors ? -1 : 0;
 }
 
 int config_validate(const struct config *cfg)

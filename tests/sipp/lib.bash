@@ -34,7 +34,7 @@ start_daemon() {
 	local auth_args=(--no-auth)
 	[[ ${SIPP_AUTH:-} == on ]] && auth_args=()
 	# SIPp plays the SIP network: trusted by address, as a PBX or carrier would be.
-	[[ -f "$WORK/sipedge.conf" ]] || printf 'web_root = "";\n' >"$WORK/sipedge.conf"
+	[[ -f "$WORK/sipedge.conf" ]] || printf 'http = { web_root = ""; };\n' >"$WORK/sipedge.conf"
 	grep -q trusted_peers "$WORK/sipedge.conf" ||
 		printf 'auth = { trusted_peers = [ "127.0.0.0/8", "::1" ]; };\n' >>"$WORK/sipedge.conf"
 	if [[ $host == *:* ]]; then spec="udp:[$host]:0"; else spec="udp:$host:0"; fi

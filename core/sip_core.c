@@ -297,7 +297,8 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 	}
 	sip_t *sip = sip_object(msg);
 	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
-	if (sip->sip_request && len > body && len - body > (size_t)g_config->limit_header_bytes) {
+	if (sip->sip_request && g_config->limit_header_bytes > 0 && len > body &&
+	    len - body > (size_t)g_config->limit_header_bytes) {
 		metrics_inc(M_SIP_REJECTED);
 		log_notice("flow %llu %s: %zu bytes of headers (limits.max_header_size %d): 513",
 			   (unsigned long long)f->id, f->peer_text, len - body, g_config->limit_header_bytes);

@@ -9,5 +9,6 @@ Suite *sipmsg_suite(void);
 Suite *proxy_suite(void);
 Suite *auth_suite(void);
 Suite *udp_suite(void);
+Suite *limits_suite(void);
 
 #endif

@@ -171,10 +171,10 @@ static void reset(void)
 		flows[i] = NULL;
 	}
 	registrar_shutdown();
+	/* The registrar's timer handles must finish closing before they are initialised again. */
+	run_loop();
 	if (registrar_init() != 0)
 		abort();
-	/* auth_init wired the registrar to auth; registrar_shutdown does not undo it. */
-	run_loop();
 	run_loop();
 }
 

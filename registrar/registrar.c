@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/sipmsg.h"
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "registrar/store.h"
@@ -211,7 +212,7 @@ static char *reg_unsupported(su_home_t *home, const sip_require_t *req)
 static bool reg_header_malformed(sip_t *sip, const char *name, const char *compact)
 {
 	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
-		const char *n = e->er_name;
+		const char *n = sipmsg_error_name(e);
 		if (n && (strcasecmp(n, name) == 0 || (compact && strcasecmp(n, compact) == 0)))
 			return true;
 	}

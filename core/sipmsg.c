@@ -97,10 +97,18 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 	return msg;
 }
 
+const char *sipmsg_error_name(const sip_error_t *e)
+{
+	const msg_hclass_t *hc = e->er_common->h_class;
+	if (!hc)
+		return NULL;
+	return hc->hc_hash == msg_error_hash ? e->er_name : hc->hc_name;
+}
+
 static bool header_malformed(sip_t *sip, const char *name, size_t nlen)
 {
 	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
-		const char *n = e->er_name;
+		const char *n = sipmsg_error_name(e);
 		if (n && strncasecmp(n, name, nlen) == 0 && (n[nlen] == ':' || n[nlen] == ' ' || n[nlen] == '\0'))
 			return true;
 	}
@@ -121,10 +129,11 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 	};
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		void *h = *(void **)((char *)sip + required[i].off);
-		if (!h) {
-			*reason = header_malformed(sip, required[i].name, strlen(required[i].name))
-					  ? required[i].malformed
-					  : required[i].missing;
+		bool bad = header_malformed(sip, required[i].name, strlen(required[i].name));
+		/* Present and in the error list too: a second CSeq, From, To or Call-ID (§7.3.1
+		 * allows one), or a Via line that did not parse next to one that did. */
+		if (!h || bad) {
+			*reason = bad ? required[i].malformed : required[i].missing;
 			return 400;
 		}
 	}

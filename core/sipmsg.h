@@ -32,6 +32,10 @@ bool sipmsg_is_keepalive(const char *data, size_t len);
  *  CSeq, Content-Length, URI scheme. Returns 0 if fine, else the status to answer with and
  *  *reason the phrase (which says what is wrong). Max-Forwards and Require are left to callers. */
 int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason);
+/** The name of a header in sip->sip_error: one that did not parse (a msg_error_t carrying the
+ *  name), or a second instance of a single-valued header such as CSeq, which sofia-sip puts in
+ *  the same list as it is, with its own type (so er_name must not be read from it). */
+const char *sipmsg_error_name(const sip_error_t *e);
 /** Responses are dropped unless they have Via, From, To, Call-ID and CSeq. */
 bool sipmsg_response_ok(sip_t *sip);
 

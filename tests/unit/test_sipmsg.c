@@ -1,4 +1,5 @@
 /** @file test_sipmsg.c  Unit tests for the SIP message helpers and flow tokens. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,46 @@ START_TEST(test_check_body_shorter_than_content_length_400)
 			       true, &reason),
 			 400);
 	ck_assert_str_eq(reason, "Body shorter than Content-Length");
+}
+END_TEST
+
+/* sofia-sip puts a repeated single-valued header into sip_error with its own type: reading
+ * er_name from it crashed (found by fuzz/fuzz_sip). A repeat is answered 400. */
+START_TEST(test_check_repeated_single_headers_400)
+{
+	static const struct {
+		const char *extra, *reason;
+	} cases[] = {
+		{"CSeq: 1 REGIS om\r\n", "Malformed CSeq header"},
+		{"CSeq: 2 OPTIONS\r\n", "Malformed CSeq header"},
+		{"Call-ID: other\r\n", "Malformed Call-ID header"},
+		{"From: <sip:eve@example.com>;tag=2\r\n", "Malformed From header"},
+		{"To: <sip:eve@example.com>\r\n", "Malformed To header"},
+		{"Max-Forwards: 69\r\n", "Malformed Max-Forwards header"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "OPTIONS sip:example.com SIP/2.0\r\n" REQ_HEAD "CSeq: 1 OPTIONS\r\n%s"
+			 "Content-Length: 0\r\n\r\n",
+			 cases[i].extra);
+		const char *reason = NULL;
+		ck_assert_int_eq(check(text, true, &reason), 400);
+		ck_assert_str_eq(reason, cases[i].reason);
+	}
+	/* The name of each entry of the error list: a header that did not parse, and a repeat. */
+	const char *text = "OPTIONS sip:example.com SIP/2.0\r\n" REQ_HEAD "CSeq: 1 OPTIONS\r\n"
+			   "Expires: soon\r\nCall-ID: again\r\nContent-Length: 0\r\n\r\n";
+	const char *why = NULL;
+	msg_t *msg = sipmsg_parse(text, strlen(text), &why);
+	ck_assert_ptr_nonnull(msg);
+	sip_error_t *e = sip_object(msg)->sip_error;
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(sipmsg_error_name(e), "Expires");
+	ck_assert_ptr_nonnull(e->er_next);
+	ck_assert_str_eq(sipmsg_error_name(e->er_next), "Call-ID");
+	ck_assert_ptr_null(e->er_next->er_next);
+	msg_destroy(msg);
 }
 END_TEST
 
@@ -212,6 +253,7 @@ Suite *sipmsg_suite(void)
 	tcase_add_test(tc, test_check_cseq_method_mismatch_400);
 	tcase_add_test(tc, test_check_malformed_cseq_400);
 	tcase_add_test(tc, test_check_body_shorter_than_content_length_400);
+	tcase_add_test(tc, test_check_repeated_single_headers_400);
 	tcase_add_test(tc, test_check_tel_uri_416);
 	tcase_add_test(tc, test_parse_rejects_garbage_and_nul);
 	tcase_add_test(tc, test_response_copies_headers_and_adds_to_tag);

@@ -217,6 +217,7 @@ int main(int argc, char **argv)
 	txn_shutdown();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ws_destroy();
+	stream_destroy();
 	flow_shutdown();
 	uv_run(&loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(&loop) != 0)

@@ -2,8 +2,9 @@
  *
  * The same lws context as the WebSocket listeners (one libuv loop): each tcp/tls listener is a
  * vhost whose accepted sockets lws adopts as "raw-skt" connections bound to our protocol, with
- * TLS done by lws on tls vhosts. Two listener-less client vhosts open connections to the
- * network, one plain, one with the client TLS settings (CA, verification, our certificate).
+ * TLS done by lws on tls vhosts. A listener-less client vhost opens connections to the network.
+ * TLS on those is ours (OpenSSL with memory BIOs over the raw connection): lws 4.1 sets up a
+ * raw client's TLS before its socket exists, and the connection fails at once.
  *
  * A connection (struct stream_conn) is one flow. Received bytes go through sofia-sip's stream
  * parser (sipmsg_stream): a message is complete when its Content-Length bytes of body are in.
@@ -21,7 +22,9 @@
 #include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,7 @@
 #define TLS_OPTIONS (SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1)
 
 enum conn_state {
-	CONN_CONNECTING, /* outbound, not yet connected: messages wait in the queue */
+	CONN_CONNECTING, /* outbound, not yet connected (or TLS not yet up): messages wait */
 	CONN_OPEN,
 	CONN_CLOSING, /* close once the queue is out */
 };
@@ -42,7 +45,12 @@ static const char *const state_names[] = {"connecting", "open", "closing"};
 struct out_msg {
 	struct out_msg *next;
 	size_t len;
-	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the message */
+	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the bytes */
+};
+
+struct queue {
+	struct out_msg *head, *tail;
+	size_t bytes;
 };
 
 struct stream_conn {
@@ -52,9 +60,12 @@ struct stream_conn {
 	enum conn_state state;
 	bool outbound;
 	bool connect_failed; /* lws reported an error during lws_client_connect_via_info */
+	bool socket_up; /* accepted, or connected: the out queue can be written */
 	struct sipmsg_stream *rx;
-	struct out_msg *out_head, *out_tail;
-	size_t out_bytes;
+	struct queue out;     /* bytes for the socket */
+	struct queue pending; /* outbound TLS: messages waiting for the handshake */
+	SSL *ssl;	      /* outbound TLS, with memory BIOs: rbio from, wbio to the network */
+	BIO *rbio, *wbio;
 	uint64_t last_ms; /* uv_now of the last traffic, for tcp.idle_timeout */
 	struct stream_conn *prev, *next;
 };
@@ -63,10 +74,15 @@ static struct {
 	uv_loop_t *loop;
 	struct config *cfg;
 	struct lws_context *ctx;
-	struct lws_vhost *client_tcp, *client_tls;
+	struct lws_vhost *client;
+	SSL_CTX *client_tls;
 	struct stream_conn *conns;
 	unsigned count;
 } S;
+
+static int tls_flush(struct stream_conn *c);
+static int tls_write(struct stream_conn *c, const char *data, size_t len);
+static int tls_handshake(struct stream_conn *c);
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
@@ -98,15 +114,59 @@ static void unmap_v4(struct sockaddr_storage *ss)
 	memcpy(ss, &a4, sizeof(a4));
 }
 
-static void conn_free_queue(struct stream_conn *c)
+static void queue_clear(struct queue *q)
 {
-	while (c->out_head) {
-		struct out_msg *m = c->out_head;
-		c->out_head = m->next;
+	while (q->head) {
+		struct out_msg *m = q->head;
+		q->head = m->next;
 		free(m);
 	}
-	c->out_tail = NULL;
-	c->out_bytes = 0;
+	q->tail = NULL;
+	q->bytes = 0;
+}
+
+static int queue_add(struct queue *q, const void *data, size_t len)
+{
+	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m)
+		return -1;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf + LWS_PRE, data, len);
+	if (q->tail)
+		q->tail->next = m;
+	else
+		q->head = m;
+	q->tail = m;
+	q->bytes += len;
+	return 0;
+}
+
+static struct out_msg *queue_take(struct queue *q)
+{
+	struct out_msg *m = q->head;
+	if (!m)
+		return NULL;
+	q->head = m->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->bytes -= m->len;
+	return m;
+}
+
+static void conn_free_queue(struct stream_conn *c)
+{
+	queue_clear(&c->out);
+	queue_clear(&c->pending);
+}
+
+static void conn_free(struct stream_conn *c)
+{
+	sipmsg_stream_destroy(c->rx);
+	conn_free_queue(c);
+	if (c->ssl)
+		SSL_free(c->ssl); /* and its BIOs */
+	free(c);
 }
 
 static void conn_link(struct stream_conn *c)
@@ -139,9 +199,7 @@ static void conn_gone(struct stream_conn *c)
 		f->impl = NULL;
 		flow_destroy(f);
 	}
-	sipmsg_stream_destroy(c->rx);
-	conn_free_queue(c);
-	free(c);
+	conn_free(c);
 }
 
 /** Close after what is queued has gone out. */
@@ -149,14 +207,18 @@ static void conn_request_close(struct stream_conn *c)
 {
 	if (!c->wsi || c->state == CONN_CLOSING)
 		return;
-	bool connecting = c->state == CONN_CONNECTING;
 	c->state = CONN_CLOSING;
-	if (connecting) {
+	queue_clear(&c->pending);
+	if (!c->socket_up) {
 		conn_free_queue(c);
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-	} else {
-		lws_callback_on_writable(c->wsi);
+		return;
 	}
+	if (c->ssl && SSL_is_init_finished(c->ssl)) {
+		SSL_shutdown(c->ssl); /* close_notify goes out with the rest */
+		tls_flush(c);
+	}
+	lws_callback_on_writable(c->wsi);
 }
 
 static void conn_arm_idle(struct stream_conn *c)
@@ -187,29 +249,24 @@ static int stream_flow_send(struct flow *f, const char *data, size_t len)
 	struct stream_conn *c = f->impl;
 	if (!c || !c->wsi || c->state == CONN_CLOSING)
 		return -1;
-	if (c->out_bytes + len > MAX_QUEUED_BYTES) {
+	if (c->out.bytes + c->pending.bytes + len > MAX_QUEUED_BYTES) {
 		log_warn("%s: flow %llu %s is not reading (%zu bytes queued): closing",
-			 proto_name(c->proto), (unsigned long long)f->id, f->peer_text, c->out_bytes);
+			 proto_name(c->proto), (unsigned long long)f->id, f->peer_text,
+			 c->out.bytes + c->pending.bytes);
 		conn_request_close(c);
 		return -1;
 	}
-	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
-	if (!m)
-		return -1;
-	m->next = NULL;
-	m->len = len;
-	memcpy(m->buf + LWS_PRE, data, len);
-	if (c->out_tail)
-		c->out_tail->next = m;
-	else
-		c->out_head = m;
-	c->out_tail = m;
-	c->out_bytes += len;
 	if (log_get_level() >= LOGL_DEBUG)
 		log_debug("%s send to flow %llu %s%s:\n%.*s", proto_name(c->proto),
 			  (unsigned long long)f->id, f->peer_text,
 			  c->state == CONN_CONNECTING ? " (queued until connected)" : "", (int)len, data);
-	if (c->state == CONN_OPEN) {
+	if (c->ssl && c->state == CONN_CONNECTING)
+		return queue_add(&c->pending, data, len);
+	if (c->ssl)
+		return tls_write(c, data, len);
+	if (queue_add(&c->out, data, len) != 0)
+		return -1;
+	if (c->socket_up) {
 		c->last_ms = uv_now(S.loop);
 		lws_callback_on_writable(c->wsi);
 	}
@@ -262,6 +319,7 @@ static struct stream_conn *conn_accept(struct lws *wsi)
 	}
 	c->wsi = wsi;
 	c->state = CONN_OPEN;
+	c->socket_up = true;
 	lws_set_opaque_user_data(wsi, c);
 	conn_link(c);
 	conn_arm_idle(c);
@@ -328,23 +386,156 @@ static int conn_receive(struct stream_conn *c, const char *in, size_t len)
 	return 0;
 }
 
+/* ---- TLS on connections we open ------------------------------------------------------------ */
+
+static SSL_CTX *tls_client_ctx(const struct config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
+	const char *what = NULL;
+	if (cfg->tls_verify_peer) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		/* Without tls.ca the system's CAs verify the network's certificates. */
+		if (cfg->tls_ca[0] ? SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1
+				   : SSL_CTX_set_default_verify_paths(ctx) != 1)
+			what = "tls.ca";
+	}
+	/* Our certificate, for peers that ask for one (mutual TLS on trunks). */
+	if (!what && cfg->tls_cert[0] && cfg->tls_key[0] &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1))
+		what = "tls.cert/tls.key";
+	if (what) {
+		log_error("tls: cannot load %s: %s", what, ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static int tls_client_new(struct stream_conn *c)
+{
+	c->ssl = SSL_new(S.client_tls);
+	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+	if (!c->ssl || !r || !w) {
+		BIO_free(r);
+		BIO_free(w);
+		return -1;
+	}
+	SSL_set_bio(c->ssl, r, w); /* the SSL owns them now */
+	c->rbio = r;
+	c->wbio = w;
+	SSL_set_connect_state(c->ssl);
+	return 0;
+}
+
+/** What TLS produced (records, alerts) goes to the out queue. */
+static int tls_flush(struct stream_conn *c)
+{
+	char buf[16384];
+	int n;
+	while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
+		if (queue_add(&c->out, buf, (size_t)n) != 0)
+			return -1;
+	if (c->out.head && c->socket_up && c->wsi)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int tls_write(struct stream_conn *c, const char *data, size_t len)
+{
+	/* A memory BIO takes everything: SSL_write completes at once. */
+	if (SSL_write(c->ssl, data, (int)len) != (int)len) {
+		ERR_clear_error();
+		return -1;
+	}
+	c->last_ms = uv_now(S.loop);
+	return tls_flush(c);
+}
+
+/** The connection is usable: TCP connected, or TLS up with the peer verified. */
+static void conn_established(struct stream_conn *c)
+{
+	metrics_inc(M_TCP_CONNECTED);
+	log_info("%s: flow %llu connected to %s", proto_name(c->proto), (unsigned long long)c->flow->id,
+		 c->flow->peer_text);
+	if (c->state == CONN_CONNECTING)
+		c->state = CONN_OPEN;
+	struct out_msg *m;
+	while (c->state == CONN_OPEN && (m = queue_take(&c->pending))) {
+		tls_write(c, (const char *)m->buf + LWS_PRE, m->len);
+		free(m);
+	}
+	if (c->out.head || c->state == CONN_CLOSING)
+		lws_callback_on_writable(c->wsi);
+}
+
+static int tls_handshake(struct stream_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	tls_flush(c);
+	if (r == 1) {
+		conn_established(c);
+		return 0;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
+	long v = SSL_get_verify_result(c->ssl);
+	metrics_inc(M_TCP_CONNECT_FAILED);
+	log_notice("tls: connection to %s failed: %s", c->flow->peer_text,
+		   v != X509_V_OK ? X509_verify_cert_error_string(v)
+		   : ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error())
+					   : "handshake failed");
+	ERR_clear_error();
+	conn_request_close(c); /* after the alert */
+	return -1;
+}
+
+static int tls_receive(struct stream_conn *c, const char *in, size_t len)
+{
+	if (c->state == CONN_CLOSING)
+		return 0;
+	if (BIO_write(c->rbio, in, (int)len) != (int)len)
+		return -1;
+	if (!SSL_is_init_finished(c->ssl) && (tls_handshake(c) != 0 || !SSL_is_init_finished(c->ssl)))
+		return 0;
+	char buf[16384];
+	int n = 0;
+	while (c->state != CONN_CLOSING && (n = SSL_read(c->ssl, buf, sizeof(buf))) > 0)
+		conn_receive(c, buf, (size_t)n);
+	if (c->state != CONN_CLOSING) {
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			conn_request_close(c); /* the peer's close_notify */
+		} else if (e != SSL_ERROR_WANT_READ) {
+			log_notice("tls: flow %llu %s: %s: closing", (unsigned long long)c->flow->id,
+				   c->flow->peer_text, ERR_reason_error_string(ERR_peek_last_error()));
+			conn_request_close(c);
+		}
+	}
+	ERR_clear_error();
+	tls_flush(c);
+	return 0;
+}
+
 /* ---- sending -------------------------------------------------------------------------------- */
 
 static int conn_writeable(struct stream_conn *c, struct lws *wsi)
 {
-	if (!c->out_head)
+	struct out_msg *m = queue_take(&c->out);
+	if (!m)
 		return c->state == CONN_CLOSING ? -1 : 0; /* -1: lws closes the connection */
-	struct out_msg *m = c->out_head;
-	c->out_head = m->next;
-	if (!c->out_head)
-		c->out_tail = NULL;
-	c->out_bytes -= m->len;
 	/* A partial write is kept by lws and finished before our next WRITEABLE. */
 	int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_RAW);
 	free(m);
 	if (n < 0)
 		return -1;
-	if (c->out_head || c->state == CONN_CLOSING)
+	if (c->out.head || c->state == CONN_CLOSING)
 		lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -363,14 +554,13 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	case LWS_CALLBACK_RAW_CONNECTED:
 		if (!c)
 			return -1;
-		metrics_inc(M_TCP_CONNECTED);
-		log_info("%s: flow %llu connected to %s", proto_name(c->proto),
-			 (unsigned long long)c->flow->id, c->flow->peer_text);
-		if (c->state == CONN_CONNECTING)
-			c->state = CONN_OPEN;
+		c->socket_up = true;
 		conn_arm_idle(c);
-		if (c->out_head || c->state == CONN_CLOSING)
-			lws_callback_on_writable(wsi);
+		if (c->ssl) {
+			tls_handshake(c); /* the ClientHello */
+			break;
+		}
+		conn_established(c);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		metrics_inc(M_TCP_CONNECT_FAILED);
@@ -390,7 +580,7 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	case LWS_CALLBACK_RAW_RX:
 		if (!c)
 			return -1;
-		return conn_receive(c, in, len);
+		return c->ssl ? tls_receive(c, in, len) : conn_receive(c, in, len);
 	case LWS_CALLBACK_RAW_WRITEABLE:
 		if (!c)
 			return -1;
@@ -443,8 +633,8 @@ static const struct listen_spec *local_for(enum transport_proto proto, int famil
 
 static struct flow *conn_connect(enum transport_proto proto, const struct sockaddr *addr)
 {
-	struct lws_vhost *vh = proto == PROTO_TLS ? S.client_tls : S.client_tcp;
-	if (!vh) {
+	struct lws_vhost *vh = S.client;
+	if (!vh || (proto == PROTO_TLS && !S.client_tls)) {
 		log_notice("%s: no client side to connect with", proto_name(proto));
 		return NULL;
 	}
@@ -477,13 +667,9 @@ static struct flow *conn_connect(enum transport_proto proto, const struct sockad
 	ci.protocol = STREAM_PROTOCOL;
 	ci.local_protocol_name = STREAM_PROTOCOL;
 	ci.opaque_user_data = c;
-	if (proto == PROTO_TLS) {
-		/* Targets are addresses (routing.upstreams, Contacts): the chain is verified, the
-		 * name in the certificate cannot be. */
-		ci.ssl_connection = LCCSCF_USE_SSL | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
-		if (!S.cfg->tls_verify_peer)
-			ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_ALLOW_EXPIRED |
-					     LCCSCF_ALLOW_INSECURE;
+	if (proto == PROTO_TLS && tls_client_new(c) != 0) {
+		conn_free(c);
+		return NULL;
 	}
 	struct lws *wsi = lws_client_connect_via_info(&ci);
 	if (!wsi || c->connect_failed) {
@@ -491,8 +677,7 @@ static struct flow *conn_connect(enum transport_proto proto, const struct sockad
 			lws_set_opaque_user_data(wsi, NULL);
 		metrics_inc(M_TCP_CONNECT_FAILED);
 		log_notice("%s: cannot connect to %s port %d", proto_name(proto), host, port);
-		sipmsg_stream_destroy(c->rx);
-		free(c);
+		conn_free(c);
 		return NULL;
 	}
 	c->wsi = wsi;
@@ -500,8 +685,7 @@ static struct flow *conn_connect(enum transport_proto proto, const struct sockad
 	if (!c->flow) {
 		lws_set_opaque_user_data(wsi, NULL);
 		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-		sipmsg_stream_destroy(c->rx);
-		free(c);
+		conn_free(c);
 		return NULL;
 	}
 	conn_link(c);
@@ -576,30 +760,16 @@ static int listener_open(struct listen_spec *spec, int index)
 	return 0;
 }
 
-static struct lws_vhost *client_vhost(enum transport_proto proto)
+static struct lws_vhost *client_vhost(void)
 {
-	const struct config *cfg = S.cfg;
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
-	info.vhost_name = proto == PROTO_TLS ? "sip-tls-client" : "sip-tcp-client";
+	info.vhost_name = "sip-client";
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
-	if (proto == PROTO_TLS) {
-		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		/* Without tls.ca the system's CAs verify the network's certificates. */
-		if (cfg->tls_ca[0])
-			info.client_ssl_ca_filepath = cfg->tls_ca;
-		/* Our certificate, for peers that ask for one (mutual TLS on trunks). */
-		if (cfg->tls_cert[0] && cfg->tls_key[0]) {
-			info.client_ssl_cert_filepath = cfg->tls_cert;
-			info.client_ssl_private_key_filepath = cfg->tls_key;
-		}
-		info.ssl_client_options_set = TLS_OPTIONS;
-		info.client_ssl_cipher_list = TLS_CIPHERS;
-	}
 	struct lws_vhost *vh = lws_create_vhost(S.ctx, &info);
 	if (!vh)
-		log_error("%s: cannot set up outbound connections", proto_name(proto));
+		log_error("tcp: cannot set up outbound connections");
 	return vh;
 }
 
@@ -616,13 +786,20 @@ int stream_start(uv_loop_t *loop, struct config *cfg, struct lws_context *ctx)
 		if ((spec->proto == PROTO_TCP || spec->proto == PROTO_TLS) && listener_open(spec, i) != 0)
 			return -1;
 	}
-	S.client_tcp = client_vhost(PROTO_TCP);
-	S.client_tls = client_vhost(PROTO_TLS);
-	return S.client_tcp && S.client_tls ? 0 : -1;
+	S.client = client_vhost();
+	S.client_tls = tls_client_ctx(cfg);
+	return S.client && S.client_tls ? 0 : -1;
 }
 
 void stream_stop(void)
 {
 	for (struct stream_conn *c = S.conns; c; c = c->next)
 		conn_request_close(c);
+}
+
+void stream_destroy(void)
+{
+	if (S.client_tls)
+		SSL_CTX_free(S.client_tls);
+	S.client_tls = NULL;
 }

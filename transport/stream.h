@@ -2,7 +2,8 @@
  *
  * Each tcp/tls listener is an lws vhost that adopts accepted sockets as raw connections; a
  * connection, accepted or opened by us, is a flow. sofia-sip frames the byte stream into
- * messages by Content-Length (sipmsg_stream). Connections we open are found again by remote
+ * messages by Content-Length (sipmsg_stream). TLS is lws' on accepted connections and
+ * OpenSSL's (memory BIOs) on the ones we open. Connections we open are found again by remote
  * address and transport, so requests to one peer share one connection.
  */
 #ifndef SIPEDGE_STREAM_H
@@ -21,6 +22,9 @@ struct flow;
 int stream_start(uv_loop_t *loop, struct config *cfg, struct lws_context *ctx);
 /** Close every connection (what is queued goes out first); lws finishes them as the loop runs. */
 void stream_stop(void);
+
+/** Free what remains once lws is gone (after the loop has run dry). */
+void stream_destroy(void);
 
 /** The connection to addr over proto (PROTO_TCP or PROTO_TLS): an open one, or a new one whose
  *  messages wait until it is connected. NULL if none can be made. */

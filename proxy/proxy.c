@@ -88,7 +88,7 @@ int proxy_init(void)
 		struct upstream *u = &upstreams[n_upstreams];
 		if (!url || transport_dest_from_url(url, &u->dest) != 0) {
 			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:ADDRESS[:PORT]"
-				  "[;transport=udp] with a numeric address)",
+				  "[;transport=udp|tcp|tls] with a numeric address)",
 				  uri);
 			rc = -1;
 			continue;

@@ -49,7 +49,10 @@ $(ASAN_BUILD)/Makefile: configure
 asan: $(ASAN_BUILD)/Makefile FORCE
 	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge tests/unit/test_unit
 
+# The demo users file holds passwords: the daemon warns when it is readable by every local user,
+# and git keeps no file mode but the x bit, so a fresh clone has it world-readable.
 run: deps all
+	@chmod go= etc/demo-users 2>/dev/null || true
 	$(BUILD)/sipedge -c $(CONFIG) $(RUN_ARGS)
 
 check: deps deps-test asan web

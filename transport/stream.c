@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define STREAM_PROTOCOL "sip-stream"
 #define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
@@ -67,6 +68,7 @@ struct stream_conn {
 	SSL *ssl;	      /* outbound TLS, with memory BIOs: rbio from, wbio to the network */
 	BIO *rbio, *wbio;
 	uint64_t last_ms; /* uv_now of the last traffic, for tcp.idle_timeout */
+	struct sockaddr_storage alias; /* RFC 5923: the peer's listening address, from its Via */
 	struct stream_conn *prev, *next;
 };
 
@@ -329,6 +331,36 @@ static struct stream_conn *conn_accept(struct lws *wsi)
 
 /* ---- receiving ------------------------------------------------------------------------------ */
 
+/** RFC 5923: a request whose top Via carries "alias" offers this connection for requests to
+ *  its sent-by address. Only for the peer's own address (another one would let a client steal
+ *  a third party's traffic), and only a port: the address is the connection's. */
+static void note_alias(struct stream_conn *c, sip_t *sip)
+{
+	sip_via_t *v = sip->sip_request ? sip->sip_via : NULL;
+	if (!v || !v->v_host || !v->v_params)
+		return;
+	bool alias = false;
+	for (int i = 0; v->v_params[i]; i++)
+		if (!strcasecmp(v->v_params[i], "alias"))
+			alias = true;
+	if (!alias)
+		return;
+	const char *host = v->v_host;
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		host++, n -= 2;
+	if (n != strlen(c->flow->peer_host) || strncasecmp(host, c->flow->peer_host, n) != 0)
+		return;
+	long port = v->v_port ? strtol(v->v_port, NULL, 10) : c->proto == PROTO_TLS ? 5061 : 5060;
+	if (port < 1 || port > 65535)
+		return;
+	c->alias = c->flow->peer;
+	if (c->alias.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&c->alias)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)&c->alias)->sin_port = htons((uint16_t)port);
+}
+
 static void on_stream_message(void *arg, msg_t *msg)
 {
 	struct stream_conn *c = arg;
@@ -345,6 +377,8 @@ static void on_stream_message(void *arg, msg_t *msg)
 			  c->flow->peer_text, text ? (int)len : 0, text ? text : "");
 		free(text);
 	}
+	if (c->alias.ss_family == AF_UNSPEC)
+		note_alias(c, sip_object(msg));
 	sip_core_receive_msg(c->flow, msg);
 }
 
@@ -699,10 +733,12 @@ struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *
 	if (!addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
 	    (proto != PROTO_TCP && proto != PROTO_TLS) || !S.ctx)
 		return NULL;
-	/* Reuse: a connection of that transport to that address, whichever side opened it. */
+	/* Reuse: a connection of that transport to that address, whichever side opened it, or
+	 * one whose peer gave that address as its alias. */
 	for (struct stream_conn *c = S.conns; c; c = c->next)
 		if (c->proto == proto && c->flow && c->state != CONN_CLOSING && !c->flow->closing &&
-		    addr_equal((const struct sockaddr *)&c->flow->peer, addr))
+		    (addr_equal((const struct sockaddr *)&c->flow->peer, addr) ||
+		     (c->alias.ss_family != AF_UNSPEC && addr_equal((const struct sockaddr *)&c->alias, addr))))
 			return c->flow;
 	return conn_connect(proto, addr);
 }
@@ -799,6 +835,11 @@ void stream_stop(void)
 
 void stream_destroy(void)
 {
+	/* lws is gone: a connection it dropped without a word (one still connecting) goes now. */
+	while (S.conns) {
+		S.conns->wsi = NULL;
+		conn_gone(S.conns);
+	}
 	if (S.client_tls)
 		SSL_CTX_free(S.client_tls);
 	S.client_tls = NULL;

@@ -232,3 +232,28 @@ test('TLS listener: TLS 1.2+, a client certificate required by tls.verify_client
   await assert.rejects(rawConnect(() => tls.connect({ ...base, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' })),
     'TLS 1.1 is refused');
 });
+
+test('RFC 5923 alias: a PBX connected over TCP gets calls to its Via address on that connection', async (t) => {
+  // Nobody listens at the PBX's advertised port: only the aliased connection reaches it.
+  const pbxPort = await freePort('127.0.0.1');
+  const d = await startDaemon({
+    listen: ['ws:127.0.0.1:0', 'tcp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'],
+    config: `${TRUST}routing = { upstreams = [ "sip:127.0.0.1:${pbxPort};transport=tcp" ]; };\n`,
+  });
+  t.after(() => d.stop());
+  const pbx = await rawConnect(() => net.connect(d.ports.tcp, '127.0.0.1'));
+  t.after(() => pbx.s.destroy());
+  // Its first request names its listening address in Via, with "alias".
+  pbx.s.write(options(7).replace('127.0.0.1:5099;branch=z9hG4bK-7', `127.0.0.1:${pbxPort};branch=z9hG4bK-7;alias`));
+  await until(() => statusLines(pbx.data).length === 1, 'the OPTIONS answer');
+  pbx.data = '';
+
+  const alice = await phone(t, d, 'alice');
+  alice.send(alice.request({ method: 'MESSAGE', ruri: 'sip:7001@pbx.example.net', fromTag: rand(4), callId: rand(10) }).text);
+  await until(() => /^MESSAGE sip:7001@pbx\.example\.net SIP\/2\.0\r\n/.test(pbx.data), 'the MESSAGE on the PBX connection');
+  const via = /^Via: (SIP\/2\.0\/TCP [^\r]+)\r\n/m.exec(pbx.data)[1];
+  assert.match(via, new RegExp(`^SIP/2\\.0/TCP 127\\.0\\.0\\.1:${d.ports.tcp};branch=z9hG4bK[^;]+;rport;alias$`),
+    'our Via offers the connection back (RFC 5923)');
+  const m = await metrics(d.ports.ws);
+  assert.equal(metric(m, 'sipedge_tcp_connections_opened_total'), 0, 'no new connection was opened');
+});

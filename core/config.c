@@ -49,6 +49,10 @@ void config_defaults(struct config *cfg)
 	cfg->ws_ping_interval = 30;
 	cfg->ws_pong_timeout = 10;
 	cfg->ws_handshake_timeout = 10;
+	cfg->tls_verify_peer = true;
+	cfg->tls_verify_client = false;
+	cfg->tcp_idle_timeout = 3600;
+	cfg->tcp_max_message = 65536;
 	cfg->udp_flow_idle = 600;
 	cfg->udp_max_flows = 65536;
 	cfg->route_foreign = true;
@@ -232,6 +236,11 @@ int config_load(struct config *cfg, const char *path)
 	lookup_string(&lc, "tls.cert", &cfg->tls_cert);
 	lookup_string(&lc, "tls.key", &cfg->tls_key);
 	lookup_string(&lc, "tls.ca", &cfg->tls_ca);
+	lookup_bool(&lc, "tls.verify_peer", &cfg->tls_verify_peer);
+	lookup_bool(&lc, "tls.verify_client", &cfg->tls_verify_client);
+
+	lookup_int(&lc, "tcp.idle_timeout", &cfg->tcp_idle_timeout);
+	lookup_int(&lc, "tcp.max_message_size", &cfg->tcp_max_message);
 
 	lookup_int(&lc, "websocket.max_message_size", &cfg->ws_max_message);
 	lookup_int(&lc, "websocket.ping_interval", &cfg->ws_ping_interval);
@@ -310,6 +319,18 @@ int config_validate(const struct config *cfg)
 	}
 	if (cfg->ws_handshake_timeout < 1 || cfg->ws_handshake_timeout > 300) {
 		log_error("config: websocket.handshake_timeout must be 1..300 seconds");
+		problems++;
+	}
+	if (cfg->tcp_max_message < 512 || cfg->tcp_max_message > 16 * 1024 * 1024) {
+		log_error("config: tcp.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->tcp_idle_timeout < 0) {
+		log_error("config: tcp.idle_timeout must be 0 (never) or a number of seconds");
+		problems++;
+	}
+	if (cfg->tls_verify_client && !cfg->tls_ca[0]) {
+		log_error("config: tls.verify_client needs tls.ca (the CA that signs client certificates)");
 		problems++;
 	}
 	if (cfg->reg_min_expires < 1 || cfg->reg_max_expires < cfg->reg_min_expires ||

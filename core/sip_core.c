@@ -213,6 +213,8 @@ static struct flow *udp_reply_flow(sip_t *sip, struct flow *f)
 	return r ? r : f;
 }
 
+static void dispatch(struct flow *f, msg_t *msg);
+
 /** A message the parser refused: if enough of it reads as a request with a Via, answer 400
  *  saying what was wrong (the first header that failed, or why the whole failed); anything
  *  else is dropped. */
@@ -242,12 +244,8 @@ static void answer_unparsable(struct flow *f, const char *data, size_t len, cons
 
 /** A banned source's request, answered 503 with the time left in Retry-After (RFC 3261
  *  §21.5.4); anything else from it (responses, ACK, garbage) is dropped unanswered. */
-static void answer_banned(struct flow *f, const char *data, size_t len)
+static void answer_banned_msg(struct flow *f, msg_t *msg)
 {
-	const char *why = NULL;
-	msg_t *msg = sipmsg_parse(data, len, &why);
-	if (!msg)
-		return;
 	sip_t *sip = sip_object(msg);
 	if (sip->sip_request && sip->sip_request->rq_method != sip_method_ack && sip->sip_via &&
 	    sip->sip_cseq && sip->sip_call_id && sip->sip_from && sip->sip_to) {
@@ -261,6 +259,15 @@ static void answer_banned(struct flow *f, const char *data, size_t len)
 			msg_destroy(resp);
 		}
 	}
+}
+
+static void answer_banned(struct flow *f, const char *data, size_t len)
+{
+	const char *why = NULL;
+	msg_t *msg = sipmsg_parse(data, len, &why);
+	if (!msg)
+		return;
+	answer_banned_msg(f, msg);
 	msg_destroy(msg);
 }
 
@@ -310,6 +317,28 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 	if (log_get_level() >= LOGL_DEBUG)
 		log_debug("recv from flow %llu %s:\n%.*s", (unsigned long long)f->id, f->peer_text,
 			  (int)len, data);
+	dispatch(f, msg);
+	msg_unref(msg);
+}
+
+void sip_core_receive_msg(struct flow *f, msg_t *msg)
+{
+	/* Streams frame and parse their messages themselves: the per-source limits apply here. */
+	enum limits_verdict verdict = limits_message((const struct sockaddr *)&f->peer);
+	if (verdict != LIMITS_PASS) {
+		log_debug("flow %llu %s: banned source, message %s", (unsigned long long)f->id,
+			  f->peer_text, verdict == LIMITS_REPLY ? "answered 503" : "dropped");
+		if (verdict == LIMITS_REPLY)
+			answer_banned_msg(f, msg);
+		return;
+	}
+	dispatch(f, msg);
+}
+
+/** Responses to the client transactions, requests to their server transaction and room. */
+static void dispatch(struct flow *f, msg_t *msg)
+{
+	sip_t *sip = sip_object(msg);
 	if (sip->sip_request) {
 		via_mark_source(msg, sip, f);
 		handle_request(udp_reply_flow(sip, f), msg, sip);
@@ -322,5 +351,4 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 			log_info("flow %llu %s: response matches no transaction",
 				 (unsigned long long)f->id, f->peer_text);
 	}
-	msg_unref(msg);
 }

@@ -91,18 +91,18 @@ START_TEST(test_check_body_shorter_than_content_length_400)
 END_TEST
 
 /* sofia-sip puts a repeated single-valued header into sip_error with its own type: reading
- * er_name from it crashed (found by fuzz/fuzz_sip). A repeat is answered 400. */
+ * er_name from it crashed (found by fuzz/fuzz_sip). A repeat is answered 400 Duplicate …. */
 START_TEST(test_check_repeated_single_headers_400)
 {
 	static const struct {
 		const char *extra, *reason;
 	} cases[] = {
-		{"CSeq: 1 REGIS om\r\n", "Malformed CSeq header"},
-		{"CSeq: 2 OPTIONS\r\n", "Malformed CSeq header"},
-		{"Call-ID: other\r\n", "Malformed Call-ID header"},
-		{"From: <sip:eve@example.com>;tag=2\r\n", "Malformed From header"},
-		{"To: <sip:eve@example.com>\r\n", "Malformed To header"},
-		{"Max-Forwards: 69\r\n", "Malformed Max-Forwards header"},
+		{"CSeq: 1 REGIS om\r\n", "Duplicate CSeq header"},
+		{"CSeq: 2 OPTIONS\r\n", "Duplicate CSeq header"},
+		{"Call-ID: other\r\n", "Duplicate Call-ID header"},
+		{"From: <sip:eve@example.com>;tag=2\r\n", "Duplicate From header"},
+		{"To: <sip:eve@example.com>\r\n", "Duplicate To header"},
+		{"Max-Forwards: 69\r\n", "Duplicate Max-Forwards header"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[1024];

@@ -222,6 +222,15 @@ int config_load(struct config *cfg, const char *path)
 	lookup_int(&lc, "registrar.default_expires", &cfg->reg_default_expires);
 	lookup_int(&lc, "registrar.max_bindings_per_aor", &cfg->reg_max_bindings);
 	lookup_bool(&lc, "registrar.drop_bindings_on_flow_close", &cfg->reg_drop_on_flow_close);
+	const char *mode;
+	if (config_lookup_string(&lc, "registrar.mode", &mode) == CONFIG_TRUE) {
+		if (strcmp(mode, "local") == 0 || strcmp(mode, "edge") == 0) {
+			cfg->reg_edge = strcmp(mode, "edge") == 0;
+		} else {
+			log_error("config: registrar.mode must be \"local\" or \"edge\", not '%s'", mode);
+			rc = -1;
+		}
+	}
 
 	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
 	lookup_string(&lc, "auth.users_file", &cfg->users_file);
@@ -296,6 +305,11 @@ int config_validate(const struct config *cfg)
 				  cfg->upstreams.item[i]);
 			problems++;
 		}
+	}
+	if (cfg->reg_edge && cfg->upstreams.count == 0) {
+		/* An edge forwards every REGISTER: without a registrar behind it nothing can register. */
+		log_error("config: registrar.mode = \"edge\" needs routing.upstreams (the registrar)");
+		problems++;
 	}
 	if (cfg->upstream_timeout < 100) {
 		log_error("config: routing.upstream_timeout must be at least 100 ms");

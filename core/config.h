@@ -49,6 +49,7 @@ struct config {
 	int reg_min_expires, reg_max_expires, reg_default_expires;
 	int reg_max_bindings; /* per AOR */
 	bool reg_drop_on_flow_close;
+	bool reg_edge; /* registrar.mode = "edge": REGISTER goes to routing.upstreams with Path */
 
 	/* auth (auth/auth.h) */
 	bool no_auth;

@@ -55,6 +55,7 @@ struct proxy_ctx {
 	uint64_t in_flow;     /* where the request came from (for Record-Route on failover) */
 	int next_upstream;    /* index of the upstream to try after the current one fails */
 	bool upstream_failed; /* every upstream failed or timed out: answer 503 */
+	bool edge_register;   /* edge mode: a REGISTER going to the registrar with our Path */
 	int n_branches;
 	int open; /* branches with a live txn or an open timer, plus the server txn */
 	struct branch branch[MAX_BRANCHES];
@@ -193,6 +194,19 @@ static sip_record_route_t *make_record_route(su_home_t *home, struct flow *f)
 	return sip_record_route_make(home, text);
 }
 
+/** Our Path entry (RFC 3327) for a REGISTER from flow client leaving on flow out: the client's
+ *  token, the address the registrar reaches us at, and ob (RFC 5626 §5.1): we keep the flow and
+ *  answer 430 when it is gone, so the registrar may treat the binding as an outbound flow. */
+static sip_path_t *make_path(su_home_t *home, struct flow *client, struct flow *out)
+{
+	char token[FLOW_TOKEN_LEN + 1], host[80], text[256];
+	flow_token_make(client->id, token);
+	listener_host(out->local, host, sizeof(host));
+	snprintf(text, sizeof(text), "<sip:%s@%s:%d;transport=%s;lr;ob>", token, host,
+		 out->local ? out->local->port : 5060, proto_name(out->proto));
+	return sip_path_make(home, text);
+}
+
 /** A Route/Record-Route URI that is ours: its host names us and its user is a valid token
  *  (or it has no user). *flow_id gets the token's flow (0 if none). */
 static bool route_is_ours(const url_t *url, uint64_t *flow_id)
@@ -259,8 +273,9 @@ static bool creates_dialog(sip_t *sip)
 				       m == sip_method_refer || m == sip_method_notify);
 }
 
-/** The copy of req that goes to one target (§16.6 steps 1-8). */
-static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out)
+/** The copy of req that goes to one target (§16.6 steps 1-8); with path, an edge REGISTER
+ *  that gets our Path entry for flow in and says Supported: path (RFC 3327 §5.1). */
+static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out, bool path)
 {
 	msg_t *fwd = msg_dup(req);
 	if (!fwd)
@@ -288,6 +303,11 @@ static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct
 		if (out && out != in)
 			err |= msg_header_insert(fwd, (msg_pub_t *)sip,
 						 (msg_header_t *)make_record_route(home, out));
+	}
+	if (path) {
+		err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_path(home, in, out));
+		if (!sip_has_supported(sip->sip_supported, "path"))
+			err |= sip_add_make(fwd, sip, sip_supported_class, "path");
 	}
 	err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_via(home, sip, out));
 	if (err) {
@@ -363,6 +383,22 @@ static void add_challenges(msg_t *out, struct proxy_ctx *ctx)
 	}
 }
 
+/** Edge mode: what the client of a forwarded REGISTER is told, counted and logged. */
+static void edge_register_done(struct proxy_ctx *ctx, int status)
+{
+	if (!ctx->edge_register)
+		return;
+	sip_t *sip = sip_object(ctx->req);
+	if (status >= 200 && status < 300) {
+		metrics_inc(M_EDGE_REGISTERS_OK);
+		log_info("edge: REGISTER " URL_PRINT_FORMAT ": %d from the registrar",
+			 URL_PRINT_ARGS(sip->sip_to->a_url), status);
+	} else {
+		metrics_inc(M_EDGE_REGISTERS_FAILED);
+		log_notice("edge: REGISTER " URL_PRINT_FORMAT ": %d", URL_PRINT_ARGS(sip->sip_to->a_url), status);
+	}
+}
+
 /** Every branch has ended and no 2xx went up: send the best final response (§16.7 step 6). */
 static void send_best(struct proxy_ctx *ctx)
 {
@@ -372,6 +408,7 @@ static void send_best(struct proxy_ctx *ctx)
 		if (!ctx->branch[i].status)
 			return;
 	ctx->final_sent = true;
+	edge_register_done(ctx, ctx->best_status ? ctx->best_status : ctx->upstream_failed ? 503 : 408);
 	if (!ctx->best_status && ctx->upstream_failed) {
 		/* Our own 503: no upstream could take the request, the caller may try elsewhere. */
 		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
@@ -528,6 +565,8 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 		}
 		if (!ctx->final_sent && ctx->invite)
 			cancel_pending(ctx, (int)(b - ctx->branch));
+		if (!ctx->final_sent)
+			edge_register_done(ctx, status);
 		ctx->final_sent = true;
 		return;
 	}
@@ -617,7 +656,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		branch_fail_now(b, 503); /* no transport reaches that address */
 		return;
 	}
-	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out);
+	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out, ctx->edge_register);
 	if (!fwd) {
 		branch_fail_now(b, 500);
 		return;
@@ -713,16 +752,24 @@ static int next_hop(sip_t *sip, struct txn_dest *dest)
 }
 
 /** §16.4: pop the Route entries that name us; the last flow token among them that is not the
- *  flow the request came in on is where an in-dialog request goes. */
-static uint64_t preprocess_routes(msg_t *req, sip_t *sip, struct flow *in, bool *had_ours)
+ *  flow the request came in on is where an in-dialog request goes. *flow_failed: an entry
+ *  with ob (our Path, RFC 5626) names a flow that is gone, which only that flow could reach. */
+static uint64_t preprocess_routes(msg_t *req, sip_t *sip, struct flow *in, bool *had_ours,
+				  bool *flow_failed)
 {
 	uint64_t target = 0, id;
 	*had_ours = false;
+	*flow_failed = false;
 	while (sip->sip_route && route_is_ours(sip->sip_route->r_url, &id)) {
 		*had_ours = true;
 		char transport[8] = "";
-		if (sip->sip_route->r_url->url_params)
-			url_param(sip->sip_route->r_url->url_params, "transport", transport, sizeof(transport));
+		const char *params = sip->sip_route->r_url->url_params;
+		if (params)
+			url_param(params, "transport", transport, sizeof(transport));
+		if (id && params && url_has_param(sip->sip_route->r_url, "ob") && !flow_find(id)) {
+			*flow_failed = true;
+			id = 0;
+		}
 		/* A UDP flow is only a remembered peer: once forgotten, the rest of the route set or
 		 * the Request-URI still leads there, so its token is no reason to fail. */
 		if (id && strcasecmp(transport, "udp") == 0 && !flow_find(id))
@@ -775,16 +822,30 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		return;
 	}
 
-	bool had_ours = false;
-	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours);
+	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
+	bool edge_register = g_config->reg_edge && method == sip_method_register && !sip->sip_route &&
+			     sip_core_is_us(sip->sip_request->rq_url);
+	bool had_ours = false, flow_failed = false;
+	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours, &flow_failed);
 	url_t const *ruri = sip->sip_request->rq_url;
+	if (flow_failed && !route_flow) {
+		/* RFC 5626 §5.3: the registrar may try the user's other flows. */
+		metrics_inc(M_EDGE_FLOW_FAILED);
+		reply(st, req, 430, "Flow Failed");
+		return;
+	}
+	if (route_flow && !sip->sip_to->a_tag && g_config->reg_edge) {
+		metrics_inc(M_EDGE_PATH_IN);
+		log_info("edge: %s from %s along our Path to flow %llu", sip->sip_request->rq_method_name,
+			 in->peer_text, (unsigned long long)route_flow);
+	}
 
 	/* Who may send this where (auth/auth.h): challenges, identity, no open relay. */
 	enum proxy_dest dest;
 	if (route_flow)
 		dest = sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
 	else if (!sip->sip_route && (config_is_our_domain(g_config, ruri->url_host) ||
-				     (ruri->url_user && sip_core_is_us(ruri))))
+				     ((ruri->url_user || edge_register) && sip_core_is_us(ruri))))
 		dest = PROXY_DEST_LOCAL;
 	else
 		dest = PROXY_DEST_FOREIGN;
@@ -811,6 +872,14 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			return;
 		}
 		targets[n++] = (struct target){.dest = hop};
+	} else if (edge_register) {
+		/* Edge mode (RFC 3327): the registrar is upstream; a REGISTER that came from there
+		 * would only loop. */
+		if (from_upstream(in) || !n_upstreams) {
+			reply(st, req, 403, "Registrar Is Upstream");
+			return;
+		}
+		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
 	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
 		   next_hop(sip, &hop) == 0) {
 		/* In dialog without our Record-Route: straight to the remote target. */
@@ -832,7 +901,9 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		}
 		const struct binding *bindings[MAX_BRANCHES];
 		int nb = location_lookup(aor, bindings, MAX_BRANCHES);
-		if (nb == 0 && g_config->route_unregistered && n_upstreams && !from_upstream(in)) {
+		/* An edge has no bindings: the registrar upstream knows every user. */
+		bool upstream_knows = g_config->route_unregistered || g_config->reg_edge;
+		if (nb == 0 && upstream_knows && n_upstreams && !from_upstream(in)) {
 			/* Not registered here: the network may know the user (a PBX extension). */
 			free(aor);
 			targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
@@ -873,6 +944,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	ctx->st = st;
 	ctx->invite = method == sip_method_invite;
 	ctx->in_flow = in->id;
+	ctx->edge_register = edge_register;
 	ctx->open = 1; /* the server transaction */
 	ctx->next = contexts;
 	if (contexts)
@@ -881,6 +953,12 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	txn_set_user(st, &server_user, ctx);
 	if (ctx->invite)
 		metrics_inc(M_PROXY_CALLS);
+	if (edge_register) {
+		metrics_inc(M_EDGE_REGISTERS);
+		log_info("edge: REGISTER " URL_PRINT_FORMAT " from flow %llu %s to the registrar %s",
+			 URL_PRINT_ARGS(sip->sip_to->a_url), (unsigned long long)in->id, in->peer_text,
+			 upstreams[0].uri);
+	}
 
 	ctx->open++; /* hold while branches start: a branch may end synchronously */
 	for (int i = 0; i < n; i++) {
@@ -898,8 +976,8 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 	/* An ACK for a 2xx is its own end-to-end transaction: forward statelessly by the route set. */
 	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0)
 		return;
-	bool had_ours = false;
-	uint64_t target = preprocess_routes(ack, sip, in, &had_ours);
+	bool had_ours = false, flow_failed = false;
+	uint64_t target = preprocess_routes(ack, sip, in, &had_ours, &flow_failed);
 	struct flow *out = target ? flow_find(target) : NULL;
 	struct txn_dest hop;
 	if (!out && !target && next_hop(sip, &hop) == 0)
@@ -908,7 +986,7 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
 		return;
 	}
-	msg_t *fwd = make_forward(ack, NULL, in, out);
+	msg_t *fwd = make_forward(ack, NULL, in, out, false);
 	if (!fwd)
 		return;
 	if (sipmsg_send(out, fwd) == 0)

@@ -157,3 +157,25 @@ test('edge: a call along our Path to a closed WebSocket flow is answered 430 Flo
   const m = await metrics(d);
   assert.match(m, /^sipedge_edge_flow_failed_total 1$/m);
 });
+
+test('edge: registrar.mode is checked at start (unknown mode, edge without a registrar)', () => {
+  const { spawnSync } = require('node:child_process');
+  const { BIN } = require('../lib/daemon');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-edge-conf-'));
+  checkConfig('registrar = { mode = "proxy"; };', /registrar\.mode must be "local" or "edge", not 'proxy'/);
+  checkConfig('registrar = { mode = "edge"; };', /registrar\.mode = "edge" needs routing\.upstreams/);
+  checkConfig('registrar = { mode = "edge"; }; routing = { upstreams = [ "sip:127.0.0.1:5070" ]; };', null);
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  function checkConfig(text, error) {
+    const file = path.join(dir, 'sipedge.conf');
+    fs.writeFileSync(file, `${text}\nlisten = [ "ws:127.0.0.1:8080" ]; domains = [ "example.com" ]; auth = { disabled = true; };\n`);
+    const r = spawnSync(BIN, ['--check-config', '-c', file], { encoding: 'utf8' });
+    if (error) {
+      assert.notEqual(r.status, 0, `refused: ${text}`);
+      assert.match(r.stderr + r.stdout, error);
+    } else {
+      assert.equal(r.status, 0, `accepted: ${text}\n${r.stderr}`);
+    }
+  }
+});

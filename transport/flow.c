@@ -87,7 +87,8 @@ struct flow *flow_create(enum transport_proto proto, const struct sockaddr *peer
 	table[b] = f;
 	count++;
 	metrics_set(M_FLOWS, count);
-	log_info("flow %llu open: %s from %s", (unsigned long long)f->id, proto_name(proto), f->peer_text);
+	log_info("flow %llu open: %s from %s (%u open)", (unsigned long long)f->id, proto_name(proto),
+		 f->peer_text, count);
 	return f;
 }
 
@@ -104,8 +105,8 @@ void flow_destroy(struct flow *f)
 		*pp = f->hnext;
 	count--;
 	metrics_set(M_FLOWS, count);
-	log_info("flow %llu closed: %s from %s", (unsigned long long)f->id, proto_name(f->proto),
-		 f->peer_text);
+	log_info("flow %llu closed: %s from %s (%u open)", (unsigned long long)f->id,
+		 proto_name(f->proto), f->peer_text, count);
 	free(f);
 }
 

@@ -52,6 +52,7 @@ void config_defaults(struct config *cfg)
 	cfg->route_foreign = true;
 	cfg->route_unregistered = false;
 	cfg->upstream_timeout = 5000;
+	config_set_string(&cfg->resolv_conf, "/etc/resolv.conf");
 	cfg->reg_min_expires = 60;
 	cfg->reg_max_expires = 3600;
 	cfg->reg_default_expires = 3600;
@@ -216,6 +217,7 @@ int config_load(struct config *cfg, const char *path)
 	lookup_bool(&lc, "routing.foreign_domains", &cfg->route_foreign);
 	lookup_bool(&lc, "routing.unregistered_users", &cfg->route_unregistered);
 	lookup_int(&lc, "routing.upstream_timeout", &cfg->upstream_timeout);
+	lookup_string(&lc, "routing.resolv_conf", &cfg->resolv_conf);
 
 	lookup_int(&lc, "registrar.min_expires", &cfg->reg_min_expires);
 	lookup_int(&lc, "registrar.max_expires", &cfg->reg_max_expires);
@@ -343,7 +345,7 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
-			    &cfg->nonce_secret, &cfg->path};
+			    &cfg->nonce_secret, &cfg->path, &cfg->resolv_conf};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

@@ -12,6 +12,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/sip_core.h"
+#include "proxy/resolve.h"
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
@@ -20,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <sofia-sip/hostdomain.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_util.h>
 #include <stdio.h>
@@ -70,35 +72,131 @@ static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
 static proxy_policy_fn policy;
 
-/* routing.upstreams, resolved once at start (numeric hosts; names need RFC 3263 DNS). */
+/* routing.upstreams as configured: a numeric address is used as it is; a name is looked up
+ * (RFC 3263) at start and again when its records expire, and until it resolves it has no
+ * targets. */
 #define MAX_UPSTREAMS CONFIG_MAX_LIST
+#define DNS_REFRESH_MIN 10   /* s: never ask more often, whatever the TTL */
+#define DNS_REFRESH_MAX 3600 /* s: ask again at least this often */
+#define DNS_RETRY 10	     /* s: after a lookup that found nothing */
+static struct upstream_cfg {
+	const char *uri;
+	url_t *url;
+	bool named;
+	struct txn_dest dest[RESOLVE_MAX_TARGETS];
+	int n_dest;
+	uv_timer_t refresh;
+	bool timer_open;
+} cfgs[MAX_UPSTREAMS];
+static int n_cfgs;
+static su_home_t cfg_home[1] = {SU_HOME_INIT(cfg_home)};
+
+/* Every target of every upstream, in the order failover tries them. */
 static struct upstream {
 	const char *uri;
 	struct txn_dest dest;
 } upstreams[MAX_UPSTREAMS];
 static int n_upstreams;
 
-int proxy_init(void)
+static void upstreams_rebuild(void)
 {
 	n_upstreams = 0;
-	su_home_t home[1] = {SU_HOME_INIT(home)};
+	for (int i = 0; i < n_cfgs; i++)
+		for (int j = 0; j < cfgs[i].n_dest && n_upstreams < MAX_UPSTREAMS; j++)
+			upstreams[n_upstreams++] = (struct upstream){.uri = cfgs[i].uri, .dest = cfgs[i].dest[j]};
+}
+
+static void on_refresh(uv_timer_t *h);
+
+static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32_t ttl)
+{
+	struct upstream_cfg *c = arg;
+	uint64_t next = DNS_RETRY;
+	if (n == 0) {
+		/* Keep what the last lookup found: a stale address beats none. */
+		log_warn("proxy: upstream %s: no address found%s", c->uri,
+			 c->n_dest ? ", keeping the previous ones" : "");
+	} else {
+		char list[512] = "";
+		size_t len = 0;
+		c->n_dest = 0;
+		for (int i = 0; i < n && i < RESOLVE_MAX_TARGETS; i++) {
+			struct txn_dest *d = &c->dest[c->n_dest++];
+			memset(d, 0, sizeof(*d));
+			d->proto = t[i].proto;
+			d->addr = t[i].addr;
+			char host[INET6_ADDRSTRLEN] = "?";
+			int port;
+			if (t[i].addr.ss_family == AF_INET6) {
+				const struct sockaddr_in6 *a = (const void *)&t[i].addr;
+				inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+				port = ntohs(a->sin6_port);
+			} else {
+				const struct sockaddr_in *a = (const void *)&t[i].addr;
+				inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+				port = ntohs(a->sin_port);
+			}
+			if (len < sizeof(list))
+				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s%s%s:%d/%s",
+							i ? ", " : "", strchr(host, ':') ? "[" : "", host,
+							strchr(host, ':') ? "]" : "", port, proto_name(t[i].proto));
+		}
+		next = ttl < DNS_REFRESH_MIN ? DNS_REFRESH_MIN : ttl > DNS_REFRESH_MAX ? DNS_REFRESH_MAX : ttl;
+		log_info("proxy: upstream %s is %s (looked up again in %llu s)", c->uri, list,
+			 (unsigned long long)next);
+	}
+	upstreams_rebuild();
+	if (c->timer_open)
+		uv_timer_start(&c->refresh, on_refresh, next * 1000, 0);
+}
+
+static void on_refresh(uv_timer_t *h)
+{
+	struct upstream_cfg *c = h->data;
+	if (resolve_start(c->url, on_resolved, c) != 0)
+		uv_timer_start(&c->refresh, on_refresh, DNS_RETRY * 1000, 0);
+}
+
+int proxy_init(void)
+{
+	n_cfgs = 0;
+	n_upstreams = 0;
 	int rc = 0;
-	for (int i = 0; i < g_config->upstreams.count && n_upstreams < MAX_UPSTREAMS; i++) {
+	for (int i = 0; i < g_config->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
 		const char *uri = g_config->upstreams.item[i];
-		url_t *url = url_make(home, uri);
-		struct upstream *u = &upstreams[n_upstreams];
-		if (!url || transport_dest_from_url(url, &u->dest) != 0) {
-			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:ADDRESS[:PORT]"
-				  "[;transport=udp] with a numeric address)",
+		url_t *url = url_make(cfg_home, uri);
+		struct upstream_cfg *c = &cfgs[n_cfgs];
+		memset(c, 0, sizeof(*c));
+		c->uri = uri;
+		c->url = url;
+		bool numeric = url && url->url_host && host_is_ip_address(url->url_host);
+		if (numeric && transport_dest_from_url(url, &c->dest[0]) == 0) {
+			c->n_dest = 1;
+		} else if (url && url->url_host && !numeric && !url_has_param(url, "maddr") &&
+			   (url->url_type == url_sip || url->url_type == url_sips)) {
+			c->named = true;
+		} else {
+			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:HOST[:PORT]"
+				  "[;transport=udp], HOST a name or a numeric address)",
 				  uri);
 			rc = -1;
 			continue;
 		}
-		u->uri = uri;
-		n_upstreams++;
-		log_info("proxy: upstream %d: %s", n_upstreams, uri);
+		n_cfgs++;
+		log_info("proxy: upstream %d: %s%s", n_cfgs, uri, c->named ? " (DNS, RFC 3263)" : "");
 	}
-	su_home_deinit(home);
+	upstreams_rebuild();
+	for (int i = 0; i < n_cfgs && rc == 0; i++) {
+		struct upstream_cfg *c = &cfgs[i];
+		if (!c->named)
+			continue;
+		if (resolve_init(g_config->resolv_conf) != 0)
+			return -1;
+		uv_timer_init(loop_get(), &c->refresh);
+		c->refresh.data = c;
+		c->timer_open = true;
+		on_refresh(&c->refresh);
+	}
 	return rc;
 }
 
@@ -146,6 +244,18 @@ static void branch_stop_timer(struct branch *b)
 
 void proxy_shutdown(void)
 {
+	for (int i = 0; i < n_cfgs; i++) {
+		if (cfgs[i].timer_open) {
+			cfgs[i].timer_open = false;
+			uv_timer_stop(&cfgs[i].refresh);
+			uv_close((uv_handle_t *)&cfgs[i].refresh, NULL);
+		}
+	}
+	resolve_shutdown();
+	n_cfgs = 0;
+	n_upstreams = 0;
+	su_home_deinit(cfg_home);
+	su_home_init(cfg_home);
 	/* Cut every tie to transactions; timers close asynchronously and release their context. */
 	struct proxy_ctx *ctx = contexts;
 	while (ctx) {
@@ -875,8 +985,13 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	} else if (edge_register) {
 		/* Edge mode (RFC 3327): the registrar is upstream; a REGISTER that came from there
 		 * would only loop. */
-		if (from_upstream(in) || !n_upstreams) {
+		if (from_upstream(in)) {
 			reply(st, req, 403, "Registrar Is Upstream");
+			return;
+		}
+		if (!n_upstreams) {
+			metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+			reply(st, req, 503, "Registrar Not Resolved");
 			return;
 		}
 		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
@@ -923,6 +1038,10 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			targets[n] = binding_target(bindings[i], uris[n]);
 			n++;
 		}
+	} else if (g_config->route_foreign && n_cfgs && !n_upstreams) {
+		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+		reply(st, req, 503, "Upstream Not Resolved");
+		return;
 	} else if (g_config->route_foreign && n_upstreams && !from_upstream(in)) {
 		/* The policy has allowed the relay (a trusted peer or an authenticated user). */
 		/* Another domain: the upstream (then the next ones on failure) takes it. */

@@ -78,9 +78,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	struct sock *s = h->data;
 	if (!R.res)
 		return;
-	if (status < 0)
+	if (status < 0) {
+		/* An ICMP error queued on the socket (IP_RECVERR): sresolv reads it and tries another
+		 * server. libuv stopped watching on the error; the socket stays in use. */
 		sres_resolver_error(R.res, s->fd);
-	else if (events & UV_READABLE)
+		uv_poll_start(&s->poll, UV_READABLE, on_poll);
+	} else if (events & UV_READABLE)
 		sres_resolver_receive(R.res, s->fd);
 }
 

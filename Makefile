@@ -4,14 +4,17 @@
 #   make run    deps + build, then run the daemon in the foreground on etc/sipedge.conf
 #   make check  deps + sanitizer build + every test
 #   make bench  benchmarks (tests/bench)
+#   make fuzz   build the libFuzzer target (clang) in build/fuzz and fuzz for FUZZ_TIME seconds
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build/asan
+FUZZ_BUILD ?= build/fuzz
+FUZZ_TIME ?= 300
 JOBS ?= $(shell nproc)
 CONFIG ?= etc/sipedge.conf
 RUN_ARGS ?=
 
-.PHONY: all deps deps-test web run check bench fuzz clean distclean format
+.PHONY: all deps deps-test web run check bench fuzz fuzz-build clean distclean format
 
 all: $(BUILD)/sipedge web
 
@@ -49,11 +52,26 @@ $(ASAN_BUILD)/Makefile: configure
 asan: $(ASAN_BUILD)/Makefile FORCE
 	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge tests/unit/test_unit
 
+# The fuzzer: clang, ASan+UBSan, the library with coverage hooks (configure --enable-fuzzer).
+$(FUZZ_BUILD)/Makefile: configure
+	mkdir -p $(FUZZ_BUILD) && cd $(FUZZ_BUILD) && $(CURDIR)/configure --quiet --enable-sanitizers \
+		--enable-fuzzer CC=clang CFLAGS="-O1 -g"
+
+fuzz-build: $(FUZZ_BUILD)/Makefile FORCE
+	$(MAKE) -C $(FUZZ_BUILD) -j$(JOBS) fuzz/fuzz_sip
+
+fuzz: deps deps-test fuzz-build
+	FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzz_sip FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run
+
+# The demo users file holds passwords: the daemon warns when it is readable by every local user,
+# and git keeps no file mode but the x bit, so a fresh clone has it world-readable.
 run: deps all
+	@chmod go= etc/demo-users 2>/dev/null || true
 	$(BUILD)/sipedge -c $(CONFIG) $(RUN_ARGS)
 
-check: deps deps-test asan web
-	SIPEDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/sipedge UNIT_BIN=$(CURDIR)/$(ASAN_BUILD)/tests/unit/test_unit tests/run-all
+check: deps deps-test asan web fuzz-build
+	SIPEDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/sipedge UNIT_BIN=$(CURDIR)/$(ASAN_BUILD)/tests/unit/test_unit \
+		FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzz_sip tests/run-all
 
 bench: deps deps-test all
 	SIPEDGE_BIN=$(CURDIR)/$(BUILD)/sipedge tests/bench/run

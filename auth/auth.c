@@ -22,6 +22,7 @@
 #include "auth/users.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/sipmsg.h"
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
@@ -246,9 +247,11 @@ static int auth_refuse(struct auth_req *r, int status, const char *reason, const
 
 static bool header_malformed(sip_t *sip, const char *name)
 {
-	for (sip_error_t *e = sip->sip_error; e; e = e->er_next)
-		if (e->er_name && strcasecmp(e->er_name, name) == 0)
+	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+		const char *n = sipmsg_error_name(e);
+		if (n && strcasecmp(n, name) == 0)
 			return true;
+	}
 	return false;
 }
 

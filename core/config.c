@@ -47,6 +47,10 @@ void config_defaults(struct config *cfg)
 	cfg->ws_max_message = 65536;
 	cfg->ws_ping_interval = 30;
 	cfg->ws_pong_timeout = 10;
+	cfg->tls_verify_peer = true;
+	cfg->tls_verify_client = false;
+	cfg->tcp_idle_timeout = 3600;
+	cfg->tcp_max_message = 65536;
 	cfg->udp_flow_idle = 600;
 	cfg->udp_max_flows = 65536;
 	cfg->route_foreign = true;
@@ -132,11 +136,27 @@ int config_add_listen(struct config *cfg, const char *text)
 	return 0;
 }
 
+/* Settings present with the wrong type: counted so that config_load (and --check-config) fail
+ * instead of silently keeping the default. */
+static int type_errors;
+
+static void wrong_type(config_t *lc, const char *path, const char *want)
+{
+	config_setting_t *s = config_lookup(lc, path);
+	if (!s)
+		return; /* absent: the default stays */
+	log_error("config: %s:%d: %s must be %s", config_setting_source_file(s) ? config_setting_source_file(s) : "",
+		  config_setting_source_line(s), path, want);
+	type_errors++;
+}
+
 static void lookup_string(config_t *lc, const char *path, char **slot)
 {
 	const char *s;
 	if (config_lookup_string(lc, path, &s) == CONFIG_TRUE)
 		config_set_string(slot, s);
+	else
+		wrong_type(lc, path, "a string");
 }
 
 static void lookup_int(config_t *lc, const char *path, int *slot)
@@ -144,6 +164,8 @@ static void lookup_int(config_t *lc, const char *path, int *slot)
 	int v;
 	if (config_lookup_int(lc, path, &v) == CONFIG_TRUE)
 		*slot = v;
+	else
+		wrong_type(lc, path, "an integer");
 }
 
 static void lookup_bool(config_t *lc, const char *path, bool *slot)
@@ -151,6 +173,8 @@ static void lookup_bool(config_t *lc, const char *path, bool *slot)
 	int v;
 	if (config_lookup_bool(lc, path, &v) == CONFIG_TRUE)
 		*slot = v != 0;
+	else
+		wrong_type(lc, path, "true or false");
 }
 
 static int lookup_list(config_t *lc, const char *path, struct string_list *list)
@@ -188,6 +212,7 @@ int config_load(struct config *cfg, const char *path)
 		return -1;
 	}
 	int rc = 0;
+	type_errors = 0;
 	config_set_string(&cfg->path, path);
 
 	struct string_list listen = {0};
@@ -204,6 +229,11 @@ int config_load(struct config *cfg, const char *path)
 	lookup_string(&lc, "tls.cert", &cfg->tls_cert);
 	lookup_string(&lc, "tls.key", &cfg->tls_key);
 	lookup_string(&lc, "tls.ca", &cfg->tls_ca);
+	lookup_bool(&lc, "tls.verify_peer", &cfg->tls_verify_peer);
+	lookup_bool(&lc, "tls.verify_client", &cfg->tls_verify_client);
+
+	lookup_int(&lc, "tcp.idle_timeout", &cfg->tcp_idle_timeout);
+	lookup_int(&lc, "tcp.max_message_size", &cfg->tcp_max_message);
 
 	lookup_int(&lc, "websocket.max_message_size", &cfg->ws_max_message);
 	lookup_int(&lc, "websocket.ping_interval", &cfg->ws_ping_interval);
@@ -232,6 +262,8 @@ int config_load(struct config *cfg, const char *path)
 			log_error("config: registrar.mode must be \"local\" or \"edge\", not '%s'", mode);
 			rc = -1;
 		}
+	} else {
+		wrong_type(&lc, "registrar.mode", "\"local\" or \"edge\"");
 	}
 
 	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
@@ -251,7 +283,7 @@ int config_load(struct config *cfg, const char *path)
 	lookup_string(&lc, "http.web_root", &cfg->web_root);
 
 	config_destroy(&lc);
-	return rc ? -1 : 0;
+	return rc || type_errors ? -1 : 0;
 }
 
 int config_validate(const struct config *cfg)
@@ -280,6 +312,18 @@ int config_validate(const struct config *cfg)
 	}
 	if (cfg->ws_max_message < 512 || cfg->ws_max_message > 16 * 1024 * 1024) {
 		log_error("config: websocket.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->tcp_max_message < 512 || cfg->tcp_max_message > 16 * 1024 * 1024) {
+		log_error("config: tcp.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->tcp_idle_timeout < 0) {
+		log_error("config: tcp.idle_timeout must be 0 (never) or a number of seconds");
+		problems++;
+	}
+	if (cfg->tls_verify_client && !cfg->tls_ca[0]) {
+		log_error("config: tls.verify_client needs tls.ca (the CA that signs client certificates)");
 		problems++;
 	}
 	if (cfg->reg_min_expires < 1 || cfg->reg_max_expires < cfg->reg_min_expires ||

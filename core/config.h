@@ -26,8 +26,14 @@ struct config {
 	struct string_list domains; /* we are registrar for these */
 	char *log_level;
 
-	/* TLS (WSS now; TLS transport later) */
+	/* TLS (wss and tls listeners, outbound tls connections) */
 	char *tls_cert, *tls_key, *tls_ca;
+	bool tls_verify_peer;	/* outbound: the server's certificate must verify (tls.ca or system CAs) */
+	bool tls_verify_client; /* tls listeners: clients must present a certificate signed by tls.ca */
+
+	/* TCP and TLS connections */
+	int tcp_idle_timeout; /* seconds without traffic before a connection is closed; 0 = never */
+	int tcp_max_message;  /* bytes; a larger message closes the connection */
 
 	/* WebSocket */
 	int ws_max_message;   /* bytes; larger messages close with 1009 */

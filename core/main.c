@@ -21,6 +21,7 @@
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/stream.h"
 #include "transport/udp.h"
 #include "transport/ws.h"
 
@@ -36,15 +37,15 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sipedge [options]\n"
 		"  -c, --config FILE       configuration file (default " SIPEDGE_DEFAULT_CONFIG ")\n"
-		"      --listen P:HOST:PORT listen on ws, wss, udp (e.g. ws:127.0.0.1:8080, ws:[::1]:8080,\n"
-		"                          udp:127.0.0.1:5060);\n"
+		"      --listen P:HOST:PORT listen on ws, wss, udp, tcp or tls (e.g. ws:127.0.0.1:8080,\n"
+		"                          ws:[::1]:8080, udp:127.0.0.1:5060, tls:0.0.0.0:5061);\n"
 		"                          repeatable, replaces the file's listeners\n"
 		"      --domain NAME       a domain we are registrar for; repeatable, replaces the file's\n"
 		"      --no-auth           accept requests without credentials (insecure)\n"
 		"      --users FILE        credentials file (user:password lines; see doc/security.md);\n"
 		"                          read again on SIGHUP\n"
-		"      --tls-cert FILE     certificate (PEM) for wss\n"
-		"      --tls-key FILE      private key (PEM) for wss\n"
+		"      --tls-cert FILE     certificate (PEM) for wss and tls\n"
+		"      --tls-key FILE      private key (PEM) for wss and tls\n"
 		"      --log-level LEVEL   error, warn, notice, info or debug\n"
 		"      --check-config      check the configuration and exit\n"
 		"      --version           print the version and exit\n"
@@ -183,7 +184,8 @@ int main(int argc, char **argv)
 	sip_core_init();
 	int rc = 0;
 	if (registrar_init() != 0 || auth_init(&config) != 0 || proxy_init() != 0 ||
-	    ws_start(&loop, &config) != 0 || udp_start(&loop, &config) != 0) {
+	    ws_start(&loop, &config) != 0 || stream_start(&loop, &config, ws_context()) != 0 ||
+	    udp_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
 		uv_signal_init(&loop, &sig_term);
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
 	 * nothing to say goodbye with: its peers are forgotten at once, and nothing more is read
 	 * while WebSocket drains. */
 	udp_stop();
+	stream_stop();
 	if (ws_stop())
 		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
@@ -214,6 +217,7 @@ int main(int argc, char **argv)
 	txn_shutdown();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ws_destroy();
+	stream_destroy();
 	flow_shutdown();
 	uv_run(&loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(&loop) != 0)

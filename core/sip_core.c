@@ -221,10 +221,16 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 			   len, why);
 		return;
 	}
-	sip_t *sip = sip_object(msg);
 	if (log_get_level() >= LOGL_DEBUG)
 		log_debug("recv from flow %llu %s:\n%.*s", (unsigned long long)f->id, f->peer_text,
 			  (int)len, data);
+	sip_core_receive_msg(f, msg);
+	msg_unref(msg);
+}
+
+void sip_core_receive_msg(struct flow *f, msg_t *msg)
+{
+	sip_t *sip = sip_object(msg);
 	if (sip->sip_request) {
 		via_mark_source(msg, sip, f);
 		handle_request(udp_reply_flow(sip, f), msg, sip);
@@ -237,5 +243,4 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 			log_info("flow %llu %s: response matches no transaction",
 				 (unsigned long long)f->id, f->peer_text);
 	}
-	msg_unref(msg);
 }

@@ -17,6 +17,8 @@ void sip_core_init(void);
 void sip_core_shutdown(void);
 /** One whole SIP message (or a CRLF keep-alive) received on flow f. */
 void sip_core_receive(struct flow *f, const char *data, size_t len);
+/** A message already parsed (framed out of a TCP or TLS stream) received on flow f; borrowed. */
+void sip_core_receive_msg(struct flow *f, msg_t *msg);
 /** Answer req statelessly on flow f (for requests that never get a transaction). */
 void sip_core_reply_stateless(struct flow *f, msg_t *req, int status, const char *reason);
 /** True if url names this server (one of our domains or a listener address, no user part). */

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <openssl/rand.h>
+#include <sofia-sip/msg_buffer.h>
 #include <sofia-sip/msg_parser.h>
 #include <sofia-sip/su.h>
 #include <stdio.h>
@@ -97,10 +98,18 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 	return msg;
 }
 
+const char *sipmsg_error_name(const sip_error_t *e)
+{
+	const msg_hclass_t *hc = e->er_common->h_class;
+	if (!hc)
+		return NULL;
+	return hc->hc_hash == msg_error_hash ? e->er_name : hc->hc_name;
+}
+
 static bool header_malformed(sip_t *sip, const char *name, size_t nlen)
 {
 	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
-		const char *n = e->er_name;
+		const char *n = sipmsg_error_name(e);
 		if (n && strncasecmp(n, name, nlen) == 0 && (n[nlen] == ':' || n[nlen] == ' ' || n[nlen] == '\0'))
 			return true;
 	}
@@ -121,10 +130,11 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 	};
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		void *h = *(void **)((char *)sip + required[i].off);
-		if (!h) {
-			*reason = header_malformed(sip, required[i].name, strlen(required[i].name))
-					  ? required[i].malformed
-					  : required[i].missing;
+		bool bad = header_malformed(sip, required[i].name, strlen(required[i].name));
+		/* Present and in the error list too: a second CSeq, From, To or Call-ID (§7.3.1
+		 * allows one), or a Via line that did not parse next to one that did. */
+		if (!h || bad) {
+			*reason = bad ? required[i].malformed : required[i].missing;
 			return 400;
 		}
 	}
@@ -325,4 +335,130 @@ void sipmsg_summary(sip_t *sip, char *out, size_t n)
 			 sip->sip_cseq ? sip->sip_cseq->cs_method_name : "?");
 	else
 		snprintf(out, n, "?");
+}
+
+/* ---- SIP over a byte stream ---- */
+
+struct sipmsg_stream {
+	msg_t *msg;	/* the message being received, NULL between messages */
+	size_t max;	/* bytes a message may take */
+	unsigned crlf;	/* CR/LF bytes seen in a row between messages */
+};
+
+struct sipmsg_stream *sipmsg_stream_create(size_t max_message)
+{
+	struct sipmsg_stream *s = calloc(1, sizeof(*s));
+	if (s)
+		s->max = max_message;
+	return s;
+}
+
+void sipmsg_stream_destroy(struct sipmsg_stream *s)
+{
+	if (!s)
+		return;
+	if (s->msg)
+		msg_destroy(s->msg);
+	free(s);
+}
+
+size_t sipmsg_stream_pending(const struct sipmsg_stream *s)
+{
+	return s && s->msg ? msg_size(s->msg) + msg_buf_committed(s->msg) : 0;
+}
+
+static bool all_crlf(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != '\r' && p[i] != '\n')
+			return false;
+	return true;
+}
+
+/** Between messages: CR/LF bytes are keep-alives (RFC 5626 §4.4.1); every four a ping. */
+static void count_crlf(struct sipmsg_stream *s, size_t n, sipmsg_stream_fn fn, void *arg)
+{
+	while (n--) {
+		if (++s->crlf == 4) {
+			s->crlf = 0;
+			fn(arg, NULL);
+		}
+	}
+}
+
+/** Parse what the current message holds; every complete one goes to fn. */
+static int stream_extract(struct sipmsg_stream *s, sipmsg_stream_fn fn, void *arg, msg_t **bad)
+{
+	while (s->msg) {
+		int rc = msg_extract(s->msg);
+		if (rc == 0)
+			return 0; /* more bytes needed */
+		if (rc < 0) {
+			bool too_large = msg_get_flags(s->msg, MSG_FLG_TOOLARGE) != 0;
+			if (too_large)
+				msg_destroy(s->msg);
+			else
+				*bad = s->msg;
+			s->msg = NULL;
+			return too_large ? SIPMSG_STREAM_TOO_LARGE : SIPMSG_STREAM_BAD;
+		}
+		/* Bytes beyond this message start the next one. */
+		msg_t *done = s->msg;
+		s->msg = msg_next(done);
+		if (s->msg) {
+			msg_maxsize(s->msg, s->max);
+			const char *rest = msg_buf_committed_data(s->msg);
+			size_t n = msg_buf_committed(s->msg);
+			if (rest && all_crlf(rest, n)) {
+				msg_destroy(s->msg);
+				s->msg = NULL;
+				count_crlf(s, n, fn, arg);
+			}
+		}
+		sip_t *sip = sip_object(done);
+		if (!sip || (!sip->sip_request && !sip->sip_status)) {
+			msg_destroy(done);
+			return SIPMSG_STREAM_BAD;
+		}
+		fn(arg, done);
+		msg_destroy(done);
+	}
+	return 0;
+}
+
+int sipmsg_stream_feed(struct sipmsg_stream *s, const char *data, size_t len, sipmsg_stream_fn fn,
+		       void *arg, msg_t **bad)
+{
+	*bad = NULL;
+	if (!s->msg) {
+		size_t k = 0;
+		while (k < len && (data[k] == '\r' || data[k] == '\n'))
+			k++;
+		count_crlf(s, k, fn, arg);
+		data += k;
+		len -= k;
+		if (!len)
+			return 0;
+		s->crlf = 0;
+		s->msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
+		if (!s->msg)
+			return SIPMSG_STREAM_NOMEM;
+		msg_maxsize(s->msg, s->max);
+	}
+	if (memchr(data, '\0', len))
+		return SIPMSG_STREAM_BAD; /* the parser works on C strings: a NUL would cut a header */
+	msg_iovec_t iov[2];
+	issize_t nvec = msg_recv_iovec(s->msg, iov, 2, len, 0);
+	if (nvec < 1)
+		return msg_get_flags(s->msg, MSG_FLG_TOOLARGE) ? SIPMSG_STREAM_TOO_LARGE : SIPMSG_STREAM_NOMEM;
+	size_t off = 0;
+	for (issize_t i = 0; i < nvec && off < len; i++) {
+		size_t n = iov[i].mv_len;
+		if (n > len - off)
+			n = len - off;
+		memcpy(iov[i].mv_base, data + off, n);
+		off += n;
+	}
+	msg_recv_commit(s->msg, len, 0);
+	return stream_extract(s, fn, arg, bad);
 }

@@ -32,6 +32,10 @@ bool sipmsg_is_keepalive(const char *data, size_t len);
  *  CSeq, Content-Length, URI scheme. Returns 0 if fine, else the status to answer with and
  *  *reason the phrase (which says what is wrong). Max-Forwards and Require are left to callers. */
 int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason);
+/** The name of a header in sip->sip_error: one that did not parse (a msg_error_t carrying the
+ *  name), or a second instance of a single-valued header such as CSeq, which sofia-sip puts in
+ *  the same list as it is, with its own type (so er_name must not be read from it). */
+const char *sipmsg_error_name(const sip_error_t *e);
 /** Responses are dropped unless they have Via, From, To, Call-ID and CSeq. */
 bool sipmsg_response_ok(sip_t *sip);
 
@@ -49,5 +53,30 @@ void sipmsg_random_token(char *out, size_t n);
 char *sipmsg_aor(const url_t *url);
 /** The message's first line, for logs ("INVITE sip:bob@x" or "200 OK"). */
 void sipmsg_summary(sip_t *sip, char *out, size_t n);
+
+/* ---- SIP over a byte stream (TCP, TLS): RFC 3261 §18.3 framing by Content-Length ---- */
+
+/** One connection's receive side: sofia-sip's parser takes the bytes as they come, a message
+ *  is complete when its headers and Content-Length bytes of body are in. */
+struct sipmsg_stream;
+/** What sipmsg_stream_feed found: a complete message, or a CRLFCRLF keep-alive (msg NULL). The
+ *  message is freed after the call returns (take a reference to keep it). */
+typedef void (*sipmsg_stream_fn)(void *arg, msg_t *msg);
+enum sipmsg_stream_error {
+	SIPMSG_STREAM_TOO_LARGE = -1, /* a message over the size limit */
+	SIPMSG_STREAM_BAD = -2,	      /* not a SIP message, or unframable (no Content-Length) */
+	SIPMSG_STREAM_NOMEM = -3,
+};
+
+struct sipmsg_stream *sipmsg_stream_create(size_t max_message);
+void sipmsg_stream_destroy(struct sipmsg_stream *s);
+/** Feed received bytes; fn runs for every message and keep-alive they complete. 0, or an
+ *  enum sipmsg_stream_error after which the stream is unusable (the caller closes it). On
+ *  SIPMSG_STREAM_BAD *bad may get what was parsed of the message (caller frees), so that a
+ *  request can still be answered 400. */
+int sipmsg_stream_feed(struct sipmsg_stream *s, const char *data, size_t len, sipmsg_stream_fn fn,
+		       void *arg, msg_t **bad);
+/** Bytes held for a message not yet complete. */
+size_t sipmsg_stream_pending(const struct sipmsg_stream *s);
 
 #endif

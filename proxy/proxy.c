@@ -177,7 +177,7 @@ int proxy_init(void)
 			c->named = true;
 		} else {
 			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:HOST[:PORT]"
-				  "[;transport=udp], HOST a name or a numeric address)",
+				  "[;transport=udp|tcp|tls], HOST a name or a numeric address)",
 				  uri);
 			rc = -1;
 			continue;
@@ -373,7 +373,9 @@ static sip_via_t *make_via(su_home_t *home, sip_t *sip, struct flow *out)
 	snprintf(branch, sizeof(branch), "branch=" BRANCH_PREFIX "%08x.%s", loop_hash(sip), rnd);
 	char transport[16];
 	snprintf(transport, sizeof(transport), "SIP/2.0/%s", proto_via_name(out->proto));
-	return sip_via_create(home, host, port, transport, branch, "rport", NULL);
+	/* RFC 5923: over TCP/TLS the next hop may send its requests back on this connection. */
+	bool alias = out->proto == PROTO_TCP || out->proto == PROTO_TLS;
+	return sip_via_create(home, host, port, transport, branch, "rport", alias ? "alias" : NULL, NULL);
 }
 
 static bool creates_dialog(sip_t *sip)

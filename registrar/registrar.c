@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/sipmsg.h"
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "registrar/store.h"
@@ -211,7 +212,7 @@ static char *reg_unsupported(su_home_t *home, const sip_require_t *req)
 static bool reg_header_malformed(sip_t *sip, const char *name, const char *compact)
 {
 	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
-		const char *n = e->er_name;
+		const char *n = sipmsg_error_name(e);
 		if (n && (strcasecmp(n, name) == 0 || (compact && strcasecmp(n, compact) == 0)))
 			return true;
 	}
@@ -289,6 +290,15 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	if (!nb->uri || !nb->contact) {
 		*reason = "Out Of Memory";
 		return 500;
+	}
+	/* The URI becomes the Request-URI of requests to this binding. Between < and > sofia-sip
+	 * takes spaces and the like into a URI, which would make a request line no one can parse
+	 * (found by fuzz/fuzz_sip): it must read back as a request line. */
+	char *line = su_sprintf(c->home, "INVITE %s SIP/2.0", nb->uri);
+	sip_request_t *rq = line ? sip_request_make(c->home, line) : NULL;
+	if (!rq || strcmp(url_as_string(c->home, rq->rq_url), nb->uri) != 0) {
+		*reason = "Malformed Contact URI";
+		return 400;
 	}
 	nb->aor = (char *)c->aor;
 	nb->outbound = nb->reg_id != 0;

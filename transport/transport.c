@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "proxy/txn.h"
 #include "transport/flow.h"
+#include "transport/stream.h"
 #include "transport/udp.h"
 
 #include <arpa/inet.h>
@@ -77,6 +78,9 @@ struct flow *transport_flow_for(const struct txn_dest *dest)
 	switch (dest->proto) {
 	case PROTO_UDP:
 		return udp_flow_get((const struct sockaddr *)&dest->addr);
+	case PROTO_TCP:
+	case PROTO_TLS:
+		return stream_flow_get(dest->proto, (const struct sockaddr *)&dest->addr);
 	default:
 		log_notice("no %s transport to send to an address", proto_name(dest->proto));
 		return NULL;

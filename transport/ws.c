@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/sip_core.h"
 #include "transport/flow.h"
+#include "transport/stream.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
@@ -618,12 +619,8 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.timeout_secs = 10; /* a handshake that dawdles longer is dropped (slowloris) */
 	info.max_http_header_data = 4096;
-	int have_ws = 0;
-	for (int i = 0; i < cfg->n_listen; i++)
-		if (cfg->listen[i].proto == PROTO_WS || cfg->listen[i].proto == PROTO_WSS)
-			have_ws = 1;
-	if (!have_ws)
-		return 0;
+	/* Always: TCP and TLS (stream.c) run on this context too, outbound ones even without
+	 * a listener. */
 	W.ctx = lws_create_context(&info);
 	if (!W.ctx) {
 		log_error("ws: cannot create the libwebsockets context");
@@ -641,6 +638,8 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 	return 0;
 }
 
+struct lws_context *ws_context(void) { return W.ctx; }
+
 /* ---- shutdown ------------------------------------------------------------------------------ */
 
 static void destroy_context(void)
@@ -653,7 +652,7 @@ static void destroy_context(void)
 
 static void on_drain_timer(uv_timer_t *t)
 {
-	if (W.n_conns > 0 && uv_now(W.loop) < W.drain_deadline)
+	if ((W.n_conns > 0 || stream_count() > 0) && uv_now(W.loop) < W.drain_deadline)
 		return;
 	uv_timer_stop(t);
 	uv_close((uv_handle_t *)t, NULL);

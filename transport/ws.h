@@ -14,6 +14,8 @@
 /** Open every ws/wss listener of cfg on loop; prints "listening ws HOST:PORT" per listener.
  *  0 on success, -1 (logged) on failure. */
 int ws_start(uv_loop_t *loop, const struct config *cfg);
+/** The libwebsockets context (on the loop), for the other transports that use lws. */
+struct lws_context *ws_context(void);
 /** Close every connection (1001) and then the listeners. Returns true if closing is under way:
  *  the caller runs the loop, and ws calls uv_stop on it once every connection is gone. */
 bool ws_stop(void);

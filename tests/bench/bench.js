@@ -18,7 +18,7 @@ function rssKiB(pid) {
 async function main() {
   const d = await startDaemon({
     listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth', '--log-level', 'warn'],
-    config: 'web_root = "";\nwebsocket = { ping_interval = 0; };\nregistrar = { max_bindings_per_aor = 10000; };\nlimits = { max_connections_per_ip = 100000; requests_per_second = 1000000; burst = 1000000; };\n',
+    config: 'http = { web_root = ""; };\nwebsocket = { ping_interval = 0; };\nregistrar = { max_bindings_per_aor = 10000; };\nlimits = { max_connections_per_ip = 100000; requests_per_second = 1000000; burst = 1000000; };\n',
   });
   const url = `ws://127.0.0.1:${d.ports.ws}`;
   const results = [];

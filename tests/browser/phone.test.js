@@ -1,10 +1,12 @@
 'use strict';
-// The demo softphone (web/phone/) in real headless Chromium, served by the real daemon: alice's
-// page over ws://, bob's over https:// + wss:// with a test CA; calls with fake camera and
-// microphone, media checked with RTCPeerConnection.getStats. Screenshots go to
-// build/browser-artifacts/.
+// The demo softphone (web/phone/) in real headless Chromium, served by the real daemon with digest
+// auth and the demo users: alice's page over ws://, bob's over https:// + wss:// with a test CA;
+// a wrong password shows the 401; calls with fake camera and microphone, media checked with
+// RTCPeerConnection.getStats. Screenshots go to build/browser-artifacts/.
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { startDaemon, ROOT } = require('../lib/daemon');
 const { makeTestCA, launchBrowser, artifactPath } = require('../lib/browser');
@@ -19,14 +21,21 @@ let wsBase;
 let wssBase;
 const pageErrors = [];
 
+let usersDir;
+
 test.before(async () => {
   ca = makeTestCA();
+  // The demo users with their demo passwords, which the phone prefills; digest auth is on.
+  usersDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-users-'));
+  const users = path.join(usersDir, 'users');
+  fs.writeFileSync(users, 'alice:alice-password\nbob:bob-password\n', { mode: 0o600 });
   daemon = await startDaemon({
     listen: ['ws:127.0.0.1:0', 'wss:127.0.0.1:0'],
     domains: [DOMAIN],
-    config: `http = { web_root = "${path.join(ROOT, 'web')}"; };\n`,
-    args: ['--no-auth', '--tls-cert', ca.cert, '--tls-key', ca.key],
+    config: `http = { web_root = "${path.join(ROOT, 'web')}"; };\nauth = { disabled = false; };\n`,
+    args: ['--users', users, '--tls-cert', ca.cert, '--tls-key', ca.key],
   });
+  assert.doesNotMatch(daemon.log(), /authentication is OFF/);
   wsBase = `http://127.0.0.1:${daemon.ports.ws}`;
   wssBase = `https://127.0.0.1:${daemon.ports.wss}`;
   browser = await launchBrowser({ spki: [ca.spki] });
@@ -35,6 +44,7 @@ test.before(async () => {
 test.after(async () => {
   if (browser) await browser.close();
   if (ca) ca.remove();
+  if (usersDir) fs.rmSync(usersDir, { recursive: true, force: true });
   // Rejects on an unclean exit or a sanitizer report.
   if (daemon) await daemon.stop();
 });
@@ -49,6 +59,13 @@ async function openPhone(base, who) {
   return page;
 }
 
+// The daemon's log comes through a pipe: a line may arrive just after the SIP answer.
+async function waitLog(re) {
+  for (let i = 0; i < 50 && !re.test(daemon.log()); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.match(daemon.log(), re);
+}
+
 const bodyAttr = (page, name) => page.getAttribute('body', `data-${name}`);
 
 function waitReg(page, state) {
@@ -59,12 +76,12 @@ function waitCall(page, state) {
   return page.waitForSelector(`body[data-call-state="${state}"]`, { state: 'attached', timeout: WAIT });
 }
 
-async function register(page, user) {
+async function register(page, user, password = `${user}-password`, state = 'registered') {
   await page.fill('#user', user);
-  await page.fill('#password', `${user}-password`);
+  await page.fill('#password', password);
   await page.fill('#domain', DOMAIN);
   await page.click('#register');
-  await waitReg(page, 'registered');
+  await waitReg(page, state);
 }
 
 async function unregisterAndClose(page) {
@@ -149,6 +166,27 @@ test('/ leads to the phone, whose server URL follows the page: ws behind http, w
   const style = await secure.evaluate(() => getComputedStyle(document.querySelector('header')).display);
   assert.equal(style, 'flex', 'style.css loaded');
   await secure.context().close();
+});
+
+test('a wrong password: the page shows the 401 and stays unregistered; the right one registers', async () => {
+  const page = await openPhone(wsBase, 'wrong-password');
+  await register(page, 'alice', 'not-alices-password', 'failed');
+  assert.equal(await bodyAttr(page, 'error'), 'registration failed: 401 Unauthorized');
+  assert.match(await page.textContent('#reg-state'), /failed: 401 Unauthorized/);
+  assert.equal(await page.isDisabled('#call-button'), true);
+  await shot(page, 'wrong-password');
+  await waitLog(/auth: REGISTER .*\(user 'alice', To sip:alice@sipedge\.test\): wrong password/);
+  // The same page with the right password registers, and the error goes.
+  await register(page, 'alice');
+  assert.equal(await bodyAttr(page, 'error'), null);
+  await unregisterAndClose(page);
+
+  // An unknown user gets the same answer (names cannot be probed).
+  const stranger = await openPhone(wsBase, 'unknown-user');
+  await register(stranger, 'mallory', 'mallory-password', 'failed');
+  assert.equal(await bodyAttr(stranger, 'error'), 'registration failed: 401 Unauthorized');
+  await waitLog(/auth: REGISTER .*\(user 'mallory', To sip:mallory@sipedge\.test\): unknown user/);
+  await stranger.context().close();
 });
 
 test('alice (ws) calls bob (wss), bob answers, media flows both ways, alice hangs up', async (t) => {

@@ -28,7 +28,7 @@ async function start(t, { users = 'alice:alice-pw\nbob:bob-pw\n', config = '', a
   const file = usersFile(users);
   const d = await startDaemon({
     listen: ['ws:127.0.0.1:0'], domains: [DOMAIN],
-    config: `web_root = "";\nauth = { disabled = false; ${config} };\n`,
+    config: `http = { web_root = ""; };\nauth = { disabled = false; ${config} };\n`,
     args: ['--users', file, ...args],
   });
   t.after(() => d.stop());
@@ -332,7 +332,7 @@ test('--no-auth registers anyone but still never relays for strangers', async (t
 
 test('without users and without --no-auth, REGISTER is refused 403 and the log says why', async (t) => {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN],
-    config: 'web_root = "";\nauth = { disabled = false; users_file = ""; };\n' });
+    config: 'http = { web_root = ""; };\nauth = { disabled = false; users_file = ""; };\n' });
   t.after(() => d.stop());
   await waitLog(d, /no users file .* every REGISTER will be refused with 403/);
   const alice = await connect(t, d, 'alice');
@@ -370,7 +370,7 @@ test('SIGHUP reloads the users file; a broken file keeps the users in force', as
 test('--check-config rejects a bad users file and names the line', () => {
   const file = usersFile('alice:alice-pw\nbob:ha1:MD5=1234\n');
   const conf = path.join(path.dirname(file), 'sipedge.conf');
-  fs.writeFileSync(conf, 'web_root = "";\nauth = { disabled = false; };\n');
+  fs.writeFileSync(conf, 'http = { web_root = ""; };\nauth = { disabled = false; };\n');
   const r = spawnSync(BIN, ['-c', conf, '--listen', 'ws:127.0.0.1:5999', '--domain', DOMAIN, '--users', file,
     '--check-config'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
@@ -380,7 +380,7 @@ test('--check-config rejects a bad users file and names the line', () => {
     '--check-config'], { encoding: 'utf8' });
   assert.equal(ok.status, 0, ok.stderr);
   const badAlg = path.join(path.dirname(file), 'bad.conf');
-  fs.writeFileSync(badAlg, 'web_root = "";\nauth = { algorithms = [ "MD5", "SHA-1" ]; trusted_peers = [ "10.0.0.0/40" ]; };\n');
+  fs.writeFileSync(badAlg, 'http = { web_root = ""; };\nauth = { algorithms = [ "MD5", "SHA-1" ]; trusted_peers = [ "10.0.0.0/40" ]; };\n');
   const bad = spawnSync(BIN, ['-c', badAlg, '--listen', 'ws:127.0.0.1:5999', '--domain', DOMAIN, '--check-config'],
     { encoding: 'utf8' });
   assert.equal(bad.status, 2);

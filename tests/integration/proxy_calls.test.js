@@ -121,7 +121,7 @@ test('busy: 486 is forwarded and ACKed hop by hop', async (t) => {
 });
 
 test('no answer: Timer C ends the branch with 408 and CANCELs the callee', async (t) => {
-  const d = await withDaemon(t, { config: 'web_root = "";\nproxy = { timer_c = 2; };\n' });
+  const d = await withDaemon(t, { config: 'http = { web_root = ""; };\nproxy = { timer_c = 2; };\n' });
   const alice = await phone(t, d, 'alice');
   const bob = await phone(t, d, 'bob');
   const { got: inv } = await invite(alice, bob);

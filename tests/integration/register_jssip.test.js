@@ -115,7 +115,7 @@ test('Contact: * with Expires: 0 removes every binding of the AOR', async (t) =>
 
 test('an expiry below the minimum gets 423 with Min-Expires, and JsSIP retries and succeeds', async (t) => {
   const d = await startDaemon({
-    domains: [DOMAIN], args: ['--no-auth'], config: 'web_root = "";\nregistrar = { min_expires = 90; };\n',
+    domains: [DOMAIN], args: ['--no-auth'], config: 'http = { web_root = ""; };\nregistrar = { min_expires = 90; };\n',
   });
   t.after(() => d.stop());
   // What the registrar says to a short REGISTER:

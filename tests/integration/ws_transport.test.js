@@ -80,7 +80,7 @@ test('handshake: sip is required and echoed; no or another subprotocol gets HTTP
 test('Origin allowlist: a listed Origin is accepted, another gets 403', async (t) => {
   const d = await startDaemon({
     domains: [DOMAIN], args: ['--no-auth'],
-    config: 'web_root = "";\nwebsocket = { origins = [ "https://phone.example.com" ]; };\n',
+    config: 'http = { web_root = ""; };\nwebsocket = { origins = [ "https://phone.example.com" ]; };\n',
   });
   t.after(() => d.stop());
   const url = `ws://127.0.0.1:${d.ports.ws}/`;
@@ -120,7 +120,7 @@ test('one SIP message per WebSocket message: text, binary and fragmented message
 
 test('a message over the size limit closes with 1009; other connections keep working', async (t) => {
   const d = await startDaemon({
-    domains: [DOMAIN], args: ['--no-auth'], config: 'web_root = "";\nwebsocket = { max_message_size = 8192; };\n',
+    domains: [DOMAIN], args: ['--no-auth'], config: 'http = { web_root = ""; };\nwebsocket = { max_message_size = 8192; };\n',
   });
   t.after(() => d.stop());
   const ua = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}/`, { user: 'alice', domain: DOMAIN });
@@ -181,7 +181,7 @@ test('CRLFCRLF keep-alive is answered with CRLF', async (t) => {
 
 test('server pings: a client that answers stays, one that does not is closed', async (t) => {
   const d = await startDaemon({
-    domains: [DOMAIN], args: ['--no-auth'], config: 'web_root = "";\nwebsocket = { ping_interval = 1; pong_timeout = 1; };\n',
+    domains: [DOMAIN], args: ['--no-auth'], config: 'http = { web_root = ""; };\nwebsocket = { ping_interval = 1; pong_timeout = 1; };\n',
   });
   t.after(() => d.stop());
   const url = `ws://127.0.0.1:${d.ports.ws}/`;

@@ -34,6 +34,7 @@ function writeTempConfig(text) {
 //   listen: ['ws:127.0.0.1:0', 'wss:[::1]:0', 'udp:127.0.0.1:0'] (port 0 = pick a free one)
 //   domains: ['example.com'] (default)
 //   config: text of a config file (default: an empty one, so the embedded defaults apply)
+//   configFile: a config file to use as it is instead (e.g. the shipped etc/sipedge.conf)
 //   args: extra command-line arguments
 //   env: extra environment
 async function startDaemon(options = {}) {
@@ -52,7 +53,7 @@ async function startDaemon(options = {}) {
     const key = host.includes(':') ? `${proto}6` : proto;
     if (!(key in ports)) ports[key] = port;
   }
-  const configFile = writeTempConfig(options.config || 'web_root = "";\n');
+  const configFile = options.configFile || writeTempConfig(options.config || 'http = { web_root = ""; };\n');
   const args = ['-c', configFile];
   for (const l of resolved) args.push('--listen', l);
   for (const d of domains) args.push('--domain', d);

@@ -3,6 +3,9 @@
 #                                         sets DAEMON_PID and SIPEDGE_PORT
 #   stop_daemon                           SIGTERM; fails on an unclean exit or a sanitizer report
 #   free_udp_port [host]                  prints a free UDP port
+#   free_tcp_port [host]                  prints a free TCP port
+#   listener_port PROTO                   the port of the daemon's first PROTO listener (tcp, tls…)
+#   DNAME=b start_daemon …                a second daemon: $WORK/b.conf, b.out, b.log
 #   run_sipp NAME args...                 sipp in the foreground, logs kept under $WORK
 #   expect_log REGEX                      the daemon's log must match
 set -euo pipefail
@@ -19,51 +22,64 @@ free_udp_port() {
 		s.bind(0,'${1:-127.0.0.1}',()=>{console.log(s.address().port);s.close();})"
 }
 
+free_tcp_port() {
+	node -e "const s=require('net').createServer();
+		s.listen(0,'${1:-127.0.0.1}',()=>{console.log(s.address().port);s.close();})"
+}
+
+# listener_port PROTO [NAME]: from the "listening PROTO HOST:PORT" lines the daemon printed.
+listener_port() {
+	sed -nE "s/^listening $1 .*:([0-9]+)\$/\1/p" "$WORK/${2:-${DNAME:-daemon}}.out" | head -1
+}
+
 cleanup() {
 	local pid
 	for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 	if [[ -n "$DAEMON_PID" ]]; then kill -KILL "$DAEMON_PID" 2>/dev/null || true; fi
+	if [[ -n "${OTHER_PID:-}" ]]; then kill -KILL "$OTHER_PID" 2>/dev/null || true; fi
 	if [[ -z "${KEEP_WORK:-}" ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
 # The config the scenarios use: write your own to $WORK/sipedge.conf before start_daemon to change it.
 start_daemon() {
-	local host=${LISTEN_HOST:-127.0.0.1} spec
+	local host=${LISTEN_HOST:-127.0.0.1} spec name=${DNAME:-daemon}
+	local conf="$WORK/${DNAME:-sipedge}.conf" out="$WORK/$name.out" log="$WORK/$name.log"
 	# SIPp plays the SIP network: trusted by address, as a PBX or carrier would be.
-	[[ -f "$WORK/sipedge.conf" ]] || printf 'web_root = "";\n' >"$WORK/sipedge.conf"
-	grep -q trusted_peers "$WORK/sipedge.conf" ||
-		printf 'auth = { trusted_peers = [ "127.0.0.0/8", "::1" ]; };\n' >>"$WORK/sipedge.conf"
+	[[ -f "$conf" ]] || printf 'http = { web_root = ""; };\n' >"$conf"
+	grep -q trusted_peers "$conf" ||
+		printf 'auth = { trusted_peers = [ "127.0.0.0/8", "::1" ]; };\n' >>"$conf"
 	if [[ $host == *:* ]]; then spec="udp:[$host]:0"; else spec="udp:$host:0"; fi
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=87 \
-		"$SIPEDGE_BIN" -c "$WORK/sipedge.conf" --listen "$spec" --domain example.com \
-		--no-auth --log-level debug "$@" >"$WORK/daemon.out" 2>"$WORK/daemon.log" &
+		"$SIPEDGE_BIN" -c "$conf" --listen "$spec" --domain example.com \
+		--no-auth --log-level debug "$@" >"$out" 2>"$log" &
 	DAEMON_PID=$!
 	local i
+	# udp listeners open last: once one is printed, every listener is.
 	for i in $(seq 1 150); do
-		if grep -q '^listening udp ' "$WORK/daemon.out"; then break; fi
+		if grep -q '^listening udp ' "$out"; then break; fi
 		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-			echo "daemon exited before listening:"; cat "$WORK/daemon.log"; return 1
+			echo "daemon exited before listening:"; cat "$log"; return 1
 		fi
 		sleep 0.1
 	done
-	SIPEDGE_PORT=$(sed -nE 's/^listening udp .*:([0-9]+)$/\1/p' "$WORK/daemon.out" | head -1)
-	[[ -n "$SIPEDGE_PORT" ]] || { echo "daemon did not print its listener"; cat "$WORK/daemon.log"; return 1; }
+	SIPEDGE_PORT=$(listener_port udp "$name")
+	[[ -n "$SIPEDGE_PORT" ]] || { echo "daemon did not print its listener"; cat "$log"; return 1; }
 	echo "sipedge pid $DAEMON_PID on udp $host:$SIPEDGE_PORT"
 }
 
 stop_daemon() {
-	local rc=0
+	local rc=0 log="$WORK/${DNAME:-daemon}.log"
 	kill -TERM "$DAEMON_PID"
 	wait "$DAEMON_PID" || rc=$?
 	DAEMON_PID=
-	if grep -Eq 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' "$WORK/daemon.log"; then
-		echo "sanitizer report:"; grep -A30 -E 'Sanitizer|runtime error' "$WORK/daemon.log" | head -80
+	if grep -Eq 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' "$log"; then
+		echo "sanitizer report:"; grep -A30 -E 'Sanitizer|runtime error' "$log" | head -80
 		return 1
 	fi
-	if ((rc != 0)); then echo "daemon exit $rc"; tail -40 "$WORK/daemon.log"; return 1; fi
-	grep -q 'sipedge stopped' "$WORK/daemon.log" || { echo "no clean stop"; return 1; }
+	if ((rc != 0)); then echo "daemon exit $rc"; tail -40 "$log"; return 1; fi
+	grep -q 'sipedge stopped' "$log" || { echo "no clean stop"; return 1; }
 }
 
 # run_sipp NAME [sipp args]: runs in the foreground, fails the script (with logs) if sipp fails.
@@ -107,7 +123,8 @@ wait_sipp() {
 }
 
 expect_log() {
-	if ! grep -Eq "$1" "$WORK/daemon.log"; then
-		echo "daemon log lacks /$1/"; tail -40 "$WORK/daemon.log"; return 1
+	local log="$WORK/${DNAME:-daemon}.log"
+	if ! grep -Eq "$1" "$log"; then
+		echo "$(basename "$log") lacks /$1/"; tail -40 "$log"; return 1
 	fi
 }

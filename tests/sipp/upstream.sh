@@ -10,7 +10,7 @@ dead=$(free_udp_port)
 busy=$(free_udp_port)
 good=$(free_udp_port)
 cat >"$WORK/sipedge.conf" <<CONF
-web_root = "";
+http = { web_root = ""; };
 auth = { trusted_peers = [ "127.0.0.0/8" ]; };
 routing = {
   upstreams = [ "sip:127.0.0.1:$dead;transport=udp", "sip:127.0.0.1:$busy;transport=udp",
@@ -37,7 +37,7 @@ stop_daemon
 
 # 3. Nobody home.
 cat >"$WORK/sipedge.conf" <<CONF
-web_root = "";
+http = { web_root = ""; };
 auth = { trusted_peers = [ "127.0.0.0/8" ]; };
 routing = {
   upstreams = [ "sip:127.0.0.1:$dead;transport=udp", "sip:127.0.0.1:$busy;transport=udp" ];

@@ -444,6 +444,24 @@ START_TEST(test_bad_contact_400_changes_nothing)
 }
 END_TEST
 
+/* Inside <...> sofia-sip reads spaces into the URI; a binding with such a URI would make
+ * requests with a broken request line (found by fuzz/fuzz_sip). */
+START_TEST(test_contact_uri_not_a_request_uri_400)
+{
+	msg_t *r = reg("alice", "c1", 1, "Contact: <sip:a1@df7jal23ls0d.invalid;transport=wsontact: <sip:x@y>\r\n");
+	ck_assert_int_eq(status_of(r), 400);
+	ck_assert_str_eq(sip_object(r)->sip_status->st_phrase, "Malformed Contact URI");
+	msg_destroy(r);
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 0);
+	/* The same without the space is fine: the check does not refuse ordinary URIs. */
+	r = reg("alice", "c1", 2, "Contact: <sip:a1@df7jal23ls0d.invalid;transport=wsontact:>\r\n");
+	ck_assert_int_eq(status_of(r), 200);
+	msg_destroy(r);
+	ck_assert_int_eq(lookup(AOR, b), 1);
+}
+END_TEST
+
 /* ---- RFC 5626 outbound and WebSocket flows ---- */
 
 START_TEST(test_outbound_new_flow_replaces)
@@ -709,6 +727,7 @@ Suite *registrar_suite(void)
 	tcase_add_test(tc, test_require_unknown_420);
 	tcase_add_test(tc, test_max_bindings_403);
 	tcase_add_test(tc, test_bad_contact_400_changes_nothing);
+	tcase_add_test(tc, test_contact_uri_not_a_request_uri_400);
 	tcase_add_test(tc, test_auth_check_runs_before_bindings_change);
 	tcase_add_test(tc, test_no_auth_configured_403);
 	suite_add_tcase(s, tc);

@@ -1,4 +1,5 @@
 /** @file test_sipmsg.c  Unit tests for the SIP message helpers and flow tokens. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,46 @@ START_TEST(test_check_body_shorter_than_content_length_400)
 			       true, &reason),
 			 400);
 	ck_assert_str_eq(reason, "Body shorter than Content-Length");
+}
+END_TEST
+
+/* sofia-sip puts a repeated single-valued header into sip_error with its own type: reading
+ * er_name from it crashed (found by fuzz/fuzz_sip). A repeat is answered 400. */
+START_TEST(test_check_repeated_single_headers_400)
+{
+	static const struct {
+		const char *extra, *reason;
+	} cases[] = {
+		{"CSeq: 1 REGIS om\r\n", "Malformed CSeq header"},
+		{"CSeq: 2 OPTIONS\r\n", "Malformed CSeq header"},
+		{"Call-ID: other\r\n", "Malformed Call-ID header"},
+		{"From: <sip:eve@example.com>;tag=2\r\n", "Malformed From header"},
+		{"To: <sip:eve@example.com>\r\n", "Malformed To header"},
+		{"Max-Forwards: 69\r\n", "Malformed Max-Forwards header"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "OPTIONS sip:example.com SIP/2.0\r\n" REQ_HEAD "CSeq: 1 OPTIONS\r\n%s"
+			 "Content-Length: 0\r\n\r\n",
+			 cases[i].extra);
+		const char *reason = NULL;
+		ck_assert_int_eq(check(text, true, &reason), 400);
+		ck_assert_str_eq(reason, cases[i].reason);
+	}
+	/* The name of each entry of the error list: a header that did not parse, and a repeat. */
+	const char *text = "OPTIONS sip:example.com SIP/2.0\r\n" REQ_HEAD "CSeq: 1 OPTIONS\r\n"
+			   "Expires: soon\r\nCall-ID: again\r\nContent-Length: 0\r\n\r\n";
+	const char *why = NULL;
+	msg_t *msg = sipmsg_parse(text, strlen(text), &why);
+	ck_assert_ptr_nonnull(msg);
+	sip_error_t *e = sip_object(msg)->sip_error;
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(sipmsg_error_name(e), "Expires");
+	ck_assert_ptr_nonnull(e->er_next);
+	ck_assert_str_eq(sipmsg_error_name(e->er_next), "Call-ID");
+	ck_assert_ptr_null(e->er_next->er_next);
+	msg_destroy(msg);
 }
 END_TEST
 
@@ -201,6 +242,109 @@ START_TEST(test_aor_canonical)
 }
 END_TEST
 
+/* ---- stream framing (TCP, TLS) ---- */
+
+struct framed {
+	int messages, pings;
+	char bodies[4][64];
+	char call_ids[4][32];
+};
+
+static void on_framed(void *arg, msg_t *msg)
+{
+	struct framed *fr = arg;
+	if (!msg) {
+		fr->pings++;
+		return;
+	}
+	sip_t *sip = sip_object(msg);
+	int i = fr->messages++;
+	if (i < 4) {
+		snprintf(fr->call_ids[i], sizeof(fr->call_ids[i]), "%s", sip->sip_call_id->i_id);
+		if (sip->sip_payload)
+			snprintf(fr->bodies[i], sizeof(fr->bodies[i]), "%.*s",
+				 (int)sip->sip_payload->pl_len, sip->sip_payload->pl_data);
+	}
+}
+
+#define STREAM_MSG(callid, body)                                                                   \
+	"MESSAGE sip:bob@example.com SIP/2.0\r\n"                                                  \
+	"Via: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK-" callid "\r\n"                                 \
+	"Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"                                        \
+	"From: <sip:alice@example.com>;tag=1\r\nCall-ID: " callid "\r\nCSeq: 1 MESSAGE\r\n"        \
+	"Content-Type: text/plain\r\n"                                                             \
+	"Content-Length: " #body "\r\n\r\n"
+
+START_TEST(test_stream_frames_by_content_length_byte_by_byte)
+{
+	/* Two messages with bodies, a ping between them, fed one byte at a time. */
+	const char *text = STREAM_MSG("one", 5) "hello" "\r\n\r\n" STREAM_MSG("two", 11) "hello world";
+	struct sipmsg_stream *st = sipmsg_stream_create(65536);
+	struct framed fr = {0};
+	msg_t *bad = NULL;
+	for (size_t i = 0; text[i]; i++)
+		ck_assert_int_eq(sipmsg_stream_feed(st, text + i, 1, on_framed, &fr, &bad), 0);
+	ck_assert_int_eq(fr.messages, 2);
+	ck_assert_int_eq(fr.pings, 1);
+	ck_assert_str_eq(fr.call_ids[0], "one");
+	ck_assert_str_eq(fr.bodies[0], "hello");
+	ck_assert_str_eq(fr.bodies[1], "hello world");
+	ck_assert_uint_eq(sipmsg_stream_pending(st), 0);
+	sipmsg_stream_destroy(st);
+}
+END_TEST
+
+START_TEST(test_stream_pipelined_messages_in_one_read)
+{
+	const char *text = STREAM_MSG("a", 1) "x" STREAM_MSG("b", 2) "yy" STREAM_MSG("c", 3) "zz";
+	struct sipmsg_stream *st = sipmsg_stream_create(65536);
+	struct framed fr = {0};
+	msg_t *bad = NULL;
+	ck_assert_int_eq(sipmsg_stream_feed(st, text, strlen(text), on_framed, &fr, &bad), 0);
+	/* The third body lacks a byte: held until it comes. */
+	ck_assert_int_eq(fr.messages, 2);
+	ck_assert_uint_gt(sipmsg_stream_pending(st), 0);
+	ck_assert_int_eq(sipmsg_stream_feed(st, "z", 1, on_framed, &fr, &bad), 0);
+	ck_assert_int_eq(fr.messages, 3);
+	ck_assert_str_eq(fr.call_ids[2], "c");
+	ck_assert_str_eq(fr.bodies[2], "zzz");
+	sipmsg_stream_destroy(st);
+}
+END_TEST
+
+START_TEST(test_stream_too_large_and_unframable)
+{
+	struct framed fr = {0};
+	msg_t *bad = NULL;
+	struct sipmsg_stream *st = sipmsg_stream_create(1024);
+	char big[4096];
+	memset(big, 'a', sizeof(big));
+	const char *head = "OPTIONS sip:example.com SIP/2.0\r\nX-Pad: ";
+	ck_assert_int_eq(sipmsg_stream_feed(st, head, strlen(head), on_framed, &fr, &bad), 0);
+	ck_assert_int_eq(sipmsg_stream_feed(st, big, sizeof(big), on_framed, &fr, &bad), SIPMSG_STREAM_TOO_LARGE);
+	ck_assert_ptr_null(bad);
+	sipmsg_stream_destroy(st);
+
+	/* A body announced larger than the limit is refused before it arrives. */
+	st = sipmsg_stream_create(1024);
+	const char *huge = "MESSAGE sip:bob@example.com SIP/2.0\r\nCall-ID: h\r\nContent-Length: 100000\r\n\r\nab";
+	ck_assert_int_eq(sipmsg_stream_feed(st, huge, strlen(huge), on_framed, &fr, &bad), SIPMSG_STREAM_TOO_LARGE);
+	sipmsg_stream_destroy(st);
+
+	/* No Content-Length: the next bytes cannot be placed; the request is handed back. */
+	st = sipmsg_stream_create(65536);
+	const char *nocl = "OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK-n\r\n"
+			   "Call-ID: n\r\nCSeq: 1 OPTIONS\r\n\r\nOPTIONS sip:example.com SIP/2.0\r\n";
+	ck_assert_int_eq(sipmsg_stream_feed(st, nocl, strlen(nocl), on_framed, &fr, &bad), SIPMSG_STREAM_BAD);
+	ck_assert_ptr_nonnull(bad);
+	ck_assert_ptr_nonnull(sip_object(bad)->sip_request);
+	ck_assert_ptr_null(sip_object(bad)->sip_content_length);
+	msg_destroy(bad);
+	sipmsg_stream_destroy(st);
+	ck_assert_int_eq(fr.messages, 0);
+}
+END_TEST
+
 Suite *sipmsg_suite(void)
 {
 	Suite *s = suite_create("sipmsg");
@@ -212,6 +356,7 @@ Suite *sipmsg_suite(void)
 	tcase_add_test(tc, test_check_cseq_method_mismatch_400);
 	tcase_add_test(tc, test_check_malformed_cseq_400);
 	tcase_add_test(tc, test_check_body_shorter_than_content_length_400);
+	tcase_add_test(tc, test_check_repeated_single_headers_400);
 	tcase_add_test(tc, test_check_tel_uri_416);
 	tcase_add_test(tc, test_parse_rejects_garbage_and_nul);
 	tcase_add_test(tc, test_response_copies_headers_and_adds_to_tag);
@@ -219,6 +364,9 @@ Suite *sipmsg_suite(void)
 	tcase_add_test(tc, test_flow_token_roundtrip_and_tamper);
 	tcase_add_test(tc, test_listen_spec_parsing);
 	tcase_add_test(tc, test_aor_canonical);
+	tcase_add_test(tc, test_stream_frames_by_content_length_byte_by_byte);
+	tcase_add_test(tc, test_stream_pipelined_messages_in_one_read);
+	tcase_add_test(tc, test_stream_too_large_and_unframable);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,846 @@
+/** @file stream.c  SIP over TCP and TLS (RFC 3261 §18.3) on libwebsockets raw sockets.
+ *
+ * The same lws context as the WebSocket listeners (one libuv loop): each tcp/tls listener is a
+ * vhost whose accepted sockets lws adopts as "raw-skt" connections bound to our protocol, with
+ * TLS done by lws on tls vhosts. A listener-less client vhost opens connections to the network.
+ * TLS on those is ours (OpenSSL with memory BIOs over the raw connection): lws 4.1 sets up a
+ * raw client's TLS before its socket exists, and the connection fails at once.
+ *
+ * A connection (struct stream_conn) is one flow. Received bytes go through sofia-sip's stream
+ * parser (sipmsg_stream): a message is complete when its Content-Length bytes of body are in.
+ * Sending queues whole messages and writes one per WRITEABLE; lws keeps what the kernel did
+ * not take and holds back the next WRITEABLE until it is out. Closing is always asynchronous,
+ * after the queue has drained, so a flow never disappears under its caller.
+ */
+#include "transport/stream.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/sip_core.h"
+#include "core/sipmsg.h"
+#include "transport/flow.h"
+
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define STREAM_PROTOCOL "sip-stream"
+#define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
+#define TLS_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS"
+/* TLS 1.2 or later only. */
+#define TLS_OPTIONS (SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1)
+
+enum conn_state {
+	CONN_CONNECTING, /* outbound, not yet connected (or TLS not yet up): messages wait */
+	CONN_OPEN,
+	CONN_CLOSING, /* close once the queue is out */
+};
+static const char *const state_names[] = {"connecting", "open", "closing"};
+
+struct out_msg {
+	struct out_msg *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the bytes */
+};
+
+struct queue {
+	struct out_msg *head, *tail;
+	size_t bytes;
+};
+
+struct stream_conn {
+	struct lws *wsi; /* NULL once lws is done with it */
+	struct flow *flow;
+	enum transport_proto proto;
+	enum conn_state state;
+	bool outbound;
+	bool connect_failed; /* lws reported an error during lws_client_connect_via_info */
+	bool socket_up; /* accepted, or connected: the out queue can be written */
+	struct sipmsg_stream *rx;
+	struct queue out;     /* bytes for the socket */
+	struct queue pending; /* outbound TLS: messages waiting for the handshake */
+	SSL *ssl;	      /* outbound TLS, with memory BIOs: rbio from, wbio to the network */
+	BIO *rbio, *wbio;
+	uint64_t last_ms; /* uv_now of the last traffic, for tcp.idle_timeout */
+	struct sockaddr_storage alias; /* RFC 5923: the peer's listening address, from its Via */
+	struct stream_conn *prev, *next;
+};
+
+static struct {
+	uv_loop_t *loop;
+	struct config *cfg;
+	struct lws_context *ctx;
+	struct lws_vhost *client;
+	SSL_CTX *client_tls;
+	struct stream_conn *conns;
+	unsigned count;
+} S;
+
+static int tls_flush(struct stream_conn *c);
+static int tls_write(struct stream_conn *c, const char *data, size_t len);
+static int tls_handshake(struct stream_conn *c);
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+/** Address and port only: sockaddr padding must not split one peer in two. */
+static bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+	return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/** An IPv6 socket that also takes IPv4 reports such peers mapped: show and compare them as IPv4. */
+static void unmap_v4(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+		return;
+	struct sockaddr_in a4;
+	memset(&a4, 0, sizeof(a4));
+	a4.sin_family = AF_INET;
+	a4.sin_port = a6->sin6_port;
+	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &a4, sizeof(a4));
+}
+
+static void queue_clear(struct queue *q)
+{
+	while (q->head) {
+		struct out_msg *m = q->head;
+		q->head = m->next;
+		free(m);
+	}
+	q->tail = NULL;
+	q->bytes = 0;
+}
+
+static int queue_add(struct queue *q, const void *data, size_t len)
+{
+	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m)
+		return -1;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf + LWS_PRE, data, len);
+	if (q->tail)
+		q->tail->next = m;
+	else
+		q->head = m;
+	q->tail = m;
+	q->bytes += len;
+	return 0;
+}
+
+static struct out_msg *queue_take(struct queue *q)
+{
+	struct out_msg *m = q->head;
+	if (!m)
+		return NULL;
+	q->head = m->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->bytes -= m->len;
+	return m;
+}
+
+static void conn_free_queue(struct stream_conn *c)
+{
+	queue_clear(&c->out);
+	queue_clear(&c->pending);
+}
+
+static void conn_free(struct stream_conn *c)
+{
+	sipmsg_stream_destroy(c->rx);
+	conn_free_queue(c);
+	if (c->ssl)
+		SSL_free(c->ssl); /* and its BIOs */
+	free(c);
+}
+
+static void conn_link(struct stream_conn *c)
+{
+	c->next = S.conns;
+	if (S.conns)
+		S.conns->prev = c;
+	S.conns = c;
+	S.count++;
+	metrics_set(M_TCP_CONNECTIONS, S.count);
+}
+
+/** Unlink and free c; its flow goes (observers run: bindings dropped, branches failed). */
+static void conn_gone(struct stream_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		S.conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	S.count--;
+	metrics_set(M_TCP_CONNECTIONS, S.count);
+	if (c->wsi)
+		lws_set_opaque_user_data(c->wsi, NULL);
+	c->wsi = NULL;
+	struct flow *f = c->flow;
+	c->flow = NULL;
+	if (f) {
+		f->impl = NULL;
+		flow_destroy(f);
+	}
+	conn_free(c);
+}
+
+/** Close after what is queued has gone out. */
+static void conn_request_close(struct stream_conn *c)
+{
+	if (!c->wsi || c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	queue_clear(&c->pending);
+	if (!c->socket_up) {
+		conn_free_queue(c);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (c->ssl && SSL_is_init_finished(c->ssl)) {
+		SSL_shutdown(c->ssl); /* close_notify goes out with the rest */
+		tls_flush(c);
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
+static void conn_arm_idle(struct stream_conn *c)
+{
+	c->last_ms = uv_now(S.loop);
+	if (S.cfg->tcp_idle_timeout > 0 && c->wsi)
+		lws_set_timer_usecs(c->wsi, (lws_usec_t)S.cfg->tcp_idle_timeout * LWS_US_PER_SEC);
+}
+
+static void on_idle_timer(struct stream_conn *c)
+{
+	uint64_t idle_ms = (uint64_t)S.cfg->tcp_idle_timeout * 1000, now = uv_now(S.loop);
+	if (c->state == CONN_CLOSING)
+		return;
+	if (now - c->last_ms < idle_ms) {
+		/* Traffic since the timer was set: wait for the rest of the idle time. */
+		lws_set_timer_usecs(c->wsi, (lws_usec_t)(c->last_ms + idle_ms - now) * 1000);
+		return;
+	}
+	metrics_inc(M_TCP_IDLE_CLOSED);
+	log_info("%s: flow %llu %s idle for %d s: closing", proto_name(c->proto),
+		 (unsigned long long)c->flow->id, c->flow->peer_text, S.cfg->tcp_idle_timeout);
+	conn_request_close(c);
+}
+
+static int stream_flow_send(struct flow *f, const char *data, size_t len)
+{
+	struct stream_conn *c = f->impl;
+	if (!c || !c->wsi || c->state == CONN_CLOSING)
+		return -1;
+	if (c->out.bytes + c->pending.bytes + len > MAX_QUEUED_BYTES) {
+		log_warn("%s: flow %llu %s is not reading (%zu bytes queued): closing",
+			 proto_name(c->proto), (unsigned long long)f->id, f->peer_text,
+			 c->out.bytes + c->pending.bytes);
+		conn_request_close(c);
+		return -1;
+	}
+	if (log_get_level() >= LOGL_DEBUG)
+		log_debug("%s send to flow %llu %s%s:\n%.*s", proto_name(c->proto),
+			  (unsigned long long)f->id, f->peer_text,
+			  c->state == CONN_CONNECTING ? " (queued until connected)" : "", (int)len, data);
+	if (c->ssl && c->state == CONN_CONNECTING)
+		return queue_add(&c->pending, data, len);
+	if (c->ssl)
+		return tls_write(c, data, len);
+	if (queue_add(&c->out, data, len) != 0)
+		return -1;
+	if (c->socket_up) {
+		c->last_ms = uv_now(S.loop);
+		lws_callback_on_writable(c->wsi);
+	}
+	return 0;
+}
+
+static void stream_flow_close(struct flow *f)
+{
+	struct stream_conn *c = f->impl;
+	if (c)
+		conn_request_close(c);
+}
+
+static const struct flow_ops stream_ops = {.send = stream_flow_send, .close = stream_flow_close};
+
+static struct stream_conn *conn_new(enum transport_proto proto)
+{
+	struct stream_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->proto = proto;
+	c->rx = sipmsg_stream_create((size_t)S.cfg->tcp_max_message);
+	if (!c->rx) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/** A socket accepted on one of our listeners. */
+static struct stream_conn *conn_accept(struct lws *wsi)
+{
+	const struct listen_spec *spec = lws_get_vhost_user(lws_get_vhost(wsi));
+	if (!spec)
+		return NULL;
+	struct stream_conn *c = conn_new(spec->proto);
+	if (!c)
+		return NULL;
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	memset(&peer, 0, sizeof(peer));
+	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) != 0)
+		peer.ss_family = AF_UNSPEC;
+	unmap_v4(&peer);
+	c->flow = flow_create(spec->proto, (struct sockaddr *)&peer, spec, &stream_ops, c);
+	if (!c->flow) {
+		sipmsg_stream_destroy(c->rx);
+		free(c);
+		return NULL;
+	}
+	c->wsi = wsi;
+	c->state = CONN_OPEN;
+	c->socket_up = true;
+	lws_set_opaque_user_data(wsi, c);
+	conn_link(c);
+	conn_arm_idle(c);
+	metrics_inc(M_TCP_ACCEPTED);
+	return c;
+}
+
+/* ---- receiving ------------------------------------------------------------------------------ */
+
+/** RFC 5923: a request whose top Via carries "alias" offers this connection for requests to
+ *  its sent-by address. Only for the peer's own address (another one would let a client steal
+ *  a third party's traffic), and only a port: the address is the connection's. */
+static void note_alias(struct stream_conn *c, sip_t *sip)
+{
+	sip_via_t *v = sip->sip_request ? sip->sip_via : NULL;
+	if (!v || !v->v_host || !v->v_params)
+		return;
+	bool alias = false;
+	for (int i = 0; v->v_params[i]; i++)
+		if (!strcasecmp(v->v_params[i], "alias"))
+			alias = true;
+	if (!alias)
+		return;
+	const char *host = v->v_host;
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		host++, n -= 2;
+	if (n != strlen(c->flow->peer_host) || strncasecmp(host, c->flow->peer_host, n) != 0)
+		return;
+	long port = v->v_port ? strtol(v->v_port, NULL, 10) : c->proto == PROTO_TLS ? 5061 : 5060;
+	if (port < 1 || port > 65535)
+		return;
+	c->alias = c->flow->peer;
+	if (c->alias.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&c->alias)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)&c->alias)->sin_port = htons((uint16_t)port);
+}
+
+static void on_stream_message(void *arg, msg_t *msg)
+{
+	struct stream_conn *c = arg;
+	if (!msg) {
+		/* RFC 5626 §4.4.1: a double CRLF ping gets a single CRLF pong. */
+		metrics_inc(M_KEEPALIVE_PINGS);
+		flow_send(c->flow, "\r\n", 2);
+		return;
+	}
+	if (log_get_level() >= LOGL_DEBUG) {
+		size_t len;
+		char *text = sipmsg_encode(msg, &len);
+		log_debug("recv from flow %llu %s:\n%.*s", (unsigned long long)c->flow->id,
+			  c->flow->peer_text, text ? (int)len : 0, text ? text : "");
+		free(text);
+	}
+	if (c->alias.ss_family == AF_UNSPEC)
+		note_alias(c, sip_object(msg));
+	sip_core_receive_msg(c->flow, msg);
+}
+
+/** A request we could read but not frame (no Content-Length, a broken header): say why. */
+static void answer_unframable(struct stream_conn *c, msg_t *bad)
+{
+	sip_t *sip = sip_object(bad);
+	if (!sip || !sip->sip_request || sip->sip_request->rq_method == sip_method_ack || !sip->sip_via ||
+	    !sip->sip_cseq || !sip->sip_call_id || !sip->sip_from || !sip->sip_to)
+		return;
+	const char *reason = sip->sip_content_length ? "Malformed message" : "Missing Content-Length header";
+	sip_core_reply_stateless(c->flow, bad, 400, reason);
+}
+
+static int conn_receive(struct stream_conn *c, const char *in, size_t len)
+{
+	if (c->state == CONN_CLOSING)
+		return 0; /* nothing more is read from a connection we are closing */
+	c->last_ms = uv_now(S.loop);
+	msg_t *bad = NULL;
+	int rc = sipmsg_stream_feed(c->rx, in, len, on_stream_message, c, &bad);
+	if (rc == 0)
+		return 0;
+	if (rc == SIPMSG_STREAM_TOO_LARGE) {
+		metrics_inc(M_TCP_OVERSIZE);
+		log_notice("%s: flow %llu %s sent a message over %d bytes: closing", proto_name(c->proto),
+			   (unsigned long long)c->flow->id, c->flow->peer_text, S.cfg->tcp_max_message);
+	} else {
+		metrics_inc(M_TCP_FRAMING_ERRORS);
+		metrics_inc(M_SIP_PARSE_ERRORS);
+		log_notice("%s: flow %llu %s sent what cannot be framed as SIP: closing",
+			   proto_name(c->proto), (unsigned long long)c->flow->id, c->flow->peer_text);
+		if (bad)
+			answer_unframable(c, bad);
+	}
+	if (bad)
+		msg_destroy(bad);
+	conn_request_close(c);
+	return 0;
+}
+
+/* ---- TLS on connections we open ------------------------------------------------------------ */
+
+static SSL_CTX *tls_client_ctx(const struct config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
+	const char *what = NULL;
+	if (cfg->tls_verify_peer) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		/* Without tls.ca the system's CAs verify the network's certificates. */
+		if (cfg->tls_ca[0] ? SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1
+				   : SSL_CTX_set_default_verify_paths(ctx) != 1)
+			what = "tls.ca";
+	}
+	/* Our certificate, for peers that ask for one (mutual TLS on trunks). */
+	if (!what && cfg->tls_cert[0] && cfg->tls_key[0] &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1))
+		what = "tls.cert/tls.key";
+	if (what) {
+		log_error("tls: cannot load %s: %s", what, ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static int tls_client_new(struct stream_conn *c)
+{
+	c->ssl = SSL_new(S.client_tls);
+	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+	if (!c->ssl || !r || !w) {
+		BIO_free(r);
+		BIO_free(w);
+		return -1;
+	}
+	SSL_set_bio(c->ssl, r, w); /* the SSL owns them now */
+	c->rbio = r;
+	c->wbio = w;
+	SSL_set_connect_state(c->ssl);
+	return 0;
+}
+
+/** What TLS produced (records, alerts) goes to the out queue. */
+static int tls_flush(struct stream_conn *c)
+{
+	char buf[16384];
+	int n;
+	while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
+		if (queue_add(&c->out, buf, (size_t)n) != 0)
+			return -1;
+	if (c->out.head && c->socket_up && c->wsi)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int tls_write(struct stream_conn *c, const char *data, size_t len)
+{
+	/* A memory BIO takes everything: SSL_write completes at once. */
+	if (SSL_write(c->ssl, data, (int)len) != (int)len) {
+		ERR_clear_error();
+		return -1;
+	}
+	c->last_ms = uv_now(S.loop);
+	return tls_flush(c);
+}
+
+/** The connection is usable: TCP connected, or TLS up with the peer verified. */
+static void conn_established(struct stream_conn *c)
+{
+	metrics_inc(M_TCP_CONNECTED);
+	log_info("%s: flow %llu connected to %s", proto_name(c->proto), (unsigned long long)c->flow->id,
+		 c->flow->peer_text);
+	if (c->state == CONN_CONNECTING)
+		c->state = CONN_OPEN;
+	struct out_msg *m;
+	while (c->state == CONN_OPEN && (m = queue_take(&c->pending))) {
+		tls_write(c, (const char *)m->buf + LWS_PRE, m->len);
+		free(m);
+	}
+	if (c->out.head || c->state == CONN_CLOSING)
+		lws_callback_on_writable(c->wsi);
+}
+
+static int tls_handshake(struct stream_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	tls_flush(c);
+	if (r == 1) {
+		conn_established(c);
+		return 0;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
+	long v = SSL_get_verify_result(c->ssl);
+	metrics_inc(M_TCP_CONNECT_FAILED);
+	log_notice("tls: connection to %s failed: %s", c->flow->peer_text,
+		   v != X509_V_OK ? X509_verify_cert_error_string(v)
+		   : ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error())
+					   : "handshake failed");
+	ERR_clear_error();
+	conn_request_close(c); /* after the alert */
+	return -1;
+}
+
+static int tls_receive(struct stream_conn *c, const char *in, size_t len)
+{
+	if (c->state == CONN_CLOSING)
+		return 0;
+	if (BIO_write(c->rbio, in, (int)len) != (int)len)
+		return -1;
+	if (!SSL_is_init_finished(c->ssl) && (tls_handshake(c) != 0 || !SSL_is_init_finished(c->ssl)))
+		return 0;
+	char buf[16384];
+	int n = 0;
+	while (c->state != CONN_CLOSING && (n = SSL_read(c->ssl, buf, sizeof(buf))) > 0)
+		conn_receive(c, buf, (size_t)n);
+	if (c->state != CONN_CLOSING) {
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			conn_request_close(c); /* the peer's close_notify */
+		} else if (e != SSL_ERROR_WANT_READ) {
+			log_notice("tls: flow %llu %s: %s: closing", (unsigned long long)c->flow->id,
+				   c->flow->peer_text, ERR_reason_error_string(ERR_peek_last_error()));
+			conn_request_close(c);
+		}
+	}
+	ERR_clear_error();
+	tls_flush(c);
+	return 0;
+}
+
+/* ---- sending -------------------------------------------------------------------------------- */
+
+static int conn_writeable(struct stream_conn *c, struct lws *wsi)
+{
+	struct out_msg *m = queue_take(&c->out);
+	if (!m)
+		return c->state == CONN_CLOSING ? -1 : 0; /* -1: lws closes the connection */
+	/* A partial write is kept by lws and finished before our next WRITEABLE. */
+	int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_RAW);
+	free(m);
+	if (n < 0)
+		return -1;
+	if (c->out.head || c->state == CONN_CLOSING)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* ---- the lws protocol ----------------------------------------------------------------------- */
+
+static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			   size_t len)
+{
+	struct stream_conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_ADOPT:
+		if (!c && !conn_accept(wsi))
+			return -1;
+		break;
+	case LWS_CALLBACK_RAW_CONNECTED:
+		if (!c)
+			return -1;
+		c->socket_up = true;
+		conn_arm_idle(c);
+		if (c->ssl) {
+			tls_handshake(c); /* the ClientHello */
+			break;
+		}
+		conn_established(c);
+		break;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		metrics_inc(M_TCP_CONNECT_FAILED);
+		if (c) {
+			log_notice("%s: connection to %s failed: %s", proto_name(c->proto),
+				   c->flow ? c->flow->peer_text : "?", in ? (const char *)in : "error");
+			if (!c->flow) {
+				/* Still inside lws_client_connect_via_info: stream_flow_get cleans up. */
+				c->connect_failed = true;
+				c->wsi = NULL;
+				lws_set_opaque_user_data(wsi, NULL);
+			} else {
+				conn_gone(c);
+			}
+		}
+		break;
+	case LWS_CALLBACK_RAW_RX:
+		if (!c)
+			return -1;
+		return c->ssl ? tls_receive(c, in, len) : conn_receive(c, in, len);
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		if (!c)
+			return -1;
+		return conn_writeable(c, wsi);
+	case LWS_CALLBACK_TIMER:
+		if (c)
+			on_idle_timer(c);
+		break;
+	case LWS_CALLBACK_RAW_CLOSE:
+		if (c) {
+			log_debug("%s: flow %llu %s closed (%s)", proto_name(c->proto),
+				  c->flow ? (unsigned long long)c->flow->id : 0ULL,
+				  c->flow ? c->flow->peer_text : "?", state_names[c->state]);
+			if (c->flow)
+				conn_gone(c);
+			else
+				c->wsi = NULL;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{STREAM_PROTOCOL, stream_callback, 0, 4096, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- outbound connections ------------------------------------------------------------------- */
+
+/** The listener whose address goes into our Via and Record-Route on a connection we open: one
+ *  of the same transport and address family, else any of that family. */
+static const struct listen_spec *local_for(enum transport_proto proto, int family)
+{
+	const struct listen_spec *any = NULL;
+	for (int i = 0; i < S.cfg->n_listen; i++) {
+		const struct listen_spec *l = &S.cfg->listen[i];
+		bool v6 = strchr(l->host, ':') != NULL;
+		if (v6 != (family == AF_INET6))
+			continue;
+		if (l->proto == proto)
+			return l;
+		if (!any)
+			any = l;
+	}
+	return any;
+}
+
+static struct flow *conn_connect(enum transport_proto proto, const struct sockaddr *addr)
+{
+	struct lws_vhost *vh = S.client;
+	if (!vh || (proto == PROTO_TLS && !S.client_tls)) {
+		log_notice("%s: no client side to connect with", proto_name(proto));
+		return NULL;
+	}
+	char host[64];
+	int port;
+	if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)addr;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const void *)addr;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+	}
+	struct stream_conn *c = conn_new(proto);
+	if (!c)
+		return NULL;
+	c->outbound = true;
+	c->state = CONN_CONNECTING;
+
+	struct lws_client_connect_info ci;
+	memset(&ci, 0, sizeof(ci));
+	ci.context = S.ctx;
+	ci.vhost = vh;
+	ci.address = host;
+	ci.port = port;
+	ci.host = host;
+	ci.origin = host;
+	ci.method = "RAW";
+	ci.protocol = STREAM_PROTOCOL;
+	ci.local_protocol_name = STREAM_PROTOCOL;
+	ci.opaque_user_data = c;
+	if (proto == PROTO_TLS && tls_client_new(c) != 0) {
+		conn_free(c);
+		return NULL;
+	}
+	struct lws *wsi = lws_client_connect_via_info(&ci);
+	if (!wsi || c->connect_failed) {
+		if (wsi)
+			lws_set_opaque_user_data(wsi, NULL);
+		metrics_inc(M_TCP_CONNECT_FAILED);
+		log_notice("%s: cannot connect to %s port %d", proto_name(proto), host, port);
+		conn_free(c);
+		return NULL;
+	}
+	c->wsi = wsi;
+	c->flow = flow_create(proto, addr, local_for(proto, addr->sa_family), &stream_ops, c);
+	if (!c->flow) {
+		lws_set_opaque_user_data(wsi, NULL);
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		conn_free(c);
+		return NULL;
+	}
+	conn_link(c);
+	log_info("%s: flow %llu connecting to %s", proto_name(proto), (unsigned long long)c->flow->id,
+		 c->flow->peer_text);
+	return c->flow;
+}
+
+struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *addr)
+{
+	if (!addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
+	    (proto != PROTO_TCP && proto != PROTO_TLS) || !S.ctx)
+		return NULL;
+	/* Reuse: a connection of that transport to that address, whichever side opened it, or
+	 * one whose peer gave that address as its alias. */
+	for (struct stream_conn *c = S.conns; c; c = c->next)
+		if (c->proto == proto && c->flow && c->state != CONN_CLOSING && !c->flow->closing &&
+		    (addr_equal((const struct sockaddr *)&c->flow->peer, addr) ||
+		     (c->alias.ss_family != AF_UNSPEC && addr_equal((const struct sockaddr *)&c->alias, addr))))
+			return c->flow;
+	return conn_connect(proto, addr);
+}
+
+unsigned stream_count(void) { return S.count; }
+
+/* ---- listeners ------------------------------------------------------------------------------ */
+
+static void tls_server_options(struct lws_context_creation_info *info, const struct config *cfg)
+{
+	info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info->ssl_cert_filepath = cfg->tls_cert;
+	info->ssl_private_key_filepath = cfg->tls_key;
+	info->ssl_options_set = TLS_OPTIONS | SSL_OP_CIPHER_SERVER_PREFERENCE;
+	info->ssl_cipher_list = TLS_CIPHERS;
+	if (cfg->tls_verify_client) {
+		info->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		info->ssl_ca_filepath = cfg->tls_ca;
+	}
+}
+
+static int listener_open(struct listen_spec *spec, int index)
+{
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	/* lws keeps the name pointer for the vhost's life. */
+	static char names[CONFIG_MAX_LISTEN][24];
+	snprintf(names[index], sizeof(names[index]), "sip-%s-%d", proto_name(spec->proto), index);
+	info.vhost_name = names[index];
+	info.port = spec->port;
+	info.iface = spec->host;
+	info.protocols = protocols;
+	info.user = spec;
+	info.listen_accept_role = "raw-skt";
+	info.listen_accept_protocol = STREAM_PROTOCOL;
+	info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+	bool v6 = strchr(spec->host, ':') != NULL;
+	if (v6)
+		info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
+	else /* an IPv4 host: without this lws opens a dual-stack socket on every address */
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (spec->proto == PROTO_TLS)
+		tls_server_options(&info, S.cfg);
+	struct lws_vhost *vh = lws_create_vhost(S.ctx, &info);
+	if (!vh) {
+		log_error("cannot listen on %s:%s:%d", proto_name(spec->proto), spec->host, spec->port);
+		return -1;
+	}
+	int bound = lws_get_vhost_listen_port(vh);
+	if (bound > 0)
+		spec->port = bound;
+	printf("listening %s %s%s%s:%d\n", proto_name(spec->proto), v6 ? "[" : "", spec->host,
+	       v6 ? "]" : "", spec->port);
+	log_info("%s listener on %s port %d", proto_name(spec->proto), spec->host, spec->port);
+	return 0;
+}
+
+static struct lws_vhost *client_vhost(void)
+{
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "sip-client";
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	struct lws_vhost *vh = lws_create_vhost(S.ctx, &info);
+	if (!vh)
+		log_error("tcp: cannot set up outbound connections");
+	return vh;
+}
+
+int stream_start(uv_loop_t *loop, struct config *cfg, struct lws_context *ctx)
+{
+	memset(&S, 0, sizeof(S));
+	S.loop = loop;
+	S.cfg = cfg;
+	S.ctx = ctx;
+	if (!ctx)
+		return 0;
+	for (int i = 0; i < cfg->n_listen; i++) {
+		struct listen_spec *spec = &cfg->listen[i];
+		if ((spec->proto == PROTO_TCP || spec->proto == PROTO_TLS) && listener_open(spec, i) != 0)
+			return -1;
+	}
+	S.client = client_vhost();
+	S.client_tls = tls_client_ctx(cfg);
+	return S.client && S.client_tls ? 0 : -1;
+}
+
+void stream_stop(void)
+{
+	for (struct stream_conn *c = S.conns; c; c = c->next)
+		conn_request_close(c);
+}
+
+void stream_destroy(void)
+{
+	/* lws is gone: a connection it dropped without a word (one still connecting) goes now. */
+	while (S.conns) {
+		S.conns->wsi = NULL;
+		conn_gone(S.conns);
+	}
+	if (S.client_tls)
+		SSL_CTX_free(S.client_tls);
+	S.client_tls = NULL;
+}

@@ -58,6 +58,7 @@ void config_defaults(struct config *cfg)
 	cfg->route_foreign = true;
 	cfg->route_unregistered = false;
 	cfg->upstream_timeout = 5000;
+	config_set_string(&cfg->resolv_conf, "/etc/resolv.conf");
 	cfg->reg_min_expires = 60;
 	cfg->reg_max_expires = 3600;
 	cfg->reg_default_expires = 3600;
@@ -255,12 +256,24 @@ int config_load(struct config *cfg, const char *path)
 	lookup_bool(&lc, "routing.foreign_domains", &cfg->route_foreign);
 	lookup_bool(&lc, "routing.unregistered_users", &cfg->route_unregistered);
 	lookup_int(&lc, "routing.upstream_timeout", &cfg->upstream_timeout);
+	lookup_string(&lc, "routing.resolv_conf", &cfg->resolv_conf);
 
 	lookup_int(&lc, "registrar.min_expires", &cfg->reg_min_expires);
 	lookup_int(&lc, "registrar.max_expires", &cfg->reg_max_expires);
 	lookup_int(&lc, "registrar.default_expires", &cfg->reg_default_expires);
 	lookup_int(&lc, "registrar.max_bindings_per_aor", &cfg->reg_max_bindings);
 	lookup_bool(&lc, "registrar.drop_bindings_on_flow_close", &cfg->reg_drop_on_flow_close);
+	const char *mode;
+	if (config_lookup_string(&lc, "registrar.mode", &mode) == CONFIG_TRUE) {
+		if (strcmp(mode, "local") == 0 || strcmp(mode, "edge") == 0) {
+			cfg->reg_edge = strcmp(mode, "edge") == 0;
+		} else {
+			log_error("config: registrar.mode must be \"local\" or \"edge\", not '%s'", mode);
+			rc = -1;
+		}
+	} else {
+		wrong_type(&lc, "registrar.mode", "\"local\" or \"edge\"");
+	}
 
 	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
 	lookup_string(&lc, "auth.users_file", &cfg->users_file);
@@ -359,6 +372,11 @@ int config_validate(const struct config *cfg)
 			problems++;
 		}
 	}
+	if (cfg->reg_edge && cfg->upstreams.count == 0) {
+		/* An edge forwards every REGISTER: without a registrar behind it nothing can register. */
+		log_error("config: registrar.mode = \"edge\" needs routing.upstreams (the registrar)");
+		problems++;
+	}
 	if (cfg->upstream_timeout < 100) {
 		log_error("config: routing.upstream_timeout must be at least 100 ms");
 		problems++;
@@ -392,7 +410,7 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
-			    &cfg->nonce_secret, &cfg->path, &cfg->limit_ban_action};
+			    &cfg->nonce_secret, &cfg->path, &cfg->resolv_conf, &cfg->limit_ban_action};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

@@ -134,7 +134,8 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 	}
 	url_t const *ruri = sip->sip_request->rq_url;
 	bool to_us = sip_core_is_us(ruri) && !sip->sip_route;
-	if (method == sip_method_register && to_us && !ruri->url_user) {
+	/* In edge mode the registrar is upstream: the proxy forwards REGISTER with our Path. */
+	if (method == sip_method_register && to_us && !ruri->url_user && !g_config->reg_edge) {
 		const char *opt = unsupported_require(sip);
 		if (opt)
 			answer_420(st, msg, opt);

@@ -12,6 +12,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/sip_core.h"
+#include "proxy/resolve.h"
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
@@ -20,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <sofia-sip/hostdomain.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_util.h>
 #include <stdio.h>
@@ -55,6 +57,7 @@ struct proxy_ctx {
 	uint64_t in_flow;     /* where the request came from (for Record-Route on failover) */
 	int next_upstream;    /* index of the upstream to try after the current one fails */
 	bool upstream_failed; /* every upstream failed or timed out: answer 503 */
+	bool edge_register;   /* edge mode: a REGISTER going to the registrar with our Path */
 	int n_branches;
 	int open; /* branches with a live txn or an open timer, plus the server txn */
 	struct branch branch[MAX_BRANCHES];
@@ -69,35 +72,131 @@ static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
 static proxy_policy_fn policy;
 
-/* routing.upstreams, resolved once at start (numeric hosts; names need RFC 3263 DNS). */
+/* routing.upstreams as configured: a numeric address is used as it is; a name is looked up
+ * (RFC 3263) at start and again when its records expire, and until it resolves it has no
+ * targets. */
 #define MAX_UPSTREAMS CONFIG_MAX_LIST
+#define DNS_REFRESH_MIN 10   /* s: never ask more often, whatever the TTL */
+#define DNS_REFRESH_MAX 3600 /* s: ask again at least this often */
+#define DNS_RETRY 10	     /* s: after a lookup that found nothing */
+static struct upstream_cfg {
+	const char *uri;
+	url_t *url;
+	bool named;
+	struct txn_dest dest[RESOLVE_MAX_TARGETS];
+	int n_dest;
+	uv_timer_t refresh;
+	bool timer_open;
+} cfgs[MAX_UPSTREAMS];
+static int n_cfgs;
+static su_home_t cfg_home[1] = {SU_HOME_INIT(cfg_home)};
+
+/* Every target of every upstream, in the order failover tries them. */
 static struct upstream {
 	const char *uri;
 	struct txn_dest dest;
 } upstreams[MAX_UPSTREAMS];
 static int n_upstreams;
 
-int proxy_init(void)
+static void upstreams_rebuild(void)
 {
 	n_upstreams = 0;
-	su_home_t home[1] = {SU_HOME_INIT(home)};
+	for (int i = 0; i < n_cfgs; i++)
+		for (int j = 0; j < cfgs[i].n_dest && n_upstreams < MAX_UPSTREAMS; j++)
+			upstreams[n_upstreams++] = (struct upstream){.uri = cfgs[i].uri, .dest = cfgs[i].dest[j]};
+}
+
+static void on_refresh(uv_timer_t *h);
+
+static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32_t ttl)
+{
+	struct upstream_cfg *c = arg;
+	uint64_t next = DNS_RETRY;
+	if (n == 0) {
+		/* Keep what the last lookup found: a stale address beats none. */
+		log_warn("proxy: upstream %s: no address found%s", c->uri,
+			 c->n_dest ? ", keeping the previous ones" : "");
+	} else {
+		char list[512] = "";
+		size_t len = 0;
+		c->n_dest = 0;
+		for (int i = 0; i < n && i < RESOLVE_MAX_TARGETS; i++) {
+			struct txn_dest *d = &c->dest[c->n_dest++];
+			memset(d, 0, sizeof(*d));
+			d->proto = t[i].proto;
+			d->addr = t[i].addr;
+			char host[INET6_ADDRSTRLEN] = "?";
+			int port;
+			if (t[i].addr.ss_family == AF_INET6) {
+				const struct sockaddr_in6 *a = (const void *)&t[i].addr;
+				inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+				port = ntohs(a->sin6_port);
+			} else {
+				const struct sockaddr_in *a = (const void *)&t[i].addr;
+				inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+				port = ntohs(a->sin_port);
+			}
+			if (len < sizeof(list))
+				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s%s%s:%d/%s",
+							i ? ", " : "", strchr(host, ':') ? "[" : "", host,
+							strchr(host, ':') ? "]" : "", port, proto_name(t[i].proto));
+		}
+		next = ttl < DNS_REFRESH_MIN ? DNS_REFRESH_MIN : ttl > DNS_REFRESH_MAX ? DNS_REFRESH_MAX : ttl;
+		log_info("proxy: upstream %s is %s (looked up again in %llu s)", c->uri, list,
+			 (unsigned long long)next);
+	}
+	upstreams_rebuild();
+	if (c->timer_open)
+		uv_timer_start(&c->refresh, on_refresh, next * 1000, 0);
+}
+
+static void on_refresh(uv_timer_t *h)
+{
+	struct upstream_cfg *c = h->data;
+	if (resolve_start(c->url, on_resolved, c) != 0)
+		uv_timer_start(&c->refresh, on_refresh, DNS_RETRY * 1000, 0);
+}
+
+int proxy_init(void)
+{
+	n_cfgs = 0;
+	n_upstreams = 0;
 	int rc = 0;
-	for (int i = 0; i < g_config->upstreams.count && n_upstreams < MAX_UPSTREAMS; i++) {
+	for (int i = 0; i < g_config->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
 		const char *uri = g_config->upstreams.item[i];
-		url_t *url = url_make(home, uri);
-		struct upstream *u = &upstreams[n_upstreams];
-		if (!url || transport_dest_from_url(url, &u->dest) != 0) {
-			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:ADDRESS[:PORT]"
-				  "[;transport=udp|tcp|tls] with a numeric address)",
+		url_t *url = url_make(cfg_home, uri);
+		struct upstream_cfg *c = &cfgs[n_cfgs];
+		memset(c, 0, sizeof(*c));
+		c->uri = uri;
+		c->url = url;
+		bool numeric = url && url->url_host && host_is_ip_address(url->url_host);
+		if (numeric && transport_dest_from_url(url, &c->dest[0]) == 0) {
+			c->n_dest = 1;
+		} else if (url && url->url_host && !numeric && !url_has_param(url, "maddr") &&
+			   (url->url_type == url_sip || url->url_type == url_sips)) {
+			c->named = true;
+		} else {
+			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:HOST[:PORT]"
+				  "[;transport=udp|tcp|tls], HOST a name or a numeric address)",
 				  uri);
 			rc = -1;
 			continue;
 		}
-		u->uri = uri;
-		n_upstreams++;
-		log_info("proxy: upstream %d: %s", n_upstreams, uri);
+		n_cfgs++;
+		log_info("proxy: upstream %d: %s%s", n_cfgs, uri, c->named ? " (DNS, RFC 3263)" : "");
 	}
-	su_home_deinit(home);
+	upstreams_rebuild();
+	for (int i = 0; i < n_cfgs && rc == 0; i++) {
+		struct upstream_cfg *c = &cfgs[i];
+		if (!c->named)
+			continue;
+		if (resolve_init(g_config->resolv_conf) != 0)
+			return -1;
+		uv_timer_init(loop_get(), &c->refresh);
+		c->refresh.data = c;
+		c->timer_open = true;
+		on_refresh(&c->refresh);
+	}
 	return rc;
 }
 
@@ -145,6 +244,18 @@ static void branch_stop_timer(struct branch *b)
 
 void proxy_shutdown(void)
 {
+	for (int i = 0; i < n_cfgs; i++) {
+		if (cfgs[i].timer_open) {
+			cfgs[i].timer_open = false;
+			uv_timer_stop(&cfgs[i].refresh);
+			uv_close((uv_handle_t *)&cfgs[i].refresh, NULL);
+		}
+	}
+	resolve_shutdown();
+	n_cfgs = 0;
+	n_upstreams = 0;
+	su_home_deinit(cfg_home);
+	su_home_init(cfg_home);
 	/* Cut every tie to transactions; timers close asynchronously and release their context. */
 	struct proxy_ctx *ctx = contexts;
 	while (ctx) {
@@ -191,6 +302,19 @@ static sip_record_route_t *make_record_route(su_home_t *home, struct flow *f)
 	snprintf(text, sizeof(text), "<sip:%s@%s:%d;transport=%s;lr>", token, host,
 		 f->local ? f->local->port : 5060, proto_name(f->proto));
 	return sip_record_route_make(home, text);
+}
+
+/** Our Path entry (RFC 3327) for a REGISTER from flow client leaving on flow out: the client's
+ *  token, the address the registrar reaches us at, and ob (RFC 5626 §5.1): we keep the flow and
+ *  answer 430 when it is gone, so the registrar may treat the binding as an outbound flow. */
+static sip_path_t *make_path(su_home_t *home, struct flow *client, struct flow *out)
+{
+	char token[FLOW_TOKEN_LEN + 1], host[80], text[256];
+	flow_token_make(client->id, token);
+	listener_host(out->local, host, sizeof(host));
+	snprintf(text, sizeof(text), "<sip:%s@%s:%d;transport=%s;lr;ob>", token, host,
+		 out->local ? out->local->port : 5060, proto_name(out->proto));
+	return sip_path_make(home, text);
 }
 
 /** A Route/Record-Route URI that is ours: its host names us and its user is a valid token
@@ -261,8 +385,9 @@ static bool creates_dialog(sip_t *sip)
 				       m == sip_method_refer || m == sip_method_notify);
 }
 
-/** The copy of req that goes to one target (§16.6 steps 1-8). */
-static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out)
+/** The copy of req that goes to one target (§16.6 steps 1-8); with path, an edge REGISTER
+ *  that gets our Path entry for flow in and says Supported: path (RFC 3327 §5.1). */
+static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out, bool path)
 {
 	msg_t *fwd = msg_dup(req);
 	if (!fwd)
@@ -290,6 +415,11 @@ static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct
 		if (out && out != in)
 			err |= msg_header_insert(fwd, (msg_pub_t *)sip,
 						 (msg_header_t *)make_record_route(home, out));
+	}
+	if (path) {
+		err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_path(home, in, out));
+		if (!sip_has_supported(sip->sip_supported, "path"))
+			err |= sip_add_make(fwd, sip, sip_supported_class, "path");
 	}
 	err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_via(home, sip, out));
 	if (err) {
@@ -365,6 +495,22 @@ static void add_challenges(msg_t *out, struct proxy_ctx *ctx)
 	}
 }
 
+/** Edge mode: what the client of a forwarded REGISTER is told, counted and logged. */
+static void edge_register_done(struct proxy_ctx *ctx, int status)
+{
+	if (!ctx->edge_register)
+		return;
+	sip_t *sip = sip_object(ctx->req);
+	if (status >= 200 && status < 300) {
+		metrics_inc(M_EDGE_REGISTERS_OK);
+		log_info("edge: REGISTER " URL_PRINT_FORMAT ": %d from the registrar",
+			 URL_PRINT_ARGS(sip->sip_to->a_url), status);
+	} else {
+		metrics_inc(M_EDGE_REGISTERS_FAILED);
+		log_notice("edge: REGISTER " URL_PRINT_FORMAT ": %d", URL_PRINT_ARGS(sip->sip_to->a_url), status);
+	}
+}
+
 /** Every branch has ended and no 2xx went up: send the best final response (§16.7 step 6). */
 static void send_best(struct proxy_ctx *ctx)
 {
@@ -374,6 +520,7 @@ static void send_best(struct proxy_ctx *ctx)
 		if (!ctx->branch[i].status)
 			return;
 	ctx->final_sent = true;
+	edge_register_done(ctx, ctx->best_status ? ctx->best_status : ctx->upstream_failed ? 503 : 408);
 	if (!ctx->best_status && ctx->upstream_failed) {
 		/* Our own 503: no upstream could take the request, the caller may try elsewhere. */
 		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
@@ -530,6 +677,8 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 		}
 		if (!ctx->final_sent && ctx->invite)
 			cancel_pending(ctx, (int)(b - ctx->branch));
+		if (!ctx->final_sent)
+			edge_register_done(ctx, status);
 		ctx->final_sent = true;
 		return;
 	}
@@ -619,7 +768,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		branch_fail_now(b, 503); /* no transport reaches that address */
 		return;
 	}
-	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out);
+	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out, ctx->edge_register);
 	if (!fwd) {
 		branch_fail_now(b, 500);
 		return;
@@ -715,16 +864,24 @@ static int next_hop(sip_t *sip, struct txn_dest *dest)
 }
 
 /** §16.4: pop the Route entries that name us; the last flow token among them that is not the
- *  flow the request came in on is where an in-dialog request goes. */
-static uint64_t preprocess_routes(msg_t *req, sip_t *sip, struct flow *in, bool *had_ours)
+ *  flow the request came in on is where an in-dialog request goes. *flow_failed: an entry
+ *  with ob (our Path, RFC 5626) names a flow that is gone, which only that flow could reach. */
+static uint64_t preprocess_routes(msg_t *req, sip_t *sip, struct flow *in, bool *had_ours,
+				  bool *flow_failed)
 {
 	uint64_t target = 0, id;
 	*had_ours = false;
+	*flow_failed = false;
 	while (sip->sip_route && route_is_ours(sip->sip_route->r_url, &id)) {
 		*had_ours = true;
 		char transport[8] = "";
-		if (sip->sip_route->r_url->url_params)
-			url_param(sip->sip_route->r_url->url_params, "transport", transport, sizeof(transport));
+		const char *params = sip->sip_route->r_url->url_params;
+		if (params)
+			url_param(params, "transport", transport, sizeof(transport));
+		if (id && params && url_has_param(sip->sip_route->r_url, "ob") && !flow_find(id)) {
+			*flow_failed = true;
+			id = 0;
+		}
 		/* A UDP flow is only a remembered peer: once forgotten, the rest of the route set or
 		 * the Request-URI still leads there, so its token is no reason to fail. */
 		if (id && strcasecmp(transport, "udp") == 0 && !flow_find(id))
@@ -777,16 +934,30 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		return;
 	}
 
-	bool had_ours = false;
-	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours);
+	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
+	bool edge_register = g_config->reg_edge && method == sip_method_register && !sip->sip_route &&
+			     sip_core_is_us(sip->sip_request->rq_url);
+	bool had_ours = false, flow_failed = false;
+	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours, &flow_failed);
 	url_t const *ruri = sip->sip_request->rq_url;
+	if (flow_failed && !route_flow) {
+		/* RFC 5626 §5.3: the registrar may try the user's other flows. */
+		metrics_inc(M_EDGE_FLOW_FAILED);
+		reply(st, req, 430, "Flow Failed");
+		return;
+	}
+	if (route_flow && !sip->sip_to->a_tag && g_config->reg_edge) {
+		metrics_inc(M_EDGE_PATH_IN);
+		log_info("edge: %s from %s along our Path to flow %llu", sip->sip_request->rq_method_name,
+			 in->peer_text, (unsigned long long)route_flow);
+	}
 
 	/* Who may send this where (auth/auth.h): challenges, identity, no open relay. */
 	enum proxy_dest dest;
 	if (route_flow)
 		dest = sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
 	else if (!sip->sip_route && (config_is_our_domain(g_config, ruri->url_host) ||
-				     (ruri->url_user && sip_core_is_us(ruri))))
+				     ((ruri->url_user || edge_register) && sip_core_is_us(ruri))))
 		dest = PROXY_DEST_LOCAL;
 	else
 		dest = PROXY_DEST_FOREIGN;
@@ -813,6 +984,19 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			return;
 		}
 		targets[n++] = (struct target){.dest = hop};
+	} else if (edge_register) {
+		/* Edge mode (RFC 3327): the registrar is upstream; a REGISTER that came from there
+		 * would only loop. */
+		if (from_upstream(in)) {
+			reply(st, req, 403, "Registrar Is Upstream");
+			return;
+		}
+		if (!n_upstreams) {
+			metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+			reply(st, req, 503, "Registrar Not Resolved");
+			return;
+		}
+		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
 	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
 		   next_hop(sip, &hop) == 0) {
 		/* In dialog without our Record-Route: straight to the remote target. */
@@ -834,7 +1018,9 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		}
 		const struct binding *bindings[MAX_BRANCHES];
 		int nb = location_lookup(aor, bindings, MAX_BRANCHES);
-		if (nb == 0 && g_config->route_unregistered && n_upstreams && !from_upstream(in)) {
+		/* An edge has no bindings: the registrar upstream knows every user. */
+		bool upstream_knows = g_config->route_unregistered || g_config->reg_edge;
+		if (nb == 0 && upstream_knows && n_upstreams && !from_upstream(in)) {
 			/* Not registered here: the network may know the user (a PBX extension). */
 			free(aor);
 			targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
@@ -854,6 +1040,10 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			targets[n] = binding_target(bindings[i], uris[n]);
 			n++;
 		}
+	} else if (g_config->route_foreign && n_cfgs && !n_upstreams) {
+		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+		reply(st, req, 503, "Upstream Not Resolved");
+		return;
 	} else if (g_config->route_foreign && n_upstreams && !from_upstream(in)) {
 		/* The policy has allowed the relay (a trusted peer or an authenticated user). */
 		/* Another domain: the upstream (then the next ones on failure) takes it. */
@@ -875,6 +1065,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	ctx->st = st;
 	ctx->invite = method == sip_method_invite;
 	ctx->in_flow = in->id;
+	ctx->edge_register = edge_register;
 	ctx->open = 1; /* the server transaction */
 	ctx->next = contexts;
 	if (contexts)
@@ -883,6 +1074,12 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	txn_set_user(st, &server_user, ctx);
 	if (ctx->invite)
 		metrics_inc(M_PROXY_CALLS);
+	if (edge_register) {
+		metrics_inc(M_EDGE_REGISTERS);
+		log_info("edge: REGISTER " URL_PRINT_FORMAT " from flow %llu %s to the registrar %s",
+			 URL_PRINT_ARGS(sip->sip_to->a_url), (unsigned long long)in->id, in->peer_text,
+			 upstreams[0].uri);
+	}
 
 	ctx->open++; /* hold while branches start: a branch may end synchronously */
 	for (int i = 0; i < n; i++) {
@@ -900,8 +1097,8 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 	/* An ACK for a 2xx is its own end-to-end transaction: forward statelessly by the route set. */
 	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0)
 		return;
-	bool had_ours = false;
-	uint64_t target = preprocess_routes(ack, sip, in, &had_ours);
+	bool had_ours = false, flow_failed = false;
+	uint64_t target = preprocess_routes(ack, sip, in, &had_ours, &flow_failed);
 	struct flow *out = target ? flow_find(target) : NULL;
 	struct txn_dest hop;
 	if (!out && !target && next_hop(sip, &hop) == 0)
@@ -910,7 +1107,7 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
 		return;
 	}
-	msg_t *fwd = make_forward(ack, NULL, in, out);
+	msg_t *fwd = make_forward(ack, NULL, in, out, false);
 	if (!fwd)
 		return;
 	if (sipmsg_send(out, fwd) == 0)

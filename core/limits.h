@@ -3,7 +3,7 @@
  * Every message a transport hands to the SIP core is counted against its source address in a
  * token bucket (limits.requests_per_second, refilled continuously, limits.burst deep). A source
  * that empties its bucket is banned for limits.ban_seconds: its messages are answered 503 with
- * Retry-After or dropped (limits.ban_action), and its new WebSocket handshakes are refused.
+ * Retry-After or dropped (limits.ban_action), and its new connections are refused.
  * Connection-oriented transports ask before taking one more connection from an address
  * (limits.max_connections_per_ip). Trusted peers (auth.trusted_peers) are never limited.
  * Per-address state lives in a hash and goes when it has nothing left to remember.

@@ -13,6 +13,7 @@
  * after the queue has drained, so a flow never disappears under its caller.
  */
 #include "transport/stream.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/sip_core.h"
@@ -78,6 +79,7 @@ static struct {
 	struct lws_context *ctx;
 	struct lws_vhost *client;
 	SSL_CTX *client_tls;
+	SSL_CTX *server_tls[CONFIG_MAX_LISTEN]; /* each tls listener's, by index, for SIGHUP */
 	struct stream_conn *conns;
 	unsigned count;
 } S;
@@ -198,6 +200,8 @@ static void conn_gone(struct stream_conn *c)
 	struct flow *f = c->flow;
 	c->flow = NULL;
 	if (f) {
+		if (!c->outbound)
+			limits_conn_closed((struct sockaddr *)&f->peer);
 		f->impl = NULL;
 		flow_destroy(f);
 	}
@@ -304,21 +308,34 @@ static struct stream_conn *conn_accept(struct lws *wsi)
 	const struct listen_spec *spec = lws_get_vhost_user(lws_get_vhost(wsi));
 	if (!spec)
 		return NULL;
-	struct stream_conn *c = conn_new(spec->proto);
-	if (!c)
-		return NULL;
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
 	memset(&peer, 0, sizeof(peer));
 	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) != 0)
 		peer.ss_family = AF_UNSPEC;
 	unmap_v4(&peer);
+	/* limits.max_connections_per_ip, and no new connection for a banned source: closed as
+	 * soon as it is accepted, before a byte (or a TLS handshake) is read. */
+	const char *why;
+	if (!limits_conn_allowed((struct sockaddr *)&peer, &why)) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		if (peer.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, host, sizeof(host));
+		else if (peer.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, host, sizeof(host));
+		log_notice("%s: connection from %s refused: %s", proto_name(spec->proto), host, why);
+		return NULL;
+	}
+	struct stream_conn *c = conn_new(spec->proto);
+	if (!c)
+		return NULL;
 	c->flow = flow_create(spec->proto, (struct sockaddr *)&peer, spec, &stream_ops, c);
 	if (!c->flow) {
 		sipmsg_stream_destroy(c->rx);
 		free(c);
 		return NULL;
 	}
+	limits_conn_opened((struct sockaddr *)&peer);
 	c->wsi = wsi;
 	c->state = CONN_OPEN;
 	c->socket_up = true;
@@ -579,6 +596,14 @@ static int conn_writeable(struct stream_conn *c, struct lws *wsi)
 static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			   size_t len)
 {
+	if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+		/* lws tells each tls vhost's protocols[0] its SSL_CTX while creating it: keep it,
+		 * so that SIGHUP can put a new certificate into it. */
+		const struct listen_spec *spec = lws_get_vhost_user((struct lws_vhost *)in);
+		if (spec && spec >= S.cfg->listen && spec < S.cfg->listen + S.cfg->n_listen)
+			S.server_tls[spec - S.cfg->listen] = user;
+		return 0;
+	}
 	struct stream_conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 	switch (reason) {
 	case LWS_CALLBACK_RAW_ADOPT:
@@ -744,6 +769,62 @@ struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *
 }
 
 unsigned stream_count(void) { return S.count; }
+
+bool stream_tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t n)
+{
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 && SSL_CTX_check_private_key(ctx) == 1)
+		return true;
+	ERR_error_string_n(ERR_peek_last_error(), err, n);
+	ERR_clear_error();
+	return false;
+}
+
+int stream_tls_check(const struct config *cfg)
+{
+	bool any = false;
+	for (int i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proto == PROTO_WSS || cfg->listen[i].proto == PROTO_TLS)
+			any = true;
+	if (!any)
+		return -1; /* nothing to reload */
+	/* Try the pair in a scratch context first: a half-loaded pair (new certificate, old key)
+	 * must never reach the listeners. */
+	char err[256] = "";
+	SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+	bool ok = probe && stream_tls_load_pair(probe, cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+	if (probe)
+		SSL_CTX_free(probe);
+	if (!ok) {
+		log_error("tls: cannot reload %s / %s (%s): keeping the certificate in force", cfg->tls_cert,
+			  cfg->tls_key, err[0] ? err : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int stream_tls_reload(void)
+{
+	int rc = 0;
+	char err[256] = "";
+	for (int i = 0; S.cfg && i < S.cfg->n_listen; i++) {
+		const struct listen_spec *l = &S.cfg->listen[i];
+		if (l->proto != PROTO_TLS)
+			continue;
+		/* Connections copy the certificate when they start: open ones keep the old. */
+		SSL_CTX *ctx = S.server_tls[i];
+		if (!ctx || !stream_tls_load_pair(ctx, S.cfg->tls_cert, S.cfg->tls_key, err, sizeof(err))) {
+			log_error("tls: tls listener %s port %d: reload failed (%s)", l->host, l->port,
+				  ctx ? err : "no TLS context");
+			rc = -1;
+			continue;
+		}
+		log_notice("tls: tls listener %s port %d: certificate reloaded from %s", l->host, l->port,
+			   S.cfg->tls_cert);
+	}
+	return rc;
+}
 
 /* ---- listeners ------------------------------------------------------------------------------ */
 

@@ -665,45 +665,16 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 
 /* ---- certificate reload --------------------------------------------------------------------- */
 
-/** Load a certificate chain and its key into ctx; false (with the OpenSSL reason) on failure. */
-static bool tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t n)
-{
-	ERR_clear_error();
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 && SSL_CTX_check_private_key(ctx) == 1)
-		return true;
-	ERR_error_string_n(ERR_peek_last_error(), err, n);
-	ERR_clear_error();
-	return false;
-}
-
 int ws_tls_reload(void)
 {
-	bool any = false;
-	for (int i = 0; i < W.n_listeners; i++)
-		if (W.listeners[i].spec.proto == PROTO_WSS)
-			any = true;
-	if (!any)
-		return 0;
-	/* Try the pair in a scratch context first: a half-loaded pair (new certificate, old key)
-	 * must never reach the listeners. */
-	char err[256] = "";
-	SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
-	bool ok = probe && tls_load_pair(probe, W.cfg->tls_cert, W.cfg->tls_key, err, sizeof(err));
-	if (probe)
-		SSL_CTX_free(probe);
-	if (!ok) {
-		log_error("tls: cannot reload %s / %s (%s): keeping the certificate in force",
-			  W.cfg->tls_cert, W.cfg->tls_key, err[0] ? err : "out of memory");
-		return -1;
-	}
 	int rc = 0;
+	char err[256] = "";
 	for (int i = 0; i < W.n_listeners; i++) {
 		struct listener *l = &W.listeners[i];
 		if (l->spec.proto != PROTO_WSS)
 			continue;
 		/* Connections copy the certificate when they start: open ones keep the old. */
-		if (!l->ssl_ctx || !tls_load_pair(l->ssl_ctx, W.cfg->tls_cert, W.cfg->tls_key, err, sizeof(err))) {
+		if (!l->ssl_ctx || !stream_tls_load_pair(l->ssl_ctx, W.cfg->tls_cert, W.cfg->tls_key, err, sizeof(err))) {
 			log_error("tls: wss listener %s port %d: reload failed (%s)", l->spec.host, l->spec.port,
 				  l->ssl_ctx ? err : "no TLS context");
 			rc = -1;

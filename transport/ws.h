@@ -19,9 +19,9 @@ struct lws_context *ws_context(void);
 /** Close every connection (1001) and then the listeners. Returns true if closing is under way:
  *  the caller runs the loop, and ws calls uv_stop on it once every connection is gone. */
 bool ws_stop(void);
-/** Load tls.cert and tls.key again into every wss listener (SIGHUP). New connections get the
- *  new certificate; open ones keep theirs. A pair that does not load or does not match leaves
- *  the one in force (logged). 0 on success or when there is no wss listener, -1 on failure. */
+/** Load tls.cert and tls.key again into every wss listener. New connections get the new
+ *  certificate; open ones keep theirs. Call it after stream_tls_check has passed the pair.
+ *  0 on success, -1 if a listener failed (logged). */
 int ws_tls_reload(void);
 /** Free what remains after the loop has run dry. */
 void ws_destroy(void);

@@ -1,10 +1,11 @@
 'use strict';
 // Per-source limits (core/limits.c): requests per second with a temporary ban (503 with
-// Retry-After or silence), the ban's end, trusted peers exempt, WebSocket connections per
-// address, and bindings per AOR.
+// Retry-After or silence), the ban's end, trusted peers exempt, WebSocket and TCP connections
+// per address, and bindings per AOR.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
+const net = require('node:net');
 const WebSocket = require('ws');
 const { startDaemon } = require('../lib/daemon');
 const { SipWs } = require('../lib/sipws');
@@ -165,6 +166,69 @@ test('max_connections_per_ip: the next handshake gets 503 until one closes', asy
   assert.ok(e.ws, 'a slot is free again');
   b.ws.terminate();
   e.ws.terminate();
+});
+
+// A raw TCP connection: resolves { sock, answer } once OPTIONS is answered on it, or
+// { closed: true } if sipedge closes it first (refused right after accept).
+function tcpProbe(port, n) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.write(`OPTIONS sip:${DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK-lim${n}\r\n` +
+        `Max-Forwards: 70\r\nFrom: <sip:a@${DOMAIN}>;tag=f${n}\r\nTo: <sip:${DOMAIN}>\r\n` +
+        `Call-ID: lim${n}-${Date.now()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`);
+    });
+    sock.on('data', (b) => {
+      data += b;
+      const m = /^SIP\/2\.0 (\d+)/m.exec(data);
+      if (m) resolve({ sock, status: Number(m[1]) });
+    });
+    sock.once('close', () => resolve({ closed: true, data }));
+    sock.once('error', (e) => { if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') reject(e); });
+  });
+}
+
+test('max_connections_per_ip on TCP: the next connection is closed at once until one closes', async (t) => {
+  const d = await startDaemon({ listen: ['tcp:127.0.0.1:0', 'ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'],
+    config: 'web_root = "";\nlimits = { max_connections_per_ip = 2; };\n' });
+  t.after(() => d.stop());
+  const a = await tcpProbe(d.ports.tcp, 1);
+  const b = await tcpProbe(d.ports.tcp, 2);
+  assert.equal(a.status, 200);
+  assert.equal(b.status, 200);
+  t.after(() => { a.sock.destroy(); b.sock.destroy(); });
+  const c = await tcpProbe(d.ports.tcp, 3);
+  assert.equal(c.closed, true, 'the third connection is closed');
+  assert.equal(c.data, '', 'and nothing is answered on it');
+  await waitLog(d, /tcp: connection from 127\.0\.0\.1 refused: too many connections from this address/);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 1);
+  // WebSocket connections count against the same address.
+  const w = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
+  assert.equal(w.status, 503);
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 2);
+  // Closing one frees its slot once the daemon has seen the close.
+  a.sock.destroy();
+  let e = await tcpProbe(d.ports.tcp, 4);
+  for (let i = 5; i < 25 && !e.sock; i++) {
+    await sleep(100);
+    e = await tcpProbe(d.ports.tcp, i);
+  }
+  assert.equal(e.status, 200, 'a slot is free again');
+  e.sock.destroy();
+});
+
+test('max_connections_per_ip on TCP: trusted peers are not counted', async (t) => {
+  const d = await startDaemon({ listen: ['tcp:127.0.0.1:0', 'ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'],
+    config: 'web_root = "";\nlimits = { max_connections_per_ip = 1; };\nauth = { trusted_peers = [ "127.0.0.0/8" ]; };\n' });
+  t.after(() => d.stop());
+  const socks = [];
+  t.after(() => socks.forEach((s) => s.destroy()));
+  for (let i = 0; i < 3; i++) {
+    const p = await tcpProbe(d.ports.tcp, 10 + i);
+    assert.equal(p.status, 200, `connection ${i + 1} is served`);
+    socks.push(p.sock);
+  }
+  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 0);
 });
 
 test('registrar.max_bindings_per_aor: one binding too many is refused 403, the others stay', async (t) => {

@@ -1,6 +1,7 @@
 'use strict';
-// SIGHUP reloads tls.cert and tls.key: a new WSS connection sees the new certificate while one
-// opened before keeps working on the old; a broken pair leaves the one in force.
+// SIGHUP reloads tls.cert and tls.key: a new WSS or SIP-over-TLS connection sees the new
+// certificate while one opened before keeps working on the old; a broken pair leaves the one in
+// force.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -23,9 +24,9 @@ function makeCert(dir, name) {
 }
 
 // The certificate a fresh TLS connection is shown: its CN.
-function servedName(host, port) {
+function servedName(host, port, alpn = ['http/1.1']) {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+    const s = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: alpn }, () => {
       const cn = s.getPeerCertificate().subject.CN;
       s.destroy();
       resolve(cn);
@@ -39,12 +40,42 @@ async function waitLog(d, re) {
   assert.match(d.log(), re);
 }
 
+// A SIP-over-TLS connection that answers OPTIONS one at a time: send() resolves the status.
+function sipTls(port) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    let waiting = null;
+    let n = 0;
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => resolve({
+      socket: s,
+      send() {
+        n++;
+        s.write(`OPTIONS sip:${DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bK-r${n}\r\n` +
+          `Max-Forwards: 70\r\nFrom: <sip:a@${DOMAIN}>;tag=f${n}\r\nTo: <sip:${DOMAIN}>\r\n` +
+          `Call-ID: reload${n}-${Date.now()}\r\nCSeq: ${n} OPTIONS\r\nContent-Length: 0\r\n\r\n`);
+        return new Promise((res) => { waiting = res; });
+      },
+    }));
+    s.on('data', (b) => {
+      data += b;
+      const m = /^SIP\/2\.0 (\d+)[^]*?\r\n\r\n/m.exec(data);
+      if (m && waiting) {
+        data = data.slice(m.index + m[0].length);
+        const w = waiting;
+        waiting = null;
+        w(Number(m[1]));
+      }
+    });
+    s.once('error', reject);
+  });
+}
+
 function options(ua) {
   ua.send(ua.request({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, to: `sip:${DOMAIN}` }).text);
   return ua.expectResponse('OPTIONS');
 }
 
-test('SIGHUP: new WSS connections get the new certificate, open ones stay up', async (t) => {
+test('SIGHUP: new WSS and TLS connections get the new certificate, open ones stay up', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-tls-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
@@ -52,7 +83,7 @@ test('SIGHUP: new WSS connections get the new certificate, open ones stay up', a
   const second = makeCert(dir, 'second');
   fs.copyFileSync(first.cert, live.cert);
   fs.copyFileSync(first.key, live.key);
-  const d = await startDaemon({ listen: ['wss:127.0.0.1:0', 'wss:[::1]:0'], domains: [DOMAIN],
+  const d = await startDaemon({ listen: ['wss:127.0.0.1:0', 'wss:[::1]:0', 'tls:127.0.0.1:0'], domains: [DOMAIN],
     args: ['--no-auth', '--tls-cert', live.cert, '--tls-key', live.key] });
   t.after(() => d.stop());
   assert.equal(await servedName('127.0.0.1', d.ports.wss), 'first');
@@ -62,6 +93,11 @@ test('SIGHUP: new WSS connections get the new certificate, open ones stay up', a
   t.after(() => before.ws.terminate());
   assert.equal(before.ws._socket.getPeerCertificate().subject.CN, 'first');
   assert.equal((await options(before)).status_code, 200);
+  assert.equal(await servedName('127.0.0.1', d.ports.tls, null), 'first');
+  const sipBefore = await sipTls(d.ports.tls);
+  t.after(() => sipBefore.socket.destroy());
+  assert.equal(sipBefore.socket.getPeerCertificate().subject.CN, 'first');
+  assert.equal(await sipBefore.send(), 200);
 
   // The files are replaced (as certbot does) and the daemon told.
   fs.copyFileSync(second.cert, live.cert);
@@ -69,17 +105,28 @@ test('SIGHUP: new WSS connections get the new certificate, open ones stay up', a
   d.child.kill('SIGHUP');
   await waitLog(d, /tls: wss listener 127\.0\.0\.1 port \d+: certificate reloaded/);
   await waitLog(d, /tls: wss listener ::1 port \d+: certificate reloaded/);
+  await waitLog(d, /tls: tls listener 127\.0\.0\.1 port \d+: certificate reloaded/);
+  assert.equal(await servedName('127.0.0.1', d.ports.tls, null), 'second');
   assert.equal(await servedName('127.0.0.1', d.ports.wss), 'second');
   assert.equal(await servedName('::1', d.ports.wss6), 'second');
   // The connection from before is still open and served.
   assert.equal(before.ws.readyState, 1);
   assert.equal((await options(before)).status_code, 200);
+  // So is the SIP-over-TLS one, still on the first certificate.
+  assert.equal(sipBefore.socket.getPeerCertificate().subject.CN, 'first');
+  assert.equal(await sipBefore.send(), 200);
+  const sipAfter = await sipTls(d.ports.tls);
+  t.after(() => sipAfter.socket.destroy());
+  assert.equal(sipAfter.socket.getPeerCertificate().subject.CN, 'second');
+  assert.equal(await sipAfter.send(), 200);
 
   // A certificate without its key: refused, the second certificate stays.
   fs.copyFileSync(first.cert, live.cert);
   d.child.kill('SIGHUP');
   await waitLog(d, /tls: cannot reload .*keeping the certificate in force/);
   assert.equal(await servedName('127.0.0.1', d.ports.wss), 'second');
+  assert.equal(await servedName('127.0.0.1', d.ports.tls, null), 'second');
+  assert.equal((d.log().match(/tls: cannot reload/g) || []).length, 1, 'the pair is checked once');
   const after = await SipWs.connect(`wss://127.0.0.1:${d.ports.wss}/`, { user: 'bob', domain: DOMAIN,
     wsOptions: { rejectUnauthorized: false } });
   t.after(() => after.ws.terminate());

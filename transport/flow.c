@@ -41,6 +41,20 @@ void flow_init(const char *configured_secret)
 		next_id = ((uint64_t)start << 20) | 1;
 }
 
+void flow_unmap_v4(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+		return;
+	struct sockaddr_in a4;
+	memset(&a4, 0, sizeof(a4));
+	a4.sin_family = AF_INET;
+	a4.sin_port = a6->sin6_port;
+	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &a4, sizeof(a4));
+}
+
 void flow_on_gone(flow_gone_fn fn)
 {
 	if (n_observers < MAX_OBSERVERS)

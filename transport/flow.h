@@ -38,6 +38,9 @@ struct flow {
 };
 
 void flow_init(const char *secret);
+/** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; turn such an address into plain
+ *  IPv4 so that logs, received=, limits and comparisons see one form. */
+void flow_unmap_v4(struct sockaddr_storage *ss);
 /** Close every flow (at shutdown). */
 void flow_close_all(void);
 void flow_shutdown(void);

@@ -103,21 +103,6 @@ static bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 	return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
 
-/** An IPv6 socket that also takes IPv4 reports such peers mapped: show and compare them as IPv4. */
-static void unmap_v4(struct sockaddr_storage *ss)
-{
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-		return;
-	struct sockaddr_in a4;
-	memset(&a4, 0, sizeof(a4));
-	a4.sin_family = AF_INET;
-	a4.sin_port = a6->sin6_port;
-	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, &a4, sizeof(a4));
-}
-
 static void queue_clear(struct queue *q)
 {
 	while (q->head) {
@@ -313,7 +298,7 @@ static struct stream_conn *conn_accept(struct lws *wsi)
 	memset(&peer, 0, sizeof(peer));
 	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) != 0)
 		peer.ss_family = AF_UNSPEC;
-	unmap_v4(&peer);
+	flow_unmap_v4(&peer);
 	/* limits.max_connections_per_ip, and no new connection for a banned source: closed as
 	 * soon as it is accepted, before a byte (or a TLS handshake) is read. */
 	const char *why;

@@ -190,21 +190,6 @@ static void on_ping_timer(uv_timer_t *t)
 	uv_timer_start(&c->ping_timer, on_ping_timer, (uint64_t)W.cfg->ws_pong_timeout * 1000, 0);
 }
 
-/** lws listens on IPv6 sockets that also take IPv4; show and compare such peers as IPv4. */
-static void unmap_v4(struct sockaddr_storage *ss)
-{
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-		return;
-	struct sockaddr_in a4;
-	memset(&a4, 0, sizeof(a4));
-	a4.sin_family = AF_INET;
-	a4.sin_port = a6->sin6_port;
-	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, &a4, sizeof(a4));
-}
-
 static struct ws_conn *conn_open(struct lws *wsi)
 {
 	struct ws_conn *c = calloc(1, sizeof(*c));
@@ -217,7 +202,7 @@ static struct ws_conn *conn_open(struct lws *wsi)
 	memset(&peer, 0, sizeof(peer));
 	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &plen) != 0)
 		peer.ss_family = AF_UNSPEC;
-	unmap_v4(&peer);
+	flow_unmap_v4(&peer);
 	c->flow = flow_create(c->local->proto, (struct sockaddr *)&peer, c->local, &ws_flow_ops, c);
 	if (!c->flow) {
 		free(c);

@@ -9,6 +9,7 @@ const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
 const { spawn } = require('node:child_process');
+const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
 const { freeUdpPort } = require('../lib/kamailio');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
@@ -45,22 +46,6 @@ async function startDns(records) {
 async function logged(server, re) {
   for (let i = 0; i < 30 && !re.test(server.log()); i++) await new Promise((r) => setTimeout(r, 100));
   assert.match(server.log(), re);
-}
-
-function sipp(args) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-sipp-'));
-  const child = spawn('sipp', ['-nostdin', '-trace_err', '-timeout', '30s', '-timeout_error', ...args],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b) => { out += b; });
-  child.stderr.on('data', (b) => { out += b; });
-  const done = new Promise((resolve) => child.on('exit', (code) => {
-    let errors = '';
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('errors.log')) errors += fs.readFileSync(path.join(dir, f), 'utf8');
-    fs.rmSync(dir, { recursive: true, force: true });
-    resolve({ code, out, errors });
-  }));
-  return { child, done };
 }
 
 test('an upstream name resolves by NAPTR, SRV and A; the call fails over from the dead SRV target to the live one', async (t) => {

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
-const { spawn } = require('node:child_process');
+const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
 const { startKamailio, freeUdpPort } = require('../lib/kamailio');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
@@ -22,22 +22,6 @@ const edgeConfig = (kport) => `registrar = { mode = "edge"; };
 routing = { upstreams = [ "sip:127.0.0.1:${kport};transport=udp" ]; };
 auth = { disabled = true; trusted_peers = [ "127.0.0.1" ]; };
 `;
-
-function sipp(args) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-sipp-'));
-  const child = spawn('sipp', ['-nostdin', '-trace_err', '-timeout', '30s', '-timeout_error', ...args],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b) => { out += b; });
-  child.stderr.on('data', (b) => { out += b; });
-  const done = new Promise((resolve) => child.on('exit', (code) => {
-    let errors = '';
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('errors.log')) errors += fs.readFileSync(path.join(dir, f), 'utf8');
-    fs.rmSync(dir, { recursive: true, force: true });
-    resolve({ code, out, errors });
-  }));
-  return { child, done };
-}
 
 async function metrics(d) {
   return (await fetch(`http://127.0.0.1:${d.ports.ws}/metrics`)).text();

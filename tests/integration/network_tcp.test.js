@@ -12,7 +12,8 @@ const tls = require('node:tls');
 const fs = require('node:fs');
 const os = require('node:os');
 const http = require('node:http');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
+const { sipp } = require('../lib/sipp');
 const { startDaemon, freePort } = require('../lib/daemon');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
@@ -34,21 +35,6 @@ function makeCert(name) {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
     '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
   return { key, cert };
-}
-
-function sipp(args) {
-  const dir = fs.mkdtempSync(path.join(TMP, 'sipp-'));
-  const child = spawn('sipp', ['-nostdin', '-trace_err', '-timeout', '30s', '-timeout_error', ...args],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b) => { out += b; });
-  child.stderr.on('data', (b) => { out += b; });
-  const done = new Promise((resolve) => child.on('exit', (code) => {
-    let errors = '';
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('errors.log')) errors += fs.readFileSync(path.join(dir, f), 'utf8');
-    resolve({ code, out, errors });
-  }));
-  return { child, done };
 }
 
 async function phone(t, d, user) {

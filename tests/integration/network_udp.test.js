@@ -5,10 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const dgram = require('node:dgram');
-const fs = require('node:fs');
-const os = require('node:os');
-const { spawn } = require('node:child_process');
+const { sipp, freeUdpPort } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
@@ -16,33 +13,6 @@ const DOMAIN = 'example.com';
 // SIPp plays the SIP network, trusted by address as a PBX or carrier would be.
 const TRUST = 'auth = { trusted_peers = [ "127.0.0.0/8", "::1" ]; };\n';
 const SCEN = path.resolve(__dirname, '..', 'sipp', 'scenarios');
-
-function freeUdpPort() {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// Run sipp; resolves with its exit code and output once it ends.
-function sipp(args) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-sipp-'));
-  const child = spawn('sipp', ['-nostdin', '-trace_err', '-timeout', '30s', '-timeout_error', ...args],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b) => { out += b; });
-  child.stderr.on('data', (b) => { out += b; });
-  const done = new Promise((resolve) => child.on('exit', (code) => {
-    let errors = '';
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('errors.log')) errors += fs.readFileSync(path.join(dir, f), 'utf8');
-    fs.rmSync(dir, { recursive: true, force: true });
-    resolve({ code, out, errors });
-  }));
-  return { child, done };
-}
 
 async function phone(t, d, user) {
   const p = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user, domain: DOMAIN });

@@ -814,21 +814,10 @@ static bool start_next_upstream(struct proxy_ctx *ctx)
  *  and port: on one host several peers share an address. */
 static bool from_upstream(const struct flow *in)
 {
-	for (int i = 0; i < n_upstreams; i++) {
-		const struct sockaddr *a = (const struct sockaddr *)&upstreams[i].dest.addr;
-		if (a->sa_family != in->peer.ss_family)
-			continue;
-		if (a->sa_family == AF_INET) {
-			const struct sockaddr_in *x = (const void *)a, *y = (const void *)&in->peer;
-			if (x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port)
-				return true;
-		} else {
-			const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&in->peer;
-			if (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
-			    x->sin6_port == y->sin6_port)
-				return true;
-		}
-	}
+	for (int i = 0; i < n_upstreams; i++)
+		if (flow_addr_equal((const struct sockaddr *)&upstreams[i].dest.addr,
+				    (const struct sockaddr *)&in->peer))
+			return true;
 	return false;
 }
 

@@ -41,6 +41,8 @@ void flow_init(const char *secret);
 /** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; turn such an address into plain
  *  IPv4 so that logs, received=, limits and comparisons see one form. */
 void flow_unmap_v4(struct sockaddr_storage *ss);
+/** Same peer: family, address and port (and IPv6 scope); padding and flow info do not count. */
+bool flow_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 /** Close every flow (at shutdown). */
 void flow_close_all(void);
 void flow_shutdown(void);

@@ -19,6 +19,7 @@
 #include "core/sip_core.h"
 #include "core/sipmsg.h"
 #include "transport/flow.h"
+#include "transport/sendq.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
@@ -44,17 +45,6 @@ enum conn_state {
 };
 static const char *const state_names[] = {"connecting", "open", "closing"};
 
-struct out_msg {
-	struct out_msg *next;
-	size_t len;
-	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the bytes */
-};
-
-struct queue {
-	struct out_msg *head, *tail;
-	size_t bytes;
-};
-
 struct stream_conn {
 	struct lws *wsi; /* NULL once lws is done with it */
 	struct flow *flow;
@@ -64,8 +54,8 @@ struct stream_conn {
 	bool connect_failed; /* lws reported an error during lws_client_connect_via_info */
 	bool socket_up; /* accepted, or connected: the out queue can be written */
 	struct sipmsg_stream *rx;
-	struct queue out;     /* bytes for the socket */
-	struct queue pending; /* outbound TLS: messages waiting for the handshake */
+	struct sendq out;     /* bytes for the socket */
+	struct sendq pending; /* outbound TLS: messages waiting for the handshake */
 	SSL *ssl;	      /* outbound TLS, with memory BIOs: rbio from, wbio to the network */
 	BIO *rbio, *wbio;
 	uint64_t last_ms; /* uv_now of the last traffic, for tcp.idle_timeout */
@@ -90,63 +80,10 @@ static int tls_handshake(struct stream_conn *c);
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
-/** Address and port only: sockaddr padding must not split one peer in two. */
-static bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return false;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
-static void queue_clear(struct queue *q)
-{
-	while (q->head) {
-		struct out_msg *m = q->head;
-		q->head = m->next;
-		free(m);
-	}
-	q->tail = NULL;
-	q->bytes = 0;
-}
-
-static int queue_add(struct queue *q, const void *data, size_t len)
-{
-	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
-	if (!m)
-		return -1;
-	m->next = NULL;
-	m->len = len;
-	memcpy(m->buf + LWS_PRE, data, len);
-	if (q->tail)
-		q->tail->next = m;
-	else
-		q->head = m;
-	q->tail = m;
-	q->bytes += len;
-	return 0;
-}
-
-static struct out_msg *queue_take(struct queue *q)
-{
-	struct out_msg *m = q->head;
-	if (!m)
-		return NULL;
-	q->head = m->next;
-	if (!q->head)
-		q->tail = NULL;
-	q->bytes -= m->len;
-	return m;
-}
-
 static void conn_free_queue(struct stream_conn *c)
 {
-	queue_clear(&c->out);
-	queue_clear(&c->pending);
+	sendq_clear(&c->out);
+	sendq_clear(&c->pending);
 }
 
 static void conn_free(struct stream_conn *c)
@@ -199,7 +136,7 @@ static void conn_request_close(struct stream_conn *c)
 	if (!c->wsi || c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
-	queue_clear(&c->pending);
+	sendq_clear(&c->pending);
 	if (!c->socket_up) {
 		conn_free_queue(c);
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
@@ -252,10 +189,10 @@ static int stream_flow_send(struct flow *f, const char *data, size_t len)
 			  (unsigned long long)f->id, f->peer_text,
 			  c->state == CONN_CONNECTING ? " (queued until connected)" : "", (int)len, data);
 	if (c->ssl && c->state == CONN_CONNECTING)
-		return queue_add(&c->pending, data, len);
+		return sendq_add(&c->pending, data, len);
 	if (c->ssl)
 		return tls_write(c, data, len);
-	if (queue_add(&c->out, data, len) != 0)
+	if (sendq_add(&c->out, data, len) != 0)
 		return -1;
 	if (c->socket_up) {
 		c->last_ms = uv_now(S.loop);
@@ -475,7 +412,7 @@ static int tls_flush(struct stream_conn *c)
 	char buf[16384];
 	int n;
 	while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
-		if (queue_add(&c->out, buf, (size_t)n) != 0)
+		if (sendq_add(&c->out, buf, (size_t)n) != 0)
 			return -1;
 	if (c->out.head && c->socket_up && c->wsi)
 		lws_callback_on_writable(c->wsi);
@@ -501,9 +438,9 @@ static void conn_established(struct stream_conn *c)
 		 c->flow->peer_text);
 	if (c->state == CONN_CONNECTING)
 		c->state = CONN_OPEN;
-	struct out_msg *m;
-	while (c->state == CONN_OPEN && (m = queue_take(&c->pending))) {
-		tls_write(c, (const char *)m->buf + LWS_PRE, m->len);
+	struct sendq_msg *m;
+	while (c->state == CONN_OPEN && (m = sendq_take(&c->pending))) {
+		tls_write(c, (const char *)sendq_data(m), m->len);
 		free(m);
 	}
 	if (c->out.head || c->state == CONN_CLOSING)
@@ -563,11 +500,11 @@ static int tls_receive(struct stream_conn *c, const char *in, size_t len)
 
 static int conn_writeable(struct stream_conn *c, struct lws *wsi)
 {
-	struct out_msg *m = queue_take(&c->out);
+	struct sendq_msg *m = sendq_take(&c->out);
 	if (!m)
 		return c->state == CONN_CLOSING ? -1 : 0; /* -1: lws closes the connection */
 	/* A partial write is kept by lws and finished before our next WRITEABLE. */
-	int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_RAW);
+	int n = lws_write(wsi, sendq_data(m), m->len, LWS_WRITE_RAW);
 	free(m);
 	if (n < 0)
 		return -1;
@@ -747,8 +684,8 @@ struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *
 	 * one whose peer gave that address as its alias. */
 	for (struct stream_conn *c = S.conns; c; c = c->next)
 		if (c->proto == proto && c->flow && c->state != CONN_CLOSING && !c->flow->closing &&
-		    (addr_equal((const struct sockaddr *)&c->flow->peer, addr) ||
-		     (c->alias.ss_family != AF_UNSPEC && addr_equal((const struct sockaddr *)&c->alias, addr))))
+		    (flow_addr_equal((const struct sockaddr *)&c->flow->peer, addr) ||
+		     (c->alias.ss_family != AF_UNSPEC && flow_addr_equal((const struct sockaddr *)&c->alias, addr))))
 			return c->flow;
 	return conn_connect(proto, addr);
 }

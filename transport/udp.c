@@ -63,20 +63,6 @@ static const struct flow_ops udp_ops = {.send = udp_flow_send, .close = udp_flow
 
 /* ---- the flow table ---- */
 
-/** Address and port only: sockaddr padding and IPv6 flow info must not split one peer in two. */
-static bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return false;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static unsigned addr_hash(const struct udp_listener *l, const struct sockaddr *a)
 {
 	const unsigned char *p;
@@ -137,7 +123,7 @@ static void touch(struct udp_flow *u)
 static struct udp_flow *table_find(const struct udp_listener *l, const struct sockaddr *a)
 {
 	for (struct udp_flow *u = U.table[addr_hash(l, a)]; u; u = u->hnext)
-		if (u->l == l && addr_equal((const struct sockaddr *)&u->flow->peer, a))
+		if (u->l == l && flow_addr_equal((const struct sockaddr *)&u->flow->peer, a))
 			return u;
 	return NULL;
 }

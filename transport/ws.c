@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "core/sip_core.h"
 #include "transport/flow.h"
+#include "transport/sendq.h"
 #include "transport/stream.h"
 
 #include <arpa/inet.h>
@@ -33,12 +34,6 @@
 #define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
 #define SHUTDOWN_DRAIN_MS 500	       /* time given to close frames at shutdown */
 
-struct out_msg {
-	struct out_msg *next;
-	size_t len;
-	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the message */
-};
-
 enum ping_phase { PING_IDLE, PING_AWAIT_PONG };
 
 struct ws_conn {
@@ -51,8 +46,7 @@ struct ws_conn {
 	bool rx_binary;
 	bool reply_binary; /* answer in the opcode the peer last used */
 	/* send queue, one WebSocket message per entry */
-	struct out_msg *out_head, *out_tail;
-	size_t out_bytes;
+	struct sendq out;
 	bool ping_due;
 	enum ping_phase ping_phase;
 	uv_timer_t ping_timer;
@@ -104,22 +98,11 @@ static void lws_log_emit(int level, const char *line)
 
 /* ---- connections and flows -------------------------------------------------------------- */
 
-static void conn_free_queue(struct ws_conn *c)
-{
-	while (c->out_head) {
-		struct out_msg *m = c->out_head;
-		c->out_head = m->next;
-		free(m);
-	}
-	c->out_tail = NULL;
-	c->out_bytes = 0;
-}
-
 static void on_ping_timer_closed(uv_handle_t *h)
 {
 	struct ws_conn *c = h->data;
 	free(c->rx);
-	conn_free_queue(c);
+	sendq_clear(&c->out);
 	free(c);
 }
 
@@ -141,24 +124,14 @@ static int ws_flow_send(struct flow *f, const char *data, size_t len)
 	struct ws_conn *c = f->impl;
 	if (!c || !c->wsi || c->close_code)
 		return -1;
-	if (c->out_bytes + len > MAX_QUEUED_BYTES) {
+	if (c->out.bytes + len > MAX_QUEUED_BYTES) {
 		log_warn("ws: flow %llu from %s is not reading (%zu bytes queued): closing",
-			 (unsigned long long)f->id, f->peer_text, c->out_bytes);
+			 (unsigned long long)f->id, f->peer_text, c->out.bytes);
 		conn_request_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
 		return -1;
 	}
-	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
-	if (!m)
+	if (sendq_add(&c->out, data, len) != 0)
 		return -1;
-	m->next = NULL;
-	m->len = len;
-	memcpy(m->buf + LWS_PRE, data, len);
-	if (c->out_tail)
-		c->out_tail->next = m;
-	else
-		c->out_head = m;
-	c->out_tail = m;
-	c->out_bytes += len;
 	lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -297,20 +270,16 @@ static int conn_writeable(struct ws_conn *c, struct lws *wsi)
 		c->ping_due = false;
 		if (lws_write(wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
 			return -1;
-	} else if (c->out_head) {
-		struct out_msg *m = c->out_head;
-		c->out_head = m->next;
-		if (!c->out_head)
-			c->out_tail = NULL;
-		c->out_bytes -= m->len;
-		int n = lws_write(wsi, m->buf + LWS_PRE, m->len,
+	} else if (c->out.head) {
+		struct sendq_msg *m = sendq_take(&c->out);
+		int n = lws_write(wsi, sendq_data(m), m->len,
 				  c->reply_binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
 		int short_write = n < (int)m->len;
 		free(m);
 		if (short_write)
 			return -1;
 	}
-	if (c->out_head || c->ping_due)
+	if (c->out.head || c->ping_due)
 		lws_callback_on_writable(wsi);
 	return 0;
 }

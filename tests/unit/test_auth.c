@@ -23,6 +23,7 @@
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
+#include "tests/unit/outbox.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 
@@ -432,24 +433,7 @@ END_TEST
 
 /* ---- the policy, through sip_core_receive ---- */
 
-#define MAX_SENT 32
 #define DOMAIN "example.com"
-
-struct outbox {
-	char *msg[MAX_SENT];
-	int n;
-};
-
-static int box_send(struct flow *f, const char *data, size_t len)
-{
-	struct outbox *b = f->impl;
-	if (b->n < MAX_SENT)
-		b->msg[b->n++] = strndup(data, len);
-	return 0;
-}
-
-static void box_close(struct flow *f) {}
-static const struct flow_ops box_ops = {.send = box_send, .close = box_close};
 
 static struct config cfg;
 static uv_loop_t loop;
@@ -459,12 +443,7 @@ static const struct listen_spec listener = {.proto = PROTO_WS, .host = "127.0.0.
 static char users_path[64];
 static unsigned seq;
 
-static void clear_box(int i)
-{
-	for (int k = 0; k < boxes[i].n; k++)
-		free(boxes[i].msg[k]);
-	boxes[i].n = 0;
-}
+static void clear_box(int i) { outbox_clear(&boxes[i]); }
 
 static void write_users(const char *text)
 {
@@ -503,7 +482,7 @@ static void start(void (*adjust)(struct config *))
 	for (int i = 0; i < 3; i++) {
 		struct sockaddr_storage ss = addr_of(peers[i]);
 		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)(42000 + i));
-		flows[i] = flow_create(PROTO_WS, (struct sockaddr *)&ss, &listener, &box_ops, &boxes[i]);
+		flows[i] = flow_create(PROTO_WS, (struct sockaddr *)&ss, &listener, &outbox_ops, &boxes[i]);
 		ck_assert_ptr_nonnull(flows[i]);
 	}
 }

@@ -14,26 +14,10 @@
 #include "proxy/proxy.h"
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
+#include "tests/unit/outbox.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 
-#define MAX_SENT 32
-
-struct outbox {
-	char *msg[MAX_SENT];
-	int n;
-};
-
-static int box_send(struct flow *f, const char *data, size_t len)
-{
-	struct outbox *b = f->impl;
-	if (b->n < MAX_SENT)
-		b->msg[b->n++] = strndup(data, len);
-	return 0;
-}
-
-static void box_close(struct flow *f) {}
-static const struct flow_ops box_ops = {.send = box_send, .close = box_close};
 
 static struct config cfg;
 static uv_loop_t loop;
@@ -45,25 +29,16 @@ static void open_flow(int i)
 {
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(41000 + i))};
 	peer.sin_addr.s_addr = htonl(0x7f000001);
-	flows[i] = flow_create(PROTO_WS, (struct sockaddr *)&peer, &listener, &box_ops, &boxes[i]);
+	flows[i] = flow_create(PROTO_WS, (struct sockaddr *)&peer, &listener, &outbox_ops, &boxes[i]);
 	ck_assert_ptr_nonnull(flows[i]);
 }
 
-static void clear_box(int i)
-{
-	for (int k = 0; k < boxes[i].n; k++)
-		free(boxes[i].msg[k]);
-	boxes[i].n = 0;
-}
+static void clear_box(int i) { outbox_clear(&boxes[i]); }
 
 /** The first message in box i starting with prefix (and containing needle, if given). */
 static const char *find_sent(int i, const char *prefix, const char *needle)
 {
-	for (int k = 0; k < boxes[i].n; k++)
-		if (strncmp(boxes[i].msg[k], prefix, strlen(prefix)) == 0 &&
-		    (!needle || strstr(boxes[i].msg[k], needle)))
-			return boxes[i].msg[k];
-	return NULL;
+	return outbox_find(&boxes[i], prefix, needle);
 }
 
 static int count_lines(const char *msg, const char *prefix)

@@ -6,6 +6,7 @@
 const dgram = require('node:dgram');
 const Parser = require('jssip/lib/Parser');
 const { rand } = require('./sipws');
+const { MessageQueue } = require('./msgqueue');
 
 class SipUdp {
   constructor(sock, { host, port, domain }) {
@@ -14,15 +15,13 @@ class SipUdp {
     this.port = port;
     this.domain = domain || 'example.com';
     this.local = sock.address();
-    this.queue = [];
-    this.waiters = [];
+    this.inbox = new MessageQueue();
     sock.on('message', (buf) => {
       const text = buf.toString('latin1');
       const msg = /^\s*$/.test(text) ? null : Parser.parseMessage(text, null);
       if (!msg) return;
       msg.text = text;
-      this.queue.push(msg);
-      this.pump();
+      this.inbox.push(msg);
     });
   }
 
@@ -39,31 +38,9 @@ class SipUdp {
         (e) => (e ? reject(e) : resolve())));
   }
 
-  pump() {
-    for (let i = 0; i < this.waiters.length; i++) {
-      const w = this.waiters[i];
-      const idx = this.queue.findIndex(w.pred);
-      if (idx >= 0) {
-        const [msg] = this.queue.splice(idx, 1);
-        this.waiters.splice(i, 1);
-        i--;
-        clearTimeout(w.timer);
-        w.resolve(msg);
-      }
-    }
-  }
-
   // The next received message matching pred; null after timeout ms (silence is an answer too).
   next(pred = () => true, timeout = 3000) {
-    return new Promise((resolve) => {
-      const w = { pred, resolve };
-      w.timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        resolve(null);
-      }, timeout);
-      this.waiters.push(w);
-      this.pump();
-    });
+    return this.inbox.wait(pred, timeout, () => null);
   }
 
   // The final response for this Call-ID (or any final response), null on silence.

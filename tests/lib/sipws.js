@@ -5,6 +5,7 @@
 const crypto = require('node:crypto');
 const WebSocket = require('ws');
 const Parser = require('jssip/lib/Parser');
+const { MessageQueue } = require('./msgqueue');
 
 const rand = (n = 8) => crypto.randomBytes(n).toString('hex');
 
@@ -15,8 +16,7 @@ class SipWs {
     this.domain = domain;
     this.host = `${rand(5)}.invalid`;
     this.contactUri = `sip:${user}-${rand(4)}@${this.host};transport=ws`;
-    this.queue = [];
-    this.waiters = [];
+    this.inbox = new MessageQueue();
     this.raw = [];
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
     ws.on('message', (data) => {
@@ -26,8 +26,7 @@ class SipWs {
       const msg = Parser.parseMessage(text, null);
       if (!msg) throw new Error(`unparsable message from sipedge:\n${text}`);
       msg.text = text;
-      this.queue.push(msg);
-      this.pump();
+      this.inbox.push(msg);
     });
   }
 
@@ -42,31 +41,11 @@ class SipWs {
 
   get aor() { return `sip:${this.user}@${this.domain}`; }
 
-  pump() {
-    for (let i = 0; i < this.waiters.length; i++) {
-      const w = this.waiters[i];
-      const idx = this.queue.findIndex(w.pred);
-      if (idx >= 0) {
-        const [msg] = this.queue.splice(idx, 1);
-        this.waiters.splice(i, 1);
-        i--;
-        clearTimeout(w.timer);
-        w.resolve(msg);
-      }
-    }
-  }
-
   // Wait for the next received message matching pred (already queued ones count).
   expect(pred, what = 'message', timeout = 5000) {
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve };
-      w.timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        const seen = this.queue.map((m) => (m.method ? m.method : `${m.status_code} ${m.reason_phrase}`)).join(', ');
-        reject(new Error(`${this.user}: timed out waiting for ${what} (queued: ${seen || 'none'})`));
-      }, timeout);
-      this.waiters.push(w);
-      this.pump();
+    return this.inbox.wait(pred, timeout, () => {
+      const seen = this.inbox.queue.map((m) => (m.method && !m.status_code ? m.method : `${m.status_code} ${m.reason_phrase}`)).join(', ');
+      throw new Error(`${this.user}: timed out waiting for ${what} (queued: ${seen || 'none'})`);
     });
   }
 

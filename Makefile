@@ -1,5 +1,6 @@
 # Top-level driver: autotools do the real build, out of tree, in build/.
-#   make deps   install the Debian packages (and test npm modules) that are missing
+#   make deps   install the Debian packages that are missing, and libwebsockets rebuilt with
+#               packaging/libwebsockets/ (tools/install-libwebsockets, once: about a minute)
 #   make        build build/sipedge and the demo softphone's bundle (make web)
 #   make run    deps + build, then run the daemon in the foreground on etc/sipedge.conf
 #   make check  deps + sanitizer build + every test
@@ -33,6 +34,7 @@ $(WEB_BUNDLE): web-src/phone.js web-src/node_modules/.package-lock.json
 
 deps:
 	@tools/install-deps build
+	@tools/install-libwebsockets
 
 deps-test:
 	@tools/install-deps test

@@ -582,6 +582,30 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	return 0;
 }
 
+/* RFC 6455 §5.1: a server must close the connection on an unmasked client frame. The check
+ * lives in libwebsockets' frame parser and the application never sees the mask bit: 5.0 and
+ * later check it, Debian 12's 4.1.6 only when rebuilt with packaging/libwebsockets/, which
+ * marks its version string. */
+static bool library_refuses_unmasked_frames(const char *version)
+{
+	return atoi(version) >= 5 || strstr(version, "rfc6455-mask") != NULL;
+}
+
+static void report_library(const struct config *cfg)
+{
+	const char *version = lws_get_library_version();
+	bool refuses = library_refuses_unmasked_frames(version);
+	metrics_set(M_WS_UNMASKED_REFUSED, refuses);
+	log_info("ws: libwebsockets %s", version);
+	bool serves_ws = false;
+	for (int i = 0; i < cfg->n_listen; i++)
+		serves_ws |= cfg->listen[i].proto == PROTO_WS || cfg->listen[i].proto == PROTO_WSS;
+	if (serves_ws && !refuses)
+		log_warn("ws: libwebsockets %s accepts unmasked client frames (RFC 6455 5.1 says close "
+			 "them): install the patched build with tools/install-libwebsockets",
+			 version);
+}
+
 int ws_start(uv_loop_t *loop, const struct config *cfg)
 {
 	memset(&W, 0, sizeof(W));
@@ -605,6 +629,7 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 		log_error("ws: cannot create the libwebsockets context");
 		return -1;
 	}
+	report_library(cfg);
 	for (int i = 0; i < cfg->n_listen; i++) {
 		const struct listen_spec *s = &cfg->listen[i];
 		if (s->proto != PROTO_WS && s->proto != PROTO_WSS)

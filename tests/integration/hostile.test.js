@@ -5,6 +5,7 @@
 // sanitizers stay quiet (d.stop() fails on any report).
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const net = require('node:net');
 const crypto = require('node:crypto');
 const { startDaemon } = require('../lib/daemon');
@@ -259,20 +260,62 @@ test('malformed WebSocket frames: each gets its close code, other clients are se
   await assertServing(d, alice);
 });
 
-test('an unmasked client frame is read like a masked one (libwebsockets 4.1 does not refuse it)', async (t) => {
-  // RFC 6455 §5.1 says a server must close on an unmasked client frame; lws 4.1.6 offers no way
-  // to see the mask bit. Masking protects intermediaries from a browser's frames, not us: the
-  // message is parsed like any other and answered, and nothing breaks.
+// RFC 6455 §5.1: the server closes on any frame the client did not mask. Debian 12's
+// libwebsockets 4.1.6 needs packaging/libwebsockets/ for this (tools/install-libwebsockets).
+const UNMASKED = [
+  ['an unmasked text frame', frame(0x1, 'OPTIONS', { mask: false })],
+  ['an unmasked empty binary frame', frame(0x2, '', { mask: false })],
+  ['an unmasked ping', frame(0x9, 'x', { mask: false })],
+  ['an unmasked close', frame(0x8, Buffer.from([0x03, 0xe8]), { mask: false })],
+  ['a masked first fragment, then an unmasked continuation',
+    Buffer.concat([frame(0x1, 'OPTIONS ', { fin: false }), frame(0x0, 'sip:x SIP/2.0', { mask: false })])],
+  ['a masked frame, then an unmasked one', Buffer.concat([frame(0xA, 'pong'), frame(0x1, 'x', { mask: false })])],
+];
+
+function metric(port, name) {
+  return new Promise((resolve, reject) => {
+    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
+      let body = '';
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => {
+        const m = body.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+        resolve(m ? Number(m[1]) : null);
+      });
+    }).on('error', reject);
+  });
+}
+
+test('unmasked client frames are closed with 1002, their requests unanswered', async (t) => {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
   t.after(() => d.stop());
+  assert.equal(await metric(d.ports.ws, 'sipedge_ws_unmasked_frames_refused'), 1,
+    'the libwebsockets in use refuses unmasked frames (tools/install-libwebsockets)');
   const alice = await registerAlice(d);
   t.after(() => alice.ws.terminate());
-  const { s, rest } = await rawWebSocket(d.ports.ws);
-  t.after(() => s.destroy());
-  let buf = rest;
-  const got = new Promise((resolve) => s.on('data', (b) => { buf = Buffer.concat([buf, b]); if (/SIP\/2\.0 \d{3}/.test(buf.toString('latin1'))) resolve(buf.toString('latin1')); }));
-  s.write(frame(0x1, baseRequest(`SIP/2.0/WS ${rand(4)}.invalid`), { mask: false }));
-  assert.match(await got, /SIP\/2\.0 200 OK/);
+
+  // A whole SIP request in an unmasked frame: never parsed, never answered.
+  {
+    const { s, rest } = await rawWebSocket(d.ports.ws);
+    let seen = rest;
+    s.on('data', (b) => { seen = Buffer.concat([seen, b]); });
+    s.write(frame(0x1, baseRequest(`SIP/2.0/WS ${rand(4)}.invalid`), { mask: false }));
+    const r = await serverClose(s, rest, 7000);
+    s.destroy();
+    assert.equal(r.code, 1002, 'unmasked SIP request: close code');
+    assert.ok(r.closed, 'unmasked SIP request: connection closed');
+    assert.doesNotMatch(seen.toString('latin1'), /SIP\/2\.0 \d{3}/, 'unmasked SIP request was answered');
+  }
+  const results = await Promise.all(UNMASKED.map(async ([, bytes]) => {
+    const { s, rest } = await rawWebSocket(d.ports.ws);
+    s.write(bytes);
+    const r = await serverClose(s, rest, 7000);
+    s.destroy();
+    return r;
+  }));
+  UNMASKED.forEach(([name], i) => {
+    assert.equal(results[i].code, 1002, `${name}: close code`);
+    assert.ok(results[i].closed, `${name}: connection closed`);
+  });
   await assertServing(d, alice);
 });
 

@@ -11,7 +11,7 @@ const os = require('node:os');
 const { spawn } = require('node:child_process');
 const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
-const { freeUdpPort } = require('../lib/kamailio');
+const { freeUdpPort } = require('../lib/ports');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
 const SCEN = path.resolve(__dirname, '..', 'sipp', 'scenarios');

@@ -11,7 +11,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
-const { startKamailio, freeUdpPort } = require('../lib/kamailio');
+const { startKamailio } = require('../lib/kamailio');
+const { freeUdpPort } = require('../lib/ports');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
 const DOMAIN = 'example.com';

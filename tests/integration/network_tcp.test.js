@@ -14,7 +14,8 @@ const os = require('node:os');
 const http = require('node:http');
 const { execFileSync } = require('node:child_process');
 const { sipp } = require('../lib/sipp');
-const { startDaemon, freePort } = require('../lib/daemon');
+const { startDaemon } = require('../lib/daemon');
+const { freePort } = require('../lib/ports');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
 const DOMAIN = 'example.com';

@@ -5,7 +5,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { sipp, freeUdpPort } = require('../lib/sipp');
+const { sipp } = require('../lib/sipp');
+const { freeUdpPort } = require('../lib/ports');
 const { startDaemon } = require('../lib/daemon');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 

@@ -4,24 +4,13 @@
 //   d.ports.ws  -> the port bound (when 0 was asked, a free port is picked first)
 //   await d.stop()  -> SIGTERM; rejects if the exit is unclean or a sanitizer spoke
 const { spawn } = require('node:child_process');
-const net = require('node:net');
+const { freePort, freeUdpPort } = require('./ports');
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = process.env.SIPEDGE_BIN || path.join(ROOT, 'build', 'sipedge');
-
-function freePort(host = '127.0.0.1') {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function writeTempConfig(text) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-test-'));
@@ -48,7 +37,7 @@ async function startDaemon(options = {}) {
     const [, proto, hostPart] = m;
     let port = Number(m[3]);
     const host = hostPart.replace(/^\[|\]$/g, '');
-    if (port === 0) port = await freePort(host);
+    if (port === 0) port = proto === 'udp' ? await freeUdpPort(host) : await freePort(host);
     resolved.push(`${proto}:${hostPart}:${port}`);
     const key = host.includes(':') ? `${proto}6` : proto;
     if (!(key in ports)) ports[key] = port;
@@ -112,4 +101,4 @@ async function startDaemon(options = {}) {
   };
 }
 
-module.exports = { startDaemon, freePort, ROOT, BIN };
+module.exports = { startDaemon, ROOT, BIN };

@@ -8,19 +8,10 @@ const dgram = require('node:dgram');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { freeUdpPort } = require('./ports');
 
 const BIN = process.env.KAMAILIO_BIN || '/usr/sbin/kamailio';
 const CFG = path.resolve(__dirname, '..', 'kamailio', 'registrar.cfg');
-
-function freeUdpPort() {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Ask with OPTIONS until kamailio answers anything: its workers are then up.
 async function waitReady(port, isDead) {
@@ -79,4 +70,4 @@ async function startKamailio() {
   };
 }
 
-module.exports = { startKamailio, freeUdpPort };
+module.exports = { startKamailio };

@@ -1,20 +1,9 @@
 'use strict';
-// SIPp (Debian sip-tester) as the SIP network in node tests: run a scenario, and find free ports.
+// SIPp (Debian sip-tester) as the SIP network in node tests: run a scenario.
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
-const dgram = require('node:dgram');
 const { spawn } = require('node:child_process');
-
-function freeUdpPort() {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Run sipp with args in a scratch directory; done resolves with its exit code, its output and
 // its error log once it ends.
@@ -34,4 +23,4 @@ function sipp(args) {
   return { child, done };
 }
 
-module.exports = { sipp, freeUdpPort };
+module.exports = { sipp };

@@ -5,7 +5,6 @@
 // sanitizers stay quiet (d.stop() fails on any report).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const net = require('node:net');
 const crypto = require('node:crypto');
 const { startDaemon } = require('../lib/daemon');
@@ -272,23 +271,10 @@ const UNMASKED = [
   ['a masked frame, then an unmasked one', Buffer.concat([frame(0xA, 'pong'), frame(0x1, 'x', { mask: false })])],
 ];
 
-function metric(port, name) {
-  return new Promise((resolve, reject) => {
-    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
-      let body = '';
-      res.on('data', (c) => { body += c; });
-      res.on('end', () => {
-        const m = body.match(new RegExp(`^${name} (\\d+)$`, 'm'));
-        resolve(m ? Number(m[1]) : null);
-      });
-    }).on('error', reject);
-  });
-}
-
 test('unmasked client frames are closed with 1002, their requests unanswered', async (t) => {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
   t.after(() => d.stop());
-  assert.equal(await metric(d.ports.ws, 'sipedge_ws_unmasked_frames_refused'), 1,
+  assert.equal((await d.metrics()).sipedge_ws_unmasked_frames_refused, 1,
     'the libwebsockets in use refuses unmasked frames (tools/install-libwebsockets)');
   const alice = await registerAlice(d);
   t.after(() => alice.ws.terminate());

@@ -4,7 +4,6 @@
 // per address, and bindings per AOR.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const net = require('node:net');
 const WebSocket = require('ws');
 const { startDaemon } = require('../lib/daemon');
@@ -18,19 +17,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function waitLog(d, re) {
   for (let i = 0; i < 50 && !re.test(d.log()); i++) await sleep(100);
   assert.match(d.log(), re);
-}
-
-function metric(port, name) {
-  return new Promise((resolve, reject) => {
-    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
-      let body = '';
-      res.on('data', (b) => { body += b; });
-      res.on('end', () => {
-        const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
-        resolve(m ? Number(m[1]) : undefined);
-      });
-    }).on('error', reject);
-  });
 }
 
 // Upgrade; resolves { status } for a refused handshake or { ws } for an accepted one.
@@ -72,16 +58,16 @@ test('a source over requests_per_second is banned: 503 with Retry-After, WS hand
   const retry = Number(replies[11].getHeader('Retry-After'));
   assert.ok(retry >= 1 && retry <= 2, `Retry-After ${retry}`);
   await waitLog(d, /limits: 127\.0\.0\.1 sent more than 5 requests\/s .*banned for 2 s/);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 1);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_banned_sources'), 1);
-  assert.ok(await metric(d.ports.ws, 'sipedge_limits_rejected_total') >= 7);
+  assert.equal((await d.metrics()).sipedge_limits_bans_total, 1);
+  assert.equal((await d.metrics()).sipedge_limits_banned_sources, 1);
+  assert.ok((await d.metrics()).sipedge_limits_rejected_total >= 7);
   // The same address cannot open a WebSocket while banned.
   const h = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
   assert.equal(h.status, 503);
   assert.match(h.body, /banned/);
   await sleep(3100);
   await waitLog(d, /limits: ban on 127\.0\.0\.1 ended/);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_banned_sources'), 0);
+  assert.equal((await d.metrics()).sipedge_limits_banned_sources, 0);
   const after = await burst(peer, 1);
   assert.equal(after[0] && after[0].status_code, 200, 'served again once the ban is over');
   const ok = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
@@ -99,7 +85,7 @@ test('a paced source stays under the limit', async (t) => {
     assert.equal(r[0] && r[0].status_code, 200, `request ${i}`);
     await sleep(250); // 4 per second against a limit of 5
   }
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 0);
+  assert.equal((await d.metrics()).sipedge_limits_bans_total, 0);
 });
 
 test('ban_action = "drop": a banned source hears nothing', async (t) => {
@@ -109,8 +95,8 @@ test('ban_action = "drop": a banned source hears nothing', async (t) => {
   t.after(() => peer.close());
   const statuses = (await burst(peer, 10, 1000)).map((m) => m && m.status_code);
   assert.deepEqual(statuses, [200, 200, 200, 200, 200, null, null, null, null, null]);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 1);
-  assert.ok(await metric(d.ports.ws, 'sipedge_limits_rejected_total') >= 5);
+  assert.equal((await d.metrics()).sipedge_limits_bans_total, 1);
+  assert.ok((await d.metrics()).sipedge_limits_rejected_total >= 5);
 });
 
 test('trusted peers are never limited', async (t) => {
@@ -121,7 +107,7 @@ test('trusted peers are never limited', async (t) => {
   t.after(() => peer.close());
   const statuses = (await burst(peer, 30)).map((m) => m && m.status_code);
   assert.deepEqual(statuses, Array(30).fill(200));
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_bans_total'), 0);
+  assert.equal((await d.metrics()).sipedge_limits_bans_total, 0);
 });
 
 test('WebSocket: a banned client gets 503 on its own connection too', async (t) => {
@@ -155,7 +141,7 @@ test('max_connections_per_ip: the next handshake gets 503 until one closes', asy
   const c = await handshake(url);
   assert.equal(c.status, 503);
   assert.match(c.body, /too many connections/);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 1);
+  assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 1);
   await new Promise((resolve) => { a.ws.once('close', resolve); a.ws.close(); });
   // The daemon counts the connection gone when lws reports it closed: try for a while.
   let e = await handshake(url);
@@ -201,11 +187,11 @@ test('max_connections_per_ip on TCP: the next connection is closed at once until
   assert.equal(c.closed, true, 'the third connection is closed');
   assert.equal(c.data, '', 'and nothing is answered on it');
   await waitLog(d, /tcp: connection from 127\.0\.0\.1 refused: too many connections from this address/);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 1);
+  assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 1);
   // WebSocket connections count against the same address.
   const w = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
   assert.equal(w.status, 503);
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 2);
+  assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 2);
   // Closing one frees its slot once the daemon has seen the close.
   a.sock.destroy();
   let e = await tcpProbe(d.ports.tcp, 4);
@@ -228,7 +214,7 @@ test('max_connections_per_ip on TCP: trusted peers are not counted', async (t) =
     assert.equal(p.status, 200, `connection ${i + 1} is served`);
     socks.push(p.sock);
   }
-  assert.equal(await metric(d.ports.ws, 'sipedge_limits_connections_refused_total'), 0);
+  assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 0);
 });
 
 test('registrar.max_bindings_per_aor: one binding too many is refused 403, the others stay', async (t) => {

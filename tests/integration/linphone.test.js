@@ -7,7 +7,6 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { startDaemon } = require('../lib/daemon');
@@ -20,20 +19,6 @@ function usersFile() {
   const file = path.join(dir, 'users');
   fs.writeFileSync(file, 'alice:alice-pw\nbob:bob-pw\n', { mode: 0o600 });
   return file;
-}
-
-function metrics(port) {
-  return new Promise((resolve, reject) => {
-    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
-      let body = '';
-      res.on('data', (c) => { body += c; });
-      res.on('end', () => {
-        const values = {};
-        for (const m of body.matchAll(/^(\w+) (\d+)$/gm)) values[m[1]] = Number(m[2]);
-        resolve(values);
-      });
-    }).on('error', reject);
-  });
 }
 
 // The credentials headers the daemon received (its debug log prints every message).
@@ -59,7 +44,7 @@ test('linphone registers and calls with SHA-256 digests through a SHA-256-only d
 
   assert.ok(await alice.registered(), 'alice registers');
   assert.ok(await bob.registered(), 'bob registers');
-  const afterRegister = await metrics(d.ports.ws);
+  const afterRegister = await d.metrics();
   assert.equal(afterRegister.sipedge_registrar_bindings, 2);
   assert.ok(afterRegister.sipedge_auth_success_total >= 2);
   const auths = credentials(d.log(), 'Authorization');
@@ -86,7 +71,7 @@ test('linphone registers and calls with SHA-256 digests through a SHA-256-only d
   alice.command('terminate');
   await aliceEnded;
   await bobEnded;
-  const afterCall = await metrics(d.ports.ws);
+  const afterCall = await d.metrics();
   assert.ok(afterCall.sipedge_proxy_requests_forwarded_total >= 2, 'INVITE and BYE went through the proxy');
 });
 
@@ -97,7 +82,7 @@ test('linphone with a wrong password is refused and not registered', async (t) =
   assert.equal(await mallory.registered(4000), false);
   assert.match(d.log(), /REGISTER sip:example\.com from [^\n]*\(user 'alice'[^\n]*wrong password/);
   for (const a of credentials(d.log(), 'Authorization')) assert.match(a, /algorithm=SHA-256/i);
-  const m = await metrics(d.ports.ws);
+  const m = await d.metrics();
   assert.ok(m.sipedge_auth_failures_total >= 1, 'the failure is counted');
   assert.equal(m.sipedge_registrar_bindings, 0);
 });

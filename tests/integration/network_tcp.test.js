@@ -11,7 +11,6 @@ const net = require('node:net');
 const tls = require('node:tls');
 const fs = require('node:fs');
 const os = require('node:os');
-const http = require('node:http');
 const { execFileSync } = require('node:child_process');
 const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
@@ -75,17 +74,6 @@ async function until(pred, what, ms = 5000) {
 
 const statusLines = (text) => text.split('\r\n').filter((l) => l.startsWith('SIP/2.0 '));
 
-function metrics(port) {
-  return new Promise((resolve, reject) => {
-    http.get(`http://127.0.0.1:${port}/metrics`, (res) => {
-      let body = '';
-      res.on('data', (b) => { body += b; });
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
-const metric = (text, name) => Number((new RegExp(`^${name} (\\d+)$`, 'm').exec(text) || [])[1]);
-
 test('SIPp over TCP calls a WebSocket user: double Record-Route tcp/ws, BYE back', async (t) => {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'tcp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: TRUST });
   t.after(() => d.stop());
@@ -143,8 +131,8 @@ test('a WebSocket user calls through a TCP upstream to a SIPp UAS: connection op
   assert.equal((await alice.expectResponse('BYE', 200, 10000)).status_code, 200);
   const r = await uas.done;
   assert.equal(r.code, 0, `sipp UAS failed:\n${r.errors}\n${r.out.slice(-3000)}`);
-  const m = await metrics(d.ports.ws);
-  assert.equal(metric(m, 'sipedge_tcp_connections_opened_total'), 1, 'one connection to the upstream');
+  const m = await d.metrics();
+  assert.equal(m.sipedge_tcp_connections_opened_total, 1, 'one connection to the upstream');
 });
 
 test('TCP framing: messages split across reads and pipelined, CRLF keep-alive, missing Content-Length, idle timeout', async (t) => {
@@ -179,10 +167,10 @@ test('TCP framing: messages split across reads and pipelined, CRLF keep-alive, m
   const t0 = Date.now();
   await c.closedP;
   assert.ok(Date.now() - t0 < 3000, 'closed within the idle timeout');
-  const m = await metrics(d.ports.ws);
-  assert.ok(metric(m, 'sipedge_tcp_idle_closed_total') >= 1);
-  assert.equal(metric(m, 'sipedge_tcp_framing_errors_total'), 1);
-  assert.equal(metric(m, 'sipedge_tcp_connections'), 0);
+  const m = await d.metrics();
+  assert.ok(m.sipedge_tcp_idle_closed_total >= 1);
+  assert.equal(m.sipedge_tcp_framing_errors_total, 1);
+  assert.equal(m.sipedge_tcp_connections, 0);
 });
 
 test('TLS listener: TLS 1.2+, a client certificate required by tls.verify_client', async (t) => {
@@ -241,6 +229,6 @@ test('RFC 5923 alias: a PBX connected over TCP gets calls to its Via address on 
   const via = /^Via: (SIP\/2\.0\/TCP [^\r]+)\r\n/m.exec(pbx.data)[1];
   assert.match(via, new RegExp(`^SIP/2\\.0/TCP 127\\.0\\.0\\.1:${d.ports.tcp};branch=z9hG4bK[^;]+;rport;alias$`),
     'our Via offers the connection back (RFC 5923)');
-  const m = await metrics(d.ports.ws);
-  assert.equal(metric(m, 'sipedge_tcp_connections_opened_total'), 0, 'no new connection was opened');
+  const m = await d.metrics();
+  assert.equal(m.sipedge_tcp_connections_opened_total, 0, 'no new connection was opened');
 });

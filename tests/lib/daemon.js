@@ -2,6 +2,7 @@
 // Start the real sipedge daemon on loopback for a test, and stop it cleanly.
 //   const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], args: ['--no-auth'] });
 //   d.ports.ws  -> the port bound (when 0 was asked, a free port is picked first)
+//   await d.metrics()  -> { sipedge_…: value } from /metrics on the first ws listener
 //   await d.stop()  -> SIGTERM; rejects if the exit is unclean or a sanitizer spoke
 const { spawn } = require('node:child_process');
 const { freePort, freeUdpPort } = require('./ports');
@@ -84,6 +85,13 @@ async function startDaemon(options = {}) {
     configFile,
     log: () => stderr,
     stdout: () => stdout,
+    async metrics() {
+      const res = await fetch(`http://127.0.0.1:${ports.ws}/metrics`);
+      if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+      const values = {};
+      for (const m of (await res.text()).matchAll(/^(\w+) (-?\d+)$/gm)) values[m[1]] = Number(m[2]);
+      return values;
+    },
     async stop() {
       if (stopped) return stopped;
       stopped = (async () => {

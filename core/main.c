@@ -66,11 +66,15 @@ static void on_sighup(uv_signal_t *handle, int signum)
 {
 	log_notice("SIGHUP: reloading");
 	auth_reload();
-	/* The pair is checked once, then put into the listeners of both kinds. */
-	if (stream_tls_check(&config) == 0) {
+	/* The pair is checked once, then put into the listeners of both kinds and into the
+	 * connections we open; a broken pair changes nothing. */
+	int pair = stream_tls_check(&config);
+	if (pair == 0) {
 		ws_tls_reload();
 		stream_tls_reload();
 	}
+	if (pair != -1)
+		stream_tls_client_reload();
 }
 
 enum { OPT_LISTEN = 256, OPT_DOMAIN, OPT_NO_AUTH, OPT_USERS, OPT_TLS_CERT, OPT_TLS_KEY,

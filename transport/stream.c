@@ -710,7 +710,7 @@ int stream_tls_check(const struct config *cfg)
 		if (cfg->listen[i].proto == PROTO_WSS || cfg->listen[i].proto == PROTO_TLS)
 			any = true;
 	if (!any)
-		return -1; /* nothing to reload */
+		return 1; /* nothing to reload */
 	/* Try the pair in a scratch context first: a half-loaded pair (new certificate, old key)
 	 * must never reach the listeners. */
 	char err[256] = "";
@@ -746,6 +746,25 @@ int stream_tls_reload(void)
 			   S.cfg->tls_cert);
 	}
 	return rc;
+}
+
+int stream_tls_client_reload(void)
+{
+	if (!S.client_tls)
+		return 0; /* not started */
+	SSL_CTX *ctx = tls_client_ctx(S.cfg);
+	if (!ctx) {
+		log_error("tls: connections we open keep the certificate and CAs in force");
+		return -1;
+	}
+	/* Each open connection's SSL holds a reference to the old context. */
+	SSL_CTX_free(S.client_tls);
+	S.client_tls = ctx;
+	if (S.cfg->tls_cert[0])
+		log_notice("tls: connections we open: certificate reloaded from %s", S.cfg->tls_cert);
+	else
+		log_info("tls: connections we open: CAs reloaded");
+	return 0;
 }
 
 /* ---- listeners ------------------------------------------------------------------------------ */

@@ -33,14 +33,18 @@ void stream_destroy(void);
  *  messages wait until it is connected. NULL if none can be made. */
 struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *addr);
 /** SIGHUP, first step: load tls.cert and tls.key into a scratch context and check that they
- *  match. 0 if they do; -1 if they do not (logged: the pair in force stays) or if cfg has no
- *  wss or tls listener. Only then do ws_tls_reload and stream_tls_reload put the pair in. */
+ *  match. 0 if they do, and only then do ws_tls_reload and stream_tls_reload put the pair in;
+ *  -1 if they do not (logged: the pair in force stays); 1 if cfg has no wss or tls listener. */
 int stream_tls_check(const struct config *cfg);
 /** Load a certificate chain and its key into ctx; false with OpenSSL's reason in err. */
 bool stream_tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t n);
 /** Load tls.cert and tls.key again into every tls listener (SIGHUP, after stream_tls_check). New
  *  connections get the new certificate; open ones keep theirs. 0 on success, -1 (logged). */
 int stream_tls_reload(void);
+/** Build the TLS context of the connections we open again, from tls.cert, tls.key and tls.ca
+ *  (SIGHUP). Connections opened from then on use it; open ones keep the old, which goes with the
+ *  last of them. 0 on success; -1 (logged) keeps the context in force. */
+int stream_tls_client_reload(void);
 /** Open TCP and TLS connections. */
 unsigned stream_count(void);
 

@@ -132,3 +132,67 @@ test('SIGHUP: new WSS and TLS connections get the new certificate, open ones sta
   t.after(() => after.ws.terminate());
   assert.equal((await options(after)).status_code, 200);
 });
+
+// A SIP-over-TLS upstream that asks for a client certificate, notes its CN, answers each request
+// 200 and then closes, so that every request needs a new connection from sipedge.
+async function certNotingUpstream(dir) {
+  const server = makeCert(dir, 'upstream');
+  const seen = [];
+  const srv = tls.createServer({ cert: fs.readFileSync(server.cert), key: fs.readFileSync(server.key),
+    requestCert: true, rejectUnauthorized: false }, (s) => {
+    seen.push(s.getPeerCertificate().subject?.CN ?? null);
+    let data = '';
+    s.on('data', (b) => {
+      data += b;
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = data.slice(0, end).split('\r\n');
+      const keep = head.filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+      s.end(['SIP/2.0 200 OK', ...keep, 'Content-Length: 0', '', ''].join('\r\n'));
+    });
+    s.on('error', () => {});
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: srv.address().port, seen, close: () => srv.close() };
+}
+
+test('SIGHUP: connections sipedge opens present the new client certificate', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
+  const first = makeCert(dir, 'first');
+  const second = makeCert(dir, 'second');
+  fs.copyFileSync(first.cert, live.cert);
+  fs.copyFileSync(first.key, live.key);
+  const upstream = await certNotingUpstream(dir);
+  t.after(() => upstream.close());
+  // No tls or wss listener: the certificate is only the one sipedge shows as a client.
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'],
+    config: 'http = { web_root = ""; };\nauth = { trusted_peers = [ "127.0.0.0/8" ]; };\n' +
+      `tls = { cert = "${live.cert}"; key = "${live.key}"; verify_peer = false; };\n` +
+      `routing = { upstreams = [ "sip:127.0.0.1:${upstream.port};transport=tls" ]; };\n` });
+  t.after(() => d.stop());
+  const alice = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'alice', domain: DOMAIN });
+  t.after(() => alice.ws.terminate());
+  assert.equal((await alice.register()).status_code, 200);
+  const message = async () => {
+    alice.send(alice.request({ method: 'MESSAGE', ruri: 'sip:7001@pbx.example.net' }).text);
+    return (await alice.expectResponse('MESSAGE', undefined, 10000)).status_code;
+  };
+
+  assert.equal(await message(), 200);
+  assert.deepEqual(upstream.seen, ['first']);
+  fs.copyFileSync(second.cert, live.cert);
+  fs.copyFileSync(second.key, live.key);
+  d.child.kill('SIGHUP');
+  await waitLog(d, /tls: connections we open: certificate reloaded from /);
+  assert.equal(await message(), 200);
+  assert.deepEqual(upstream.seen, ['first', 'second']);
+
+  // A certificate without its key: the context in force stays.
+  fs.copyFileSync(first.cert, live.cert);
+  d.child.kill('SIGHUP');
+  await waitLog(d, /tls: connections we open keep the certificate and CAs in force/);
+  assert.equal(await message(), 200);
+  assert.deepEqual(upstream.seen, ['first', 'second', 'second']);
+});

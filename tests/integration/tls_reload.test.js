@@ -1,7 +1,7 @@
 'use strict';
 // SIGHUP reloads tls.cert and tls.key: a new WSS or SIP-over-TLS connection sees the new
 // certificate while one opened before keeps working on the old; a broken pair leaves the one in
-// force.
+// force. Connections sipedge opens present the new client certificate.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');

@@ -13,6 +13,8 @@
 #include "transport/flow.h"
 #include "transport/transport.h"
 
+#include <assert.h>
+#include <sofia-sip/htable.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_util.h>
 #include <stdio.h>
@@ -24,7 +26,6 @@
 #define T1 500
 #define T2 4000
 #define T4 5000
-#define TXN_BUCKETS 8192 /* power of two */
 
 enum txn_side { SIDE_SERVER, SIDE_CLIENT };
 
@@ -49,10 +50,26 @@ struct txn {
 	void *arg;
 	uv_timer_t retrans, timeout;
 	int open_handles;
-	struct txn *hnext;
+	hash_value_t hash; /* of key */
 };
 
-static struct txn *table[TXN_BUCKETS];
+/* sofia-sip's open-addressing table, grown before it is two thirds full: transactions linger
+ * for Timer J/K (32 s over UDP), so a busy proxy holds hundreds of thousands at once. */
+#define TXN_HASH(t) ((t)->hash)
+/* htable.h declares the table parameter as `pr[1]` and defines it as `pr[]`, and defines
+ * functions (insert) this file has no use for. */
+#pragma GCC diagnostic push
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wunused-function"
+#else
+#pragma GCC diagnostic ignored "-Warray-parameter"
+#endif
+HTABLE_DECLARE_WITH(txn_table, tt, struct txn, size_t, hash_value_t);
+HTABLE_PROTOS_WITH(txn_table, tt, struct txn, size_t, hash_value_t);
+HTABLE_BODIES_WITH(txn_table, tt, struct txn, TXN_HASH, size_t, hash_value_t);
+#pragma GCC diagnostic pop
+
+static txn_table_t table;
 static unsigned n_server, n_client;
 
 static const char *const state_names[] = {"calling",   "trying",   "proceeding", "completed",
@@ -61,12 +78,12 @@ const char *txn_state_name(enum txn_state s) { return state_names[s]; }
 
 /* ---- table ---- */
 
-static unsigned hash_key(const char *s)
+static hash_value_t hash_key(const char *s)
 {
 	uint32_t h = 2166136261u;
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h & (TXN_BUCKETS - 1);
+	return h;
 }
 
 static char *make_key(enum txn_side side, sip_t *sip, const char *method)
@@ -99,27 +116,40 @@ static const char *key_method(sip_t *sip)
 
 static struct txn *table_find(const char *key)
 {
-	for (struct txn *t = table[hash_key(key)]; t; t = t->hnext)
-		if (strcmp(t->key, key) == 0)
-			return t;
+	if (!table.tt_size)
+		return NULL;
+	hash_value_t h = hash_key(key);
+	for (struct txn **tt = txn_table_hash(&table, h); *tt; tt = txn_table_next(&table, tt))
+		if ((*tt)->hash == h && strcmp((*tt)->key, key) == 0)
+			return *tt;
 	return NULL;
 }
 
-static void table_insert(struct txn *t)
+static int table_insert(struct txn *t)
 {
-	unsigned b = hash_key(t->key);
-	t->hnext = table[b];
-	table[b] = t;
+	/* A table that could not grow still takes entries until its last free slot. */
+	if (txn_table_is_full(&table) && txn_table_resize(NULL, &table, 0) != 0 &&
+	    table.tt_used + 1 >= table.tt_size)
+		return -1;
+	t->hash = hash_key(t->key);
+	txn_table_append(&table, t);
+	return 0;
 }
 
-static void table_remove(struct txn *t)
+static void table_remove(struct txn *t) { txn_table_remove(&table, t); }
+
+/* Every transaction in the table, into a new array (*n of them): to end them all while the
+ * table changes under the loop. NULL with *n = 0 when there are none or memory ran out. */
+static struct txn **table_snapshot(size_t *n)
 {
-	struct txn **pp = &table[hash_key(t->key)];
-	while (*pp && *pp != t)
-		pp = &(*pp)->hnext;
-	if (*pp)
-		*pp = t->hnext;
-	t->hnext = NULL;
+	*n = 0;
+	struct txn **all = table.tt_used ? malloc(table.tt_used * sizeof(*all)) : NULL;
+	if (!all)
+		return NULL;
+	for (size_t i = 0; i < table.tt_size; i++)
+		if (table.tt_table[i])
+			all[(*n)++] = table.tt_table[i];
+	return all;
 }
 
 /* ---- life cycle ---- */
@@ -172,7 +202,14 @@ static struct txn *txn_alloc(enum txn_side side, msg_t *req, char *key)
 	uv_timer_init(loop_get(), &t->timeout);
 	t->retrans.data = t->timeout.data = t;
 	t->open_handles = 2;
-	table_insert(t);
+	if (table_insert(t) != 0) {
+		log_error("txn: the transaction table cannot grow: request dropped");
+		t->state = TXN_TERMINATED;
+		t->req = NULL; /* the caller keeps it */
+		uv_close((uv_handle_t *)&t->retrans, on_handle_closed);
+		uv_close((uv_handle_t *)&t->timeout, on_handle_closed);
+		return NULL;
+	}
 	if (side == SIDE_SERVER)
 		metrics_set(M_TXN_SERVER, ++n_server);
 	else
@@ -195,9 +232,14 @@ void txn_init(void) { flow_on_gone(on_flow_gone); }
 
 void txn_shutdown(void)
 {
-	for (unsigned b = 0; b < TXN_BUCKETS; b++)
-		while (table[b])
-			terminate(table[b]);
+	/* Terminated transactions stay allocated until their timers close: the pointers hold. */
+	size_t n;
+	struct txn **all = table_snapshot(&n);
+	for (size_t i = 0; i < n; i++)
+		terminate(all[i]);
+	free(all);
+	su_free(NULL, table.tt_table);
+	memset(&table, 0, sizeof(table));
 }
 
 void txn_set_user(struct txn *t, const struct txn_user *user, void *arg)
@@ -248,9 +290,10 @@ struct txn *txn_server_create(msg_t *req, struct flow *f)
 	char *key = make_key(SIDE_SERVER, sip, key_method(sip));
 	if (!key)
 		return NULL;
-	struct txn *t = txn_alloc(SIDE_SERVER, msg_ref(req), key);
+	struct txn *t = txn_alloc(SIDE_SERVER, req, key);
 	if (!t)
 		return NULL;
+	msg_ref(req); /* the transaction's own reference */
 	t->flow_id = f->id;
 	t->reliable = proto_is_reliable(f->proto);
 	t->state = t->invite ? TXN_PROCEEDING : TXN_TRYING;
@@ -594,21 +637,19 @@ static void on_flow_gone(struct flow *f)
 	/* Collect first: failing one may start or end others (the proxy CANCELs its siblings). */
 	struct txn **hit = NULL;
 	size_t n = 0, cap = 0;
-	for (unsigned b = 0; b < TXN_BUCKETS; b++) {
-		for (struct txn *t = table[b]; t; t = t->hnext) {
-			if (t->side != SIDE_CLIENT || t->flow_id != f->id ||
-			    (t->state != TXN_CALLING && t->state != TXN_TRYING &&
-			     t->state != TXN_PROCEEDING))
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				struct txn **grown = realloc(hit, cap * sizeof(*hit));
-				if (!grown)
-					break;
-				hit = grown;
-			}
-			hit[n++] = t;
+	for (size_t i = 0; i < table.tt_size; i++) {
+		struct txn *t = table.tt_table[i];
+		if (!t || t->side != SIDE_CLIENT || t->flow_id != f->id ||
+		    (t->state != TXN_CALLING && t->state != TXN_TRYING && t->state != TXN_PROCEEDING))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct txn **grown = realloc(hit, cap * sizeof(*hit));
+			if (!grown)
+				break;
+			hit = grown;
 		}
+		hit[n++] = t;
 	}
 	/* Terminated transactions stay allocated until their timers close, so the pointers hold. */
 	for (size_t i = 0; i < n; i++)

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MEM_BUCKETS 1024 /* power of two */
+/* Buckets double when there are twice as many records (a power of two, never fewer than this):
+ * a fixed table made every put a walk along a chain once bindings ran into the ten thousands. */
+#define MEM_MIN_BUCKETS 1024
 
 struct mem_rec {
 	struct binding b;
@@ -19,7 +21,8 @@ struct mem_rec {
 };
 
 struct mem_store {
-	struct mem_rec *buckets[MEM_BUCKETS];
+	struct mem_rec **buckets;
+	unsigned nbuckets;
 	unsigned count;
 };
 
@@ -36,16 +39,46 @@ static unsigned rec_hash(const char *aor, const char *key)
 
 static struct mem_rec **rec_slot(struct mem_store *m, const char *aor, const char *key, unsigned h)
 {
-	struct mem_rec **pp = &m->buckets[h & (MEM_BUCKETS - 1)];
+	struct mem_rec **pp = &m->buckets[h & (m->nbuckets - 1)];
 	while (*pp && !((*pp)->hash == h && strcmp((*pp)->b.aor, aor) == 0 && strcmp((*pp)->b.key, key) == 0))
 		pp = &(*pp)->next;
 	return pp;
 }
 
+/* Rehash into twice the buckets; on allocation failure the table stays as it is (still right,
+ * only slower). */
+static void mem_grow(struct mem_store *m)
+{
+	unsigned n = m->nbuckets * 2;
+	struct mem_rec **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return;
+	for (unsigned i = 0; i < m->nbuckets; i++) {
+		struct mem_rec *r = m->buckets[i];
+		while (r) {
+			struct mem_rec *next = r->next;
+			r->next = nb[r->hash & (n - 1)];
+			nb[r->hash & (n - 1)] = r;
+			r = next;
+		}
+	}
+	free(m->buckets);
+	m->buckets = nb;
+	m->nbuckets = n;
+}
+
 static int mem_open(struct store *s, const char *spec)
 {
-	s->impl = calloc(1, sizeof(struct mem_store));
-	return s->impl ? 0 : -1;
+	struct mem_store *m = calloc(1, sizeof(*m));
+	if (m)
+		m->buckets = calloc(MEM_MIN_BUCKETS, sizeof(*m->buckets));
+	if (!m || !m->buckets) {
+		free(m);
+		return -1;
+	}
+	m->nbuckets = MEM_MIN_BUCKETS;
+	s->impl = m;
+	return 0;
 }
 
 static int mem_put(struct store *s, const struct binding *b)
@@ -71,7 +104,8 @@ static int mem_put(struct store *s, const struct binding *b)
 	r->b = copy;
 	r->hash = h;
 	*pp = r;
-	m->count++;
+	if (++m->count > 2 * m->nbuckets)
+		mem_grow(m);
 	return 0;
 }
 
@@ -92,7 +126,7 @@ static int mem_del(struct store *s, const char *aor, const char *key)
 static int mem_load(struct store *s, store_load_fn fn, void *arg)
 {
 	struct mem_store *m = s->impl;
-	for (unsigned i = 0; i < MEM_BUCKETS; i++)
+	for (unsigned i = 0; i < m->nbuckets; i++)
 		for (struct mem_rec *r = m->buckets[i]; r; r = r->next)
 			fn(&r->b, arg);
 	return 0;
@@ -103,7 +137,7 @@ static void mem_close(struct store *s)
 	struct mem_store *m = s->impl;
 	if (!m)
 		return;
-	for (unsigned i = 0; i < MEM_BUCKETS; i++) {
+	for (unsigned i = 0; i < m->nbuckets; i++) {
 		struct mem_rec *r = m->buckets[i];
 		while (r) {
 			struct mem_rec *next = r->next;
@@ -112,6 +146,7 @@ static void mem_close(struct store *s)
 			r = next;
 		}
 	}
+	free(m->buckets);
 	free(m);
 	s->impl = NULL;
 }

@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/sip_core.h"
 #include "core/sipmsg.h"
 #include "proxy/proxy.h"
@@ -181,6 +182,42 @@ START_TEST(test_proxy_retransmitted_invite_absorbed)
 }
 END_TEST
 
+/* Thousands of calls ringing at once: the transaction table grows under them, every
+ * retransmission still finds its transaction, and a closed flow fails every branch on it. */
+START_TEST(test_proxy_many_transactions_found_after_growth)
+{
+	enum { CALLS = 3000 };
+	register_bob();
+	int64_t servers = metrics_get(M_TXN_SERVER), clients = metrics_get(M_TXN_CLIENT);
+	int64_t absorbed = metrics_get(M_TXN_RETRANS_ABSORBED);
+	static char texts[CALLS][512];
+	for (int i = 0; i < CALLS; i++) {
+		snprintf(texts[i], sizeof(texts[i]),
+			 "INVITE sip:bob@example.com SIP/2.0\r\n"
+			 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKmany%d\r\n"
+			 "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+			 "From: <sip:alice@example.com>;tag=m%d\r\nCall-ID: many%d\r\nCSeq: 1 INVITE\r\n"
+			 "Contact: <sip:a1@alice.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n",
+			 i, i, i);
+		deliver(0, texts[i]);
+		clear_box(0);
+		clear_box(1);
+	}
+	ck_assert_int_eq(metrics_get(M_TXN_SERVER), servers + CALLS);
+	ck_assert_int_eq(metrics_get(M_TXN_CLIENT), clients + CALLS);
+	for (int i = 0; i < CALLS; i++) {
+		deliver(0, texts[i]);
+		clear_box(0);
+	}
+	ck_assert_int_eq(metrics_get(M_TXN_RETRANS_ABSORBED), absorbed + CALLS);
+	ck_assert_int_eq(boxes[1].n, 0); /* none went to bob twice */
+	flow_destroy(flows[1]);
+	flows[1] = NULL;
+	uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_eq(metrics_get(M_TXN_CLIENT), clients);
+}
+END_TEST
+
 START_TEST(test_proxy_busy_forwarded_and_acked)
 {
 	register_bob();
@@ -281,6 +318,7 @@ Suite *proxy_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_proxy_invite_retargets_and_record_routes);
 	tcase_add_test(tc, test_proxy_retransmitted_invite_absorbed);
+	tcase_add_test(tc, test_proxy_many_transactions_found_after_growth);
 	tcase_add_test(tc, test_proxy_busy_forwarded_and_acked);
 	tcase_add_test(tc, test_proxy_unknown_user_404);
 	tcase_add_test(tc, test_proxy_flow_closed_while_ringing_gives_430);

@@ -799,6 +799,48 @@ START_TEST(test_store_memory_put_replace_del_load)
 }
 END_TEST
 
+static void count_records(const struct binding *b, void *arg)
+{
+	(void)b;
+	++*(int *)arg;
+}
+
+/* Many more records than the table starts with: it grows, and every record is still found. */
+START_TEST(test_store_memory_grows)
+{
+	enum { N = 10000 };
+	struct store s;
+	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	char aor[32], key[32];
+	struct binding b = {.aor = aor, .key = key, .uri = "sip:1@h", .contact = "<sip:1@h>",
+			    .expires_at = time(NULL) + 60};
+	for (int i = 0; i < N; i++) {
+		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
+		snprintf(key, sizeof(key), "u:sip:%d@h", i);
+		ck_assert_int_eq(store_put(&s, &b), 0);
+	}
+	/* Putting them again replaces each one. */
+	for (int i = 0; i < N; i++) {
+		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
+		snprintf(key, sizeof(key), "u:sip:%d@h", i);
+		ck_assert_int_eq(store_put(&s, &b), 0);
+	}
+	int n = 0;
+	store_load(&s, count_records, &n);
+	ck_assert_int_eq(n, N);
+	/* Every even one deleted: each was found where it was put. */
+	for (int i = 0; i < N; i += 2) {
+		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
+		snprintf(key, sizeof(key), "u:sip:%d@h", i);
+		ck_assert_int_eq(store_del(&s, aor, key), 0);
+	}
+	n = 0;
+	store_load(&s, count_records, &n);
+	ck_assert_int_eq(n, N / 2);
+	store_close(&s);
+}
+END_TEST
+
 START_TEST(test_store_written_through_and_loaded)
 {
 	/* Bindings a store holds come back at start; expired and dead-flow ones are dropped. */
@@ -847,6 +889,7 @@ Suite *store_suite(void)
 	Suite *s = suite_create("store");
 	TCase *tc = tcase_create("memory");
 	tcase_add_test(tc, test_store_memory_put_replace_del_load);
+	tcase_add_test(tc, test_store_memory_grows);
 	tcase_add_test(tc, test_store_written_through_and_loaded);
 	suite_add_tcase(s, tc);
 	return s;

@@ -3,6 +3,8 @@
 #               packaging/libwebsockets/ (tools/install-libwebsockets, once: about a minute)
 #   make        build build/sipedge and the demo softphone's bundle (make web)
 #   make run    deps + build, then run the daemon in the foreground on etc/sipedge.conf
+#   make install  deps + build, then install under PREFIX (default /usr/local): the daemon, its
+#               pages and docs, a configuration and users file to start from, a systemd unit
 #   make check  deps + sanitizer build + every test
 #   make bench  benchmarks (tests/bench)
 #   make fuzz   build the libFuzzer target (clang) in build/fuzz and fuzz for FUZZ_TIME seconds
@@ -15,7 +17,7 @@ JOBS ?= $(shell nproc)
 CONFIG ?= etc/sipedge.conf
 RUN_ARGS ?=
 
-.PHONY: all deps deps-test web run check bench fuzz fuzz-build clean distclean format
+.PHONY: all deps deps-test web run install uninstall check bench fuzz fuzz-build clean distclean format
 
 all: $(BUILD)/sipedge web
 
@@ -68,6 +70,14 @@ fuzz: deps deps-test fuzz-build
 
 # The demo users file holds passwords: the daemon warns when it is readable by every local user,
 # and git keeps no file mode but the x bit, so a fresh clone has it world-readable.
+PREFIX ?= /usr/local
+
+install: deps all
+	$(MAKE) -C $(BUILD) install prefix=$(PREFIX) SYSTEM_USER=sipedge
+
+uninstall:
+	$(MAKE) -C $(BUILD) uninstall prefix=$(PREFIX)
+
 run: deps all
 	@chmod go= etc/demo-users 2>/dev/null || true
 	$(BUILD)/sipedge -c $(CONFIG) $(RUN_ARGS)

@@ -26,6 +26,7 @@ function writeTempConfig(text) {
 //   config: text of a config file (default: an empty one, so the embedded defaults apply)
 //   configFile: a config file to use as it is instead (e.g. the shipped etc/sipedge.conf)
 //   args: extra command-line arguments
+//   bin: another sipedge binary (an installed one); cwd: its working directory (default: the tree)
 //   env: extra environment
 async function startDaemon(options = {}) {
   const listen = options.listen || ['ws:127.0.0.1:0'];
@@ -54,7 +55,7 @@ async function startDaemon(options = {}) {
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=87',
     ...(options.env || {}),
   };
-  const child = spawn(BIN, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(options.bin || BIN, args, { cwd: options.cwd || ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (b) => {

@@ -1,0 +1,97 @@
+'use strict';
+// make install: the layout an operator gets (daemon, pages, docs, a configuration naming the
+// installed paths, an empty private users file, a systemd unit that systemd-analyze accepts),
+// the installed daemon serving from there, a second install leaving the operator's files alone,
+// and uninstall. The install goes under a scratch prefix from the build the tests run.
+global.WebSocket = global.WebSocket || require('ws');
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const JsSIP = require('jssip');
+const { startDaemon, BIN } = require('../lib/daemon');
+
+JsSIP.debug.disable('JsSIP:*');
+const BUILD_DIR = path.dirname(BIN); // the configured build tree the daemon under test came from
+const DOMAIN = 'example.com';
+
+function make(target, prefix) {
+  const r = spawnSync('make', ['-C', BUILD_DIR, '-s', target, `prefix=${prefix}`], { encoding: 'utf8', timeout: 300000 });
+  assert.equal(r.status, 0, `make ${target}:\n${r.stdout}\n${r.stderr}`);
+}
+
+function register(port, user, password) {
+  const ua = new JsSIP.UA({
+    sockets: [new JsSIP.WebSocketInterface(`ws://127.0.0.1:${port}`)], uri: `sip:${user}@${DOMAIN}`,
+    password, register: true, session_timers: false,
+  });
+  const result = new Promise((resolve) => {
+    ua.once('registered', () => resolve(200));
+    ua.once('registrationFailed', (e) => resolve(e.response ? e.response.status_code : e.cause));
+  });
+  ua.start();
+  return { ua, result };
+}
+
+test('make install, the installed daemon, a second install and uninstall', async (t) => {
+  const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-install-'));
+  t.after(() => fs.rmSync(prefix, { recursive: true, force: true }));
+  make('install', prefix);
+
+  const at = (...p) => path.join(prefix, ...p);
+  const conf = at('etc', 'sipedge', 'sipedge.conf');
+  const users = at('etc', 'sipedge', 'users');
+  const unit = at('lib', 'systemd', 'system', 'sipedge.service');
+  for (const f of [at('sbin', 'sipedge'), conf, users, at('etc', 'sipedge', 'users.example'), unit,
+    at('share', 'sipedge', 'web', 'index.html'), at('share', 'sipedge', 'web', 'phone', 'index.html'),
+    at('share', 'doc', 'sipedge', 'README.md'), at('share', 'doc', 'sipedge', 'security.md')])
+    assert.ok(fs.existsSync(f), `${f} installed`);
+  const text = fs.readFileSync(conf, 'utf8');
+  assert.match(text, new RegExp(`^  users_file = "${users}";`, 'm'), 'the configuration names the installed users file');
+  assert.match(text, new RegExp(`^  web_root = "${at('share', 'sipedge', 'web')}";`, 'm'));
+  assert.doesNotMatch(text, /demo-users";/);
+  for (const f of [conf, users])
+    assert.equal(fs.statSync(f).mode & 0o007, 0, `${f} is not readable by everyone`);
+  assert.doesNotMatch(fs.readFileSync(users, 'utf8'), /^[^#]/m, 'no users until the operator adds them');
+
+  const unitText = fs.readFileSync(unit, 'utf8');
+  assert.match(unitText, new RegExp(`^ExecStart=${at('sbin', 'sipedge')} -c ${conf}$`, 'm'));
+  assert.match(unitText, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+  assert.match(unitText, /^User=sipedge$/m);
+  assert.doesNotMatch(unitText, /@[A-Z_]+@/, 'every placeholder filled in');
+  const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+  assert.equal(verify.status, 0, verify.stderr);
+  assert.equal(verify.stderr.trim(), '', 'systemd-analyze has no complaint');
+
+  const check = spawnSync(at('sbin', 'sipedge'), ['--check-config', '-c', conf], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stderr);
+  assert.match(check.stdout, /configuration ok/);
+
+  // The operator adds a user; the installed daemon, run from elsewhere, reads it and serves the
+  // installed pages.
+  fs.appendFileSync(users, 'alice:alice-pw\n');
+  const d = await startDaemon({ bin: at('sbin', 'sipedge'), configFile: conf, cwd: os.tmpdir(),
+    listen: ['ws:127.0.0.1:0'], domains: [DOMAIN] });
+  t.after(() => d.stop());
+  assert.match(d.log(), new RegExp(`auth: 1 user loaded from ${users}`));
+  const alice = register(d.ports.ws, 'alice', 'alice-pw');
+  t.after(() => alice.ua.stop());
+  assert.equal(await alice.result, 200);
+  const page = await fetch(`http://127.0.0.1:${d.ports.ws}/phone/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<html/i);
+  await d.stop();
+
+  // A second install keeps what the operator changed.
+  fs.writeFileSync(conf, text.replace(/^log_level = "info";/m, 'log_level = "notice";'));
+  make('install', prefix);
+  assert.match(fs.readFileSync(conf, 'utf8'), /^log_level = "notice";/m);
+  assert.match(fs.readFileSync(users, 'utf8'), /^alice:alice-pw$/m);
+
+  make('uninstall', prefix);
+  for (const f of [at('sbin', 'sipedge'), unit, at('share', 'sipedge', 'web', 'index.html')])
+    assert.ok(!fs.existsSync(f), `${f} removed`);
+  assert.ok(fs.existsSync(conf) && fs.existsSync(users), 'the configuration and users stay');
+});

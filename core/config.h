@@ -51,7 +51,7 @@ struct config {
 	bool route_foreign;	      /* other domains go upstream (else 403) */
 	bool route_unregistered;      /* users of our domains without a binding go upstream */
 	int upstream_timeout;	      /* ms without any response before the next upstream */
-	char *resolv_conf;	      /* DNS servers for upstream names (RFC 3263), resolv.conf syntax */
+	char *resolv_conf;	      /* DNS servers for upstream names and next hops (RFC 3263), resolv.conf syntax */
 
 	/* registrar */
 	int reg_min_expires, reg_max_expires, reg_default_expires;

@@ -178,6 +178,9 @@ static void reset(void)
 	run_loop();
 }
 
+static char *resolv_conf_path;
+static void remove_resolv_conf(void) { unlink(resolv_conf_path); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	config_defaults(&cfg);
@@ -199,6 +202,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	close(fd);
 	config_set_string(&cfg.users_file, users_path);
+
+	/* Next hops with names are looked up (RFC 3263): at a DNS server on loopback that is not
+	 * there, so fuzzing never reaches the network and every question fails at once. */
+	static char resolv_path[] = "/tmp/sipedge-fuzz-resolv.XXXXXX";
+	const char *resolv_text = "nameserver 127.0.0.1\nport 9\n";
+	fd = mkstemp(resolv_path);
+	if (fd < 0 || write(fd, resolv_text, strlen(resolv_text)) != (ssize_t)strlen(resolv_text))
+		abort();
+	close(fd);
+	config_set_string(&cfg.resolv_conf, resolv_path);
+	resolv_conf_path = resolv_path;
+	atexit(remove_resolv_conf);
 
 	uv_loop_init(&loop);
 	loop_set(&loop);

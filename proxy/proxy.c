@@ -35,6 +35,12 @@
 
 struct proxy_ctx;
 
+/* A next hop with a name for the logs: a configured upstream, or an address a lookup found. */
+struct upstream {
+	const char *uri;
+	struct txn_dest dest;
+};
+
 struct branch {
 	struct proxy_ctx *ctx;
 	struct txn *ct;	    /* NULL once gone */
@@ -57,6 +63,9 @@ struct proxy_ctx {
 	uint64_t in_flow;     /* where the request came from (for Record-Route on failover) */
 	int next_upstream;    /* index of the upstream to try after the current one fails */
 	bool upstream_failed; /* every upstream failed or timed out: answer 503 */
+	struct upstream *dests; /* this request's own next hops (a name looked up), tried like the
+				 * upstreams; NULL: routing.upstreams */
+	int n_dests;
 	bool edge_register;   /* edge mode: a REGISTER going to the registrar with our Path */
 	int n_branches;
 	int open; /* branches with a live txn or an open timer, plus the server txn */
@@ -70,6 +79,9 @@ struct proxy_ctx {
 
 static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
+struct lookup;
+static struct lookup *lookups; /* requests waiting for a next hop's name to be looked up */
+static void lookup_free(struct lookup *lk);
 static proxy_policy_fn policy;
 
 /* routing.upstreams as configured: a numeric address is used as it is; a name is looked up
@@ -92,10 +104,7 @@ static int n_cfgs;
 static su_home_t cfg_home[1] = {SU_HOME_INIT(cfg_home)};
 
 /* Every target of every upstream, in the order failover tries them. */
-static struct upstream {
-	const char *uri;
-	struct txn_dest dest;
-} upstreams[MAX_UPSTREAMS];
+static struct upstream upstreams[MAX_UPSTREAMS];
 static int n_upstreams;
 
 static void upstreams_rebuild(void)
@@ -218,6 +227,9 @@ static void ctx_free(struct proxy_ctx *ctx)
 	for (int i = 0; i < ctx->n_challenges; i++)
 		msg_destroy(ctx->challenges[i]);
 	msg_unref(ctx->req);
+	if (ctx->dests)
+		free((char *)ctx->dests[0].uri); /* one name for them all */
+	free(ctx->dests);
 	free(ctx);
 }
 
@@ -251,7 +263,9 @@ void proxy_shutdown(void)
 			uv_close((uv_handle_t *)&cfgs[i].refresh, NULL);
 		}
 	}
-	resolve_shutdown();
+	resolve_shutdown(); /* no lookup calls back any more */
+	while (lookups)
+		lookup_free(lookups);
 	n_cfgs = 0;
 	n_upstreams = 0;
 	su_home_deinit(cfg_home);
@@ -582,6 +596,13 @@ static void branch_final(struct branch *b, int status, msg_t *resp)
 
 static bool start_next_upstream(struct proxy_ctx *ctx);
 
+/* The next hops a context fails over along: its own, or routing.upstreams. */
+static int ctx_n_dests(const struct proxy_ctx *ctx) { return ctx->dests ? ctx->n_dests : n_upstreams; }
+static const struct upstream *ctx_dest(const struct proxy_ctx *ctx, int i)
+{
+	return ctx->dests ? &ctx->dests[i] : &upstreams[i];
+}
+
 /** An upstream branch ended: on 503, or when no response came (timeout, send failure), the
  *  next upstream gets the request (RFC 3263 §4.3); when none is left the caller gets 503. */
 static bool upstream_failover(struct branch *b, int status, msg_t *resp)
@@ -592,9 +613,9 @@ static bool upstream_failover(struct branch *b, int status, msg_t *resp)
 		return false;
 	b->status = status;
 	branch_stop_timer(b);
-	log_notice("proxy: upstream %s failed (%d%s), %s", upstreams[ctx->next_upstream - 1].uri,
+	log_notice("proxy: upstream %s failed (%d%s), %s", ctx_dest(ctx, ctx->next_upstream - 1)->uri,
 		   status, resp ? "" : ", no response",
-		   ctx->next_upstream < n_upstreams ? "trying the next" : "none left");
+		   ctx->next_upstream < ctx_n_dests(ctx) ? "trying the next" : "none left");
 	metrics_inc(M_PROXY_UPSTREAM_FAILOVER);
 	if (!start_next_upstream(ctx)) {
 		ctx->upstream_failed = true;
@@ -802,9 +823,9 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 static bool start_next_upstream(struct proxy_ctx *ctx)
 {
 	struct flow *in = flow_find(ctx->in_flow);
-	if (!in || ctx->next_upstream >= n_upstreams || ctx->n_branches >= MAX_BRANCHES)
+	if (!in || ctx->next_upstream >= ctx_n_dests(ctx) || ctx->n_branches >= MAX_BRANCHES)
 		return false;
-	struct target t = {.dest = upstreams[ctx->next_upstream].dest, .upstream = true};
+	struct target t = {.dest = ctx_dest(ctx, ctx->next_upstream)->dest, .upstream = true};
 	ctx->next_upstream++;
 	add_branch(ctx, &t, in);
 	return true;
@@ -889,6 +910,189 @@ static void reply(struct txn *st, msg_t *req, int status, const char *reason)
 	txn_respond_status(st, status, reason);
 }
 
+/** A context for a request about to be forwarded; it takes over the server transaction. */
+static struct proxy_ctx *ctx_new(struct txn *st, msg_t *req, struct flow *in, bool edge_register)
+{
+	struct proxy_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return NULL;
+	ctx->req = msg_ref(req);
+	ctx->st = st;
+	ctx->invite = sip_object(req)->sip_request->rq_method == sip_method_invite;
+	ctx->in_flow = in->id;
+	ctx->edge_register = edge_register;
+	ctx->open = 1; /* the server transaction */
+	ctx->next = contexts;
+	if (contexts)
+		contexts->prev = ctx;
+	contexts = ctx;
+	txn_set_user(st, &server_user, ctx);
+	if (ctx->invite)
+		metrics_inc(M_PROXY_CALLS);
+	return ctx;
+}
+
+/** Start a branch per target (§16.6); an upstream target starts failover at the first hop. */
+static void ctx_start(struct proxy_ctx *ctx, const struct target *targets, int n, struct flow *in)
+{
+	ctx->open++; /* hold while branches start: a branch may end synchronously */
+	for (int i = 0; i < n; i++) {
+		if (targets[i].upstream)
+			ctx->next_upstream = 1; /* the first upstream; failover takes the next */
+		add_branch(ctx, &targets[i], in);
+	}
+	send_best(ctx); /* every branch may have failed at once */
+	ctx_release(ctx);
+}
+
+/* ---- next hops by name (RFC 3263) ---- */
+
+/* A request, or the ACK of a 2xx, whose next hop is a host name waits here for its lookup. */
+struct lookup {
+	struct txn *st; /* the server transaction; NULL for an ACK, or once it is gone */
+	msg_t *req;
+	uint64_t in_flow;
+	bool ack;
+	bool cancelled;
+	struct lookup *next, *prev;
+};
+
+static void lookup_free(struct lookup *lk)
+{
+	if (lk->prev)
+		lk->prev->next = lk->next;
+	else
+		lookups = lk->next;
+	if (lk->next)
+		lk->next->prev = lk->prev;
+	if (lk->st)
+		txn_set_user(lk->st, NULL, NULL);
+	msg_unref(lk->req);
+	free(lk);
+}
+
+static void on_lookup_cancel(struct txn *st, void *arg)
+{
+	struct lookup *lk = arg;
+	lk->cancelled = true;
+	txn_respond_status(st, 487, "Request Terminated");
+}
+
+static void on_lookup_server_gone(struct txn *st, void *arg)
+{
+	struct lookup *lk = arg;
+	lk->st = NULL;
+}
+
+static const struct txn_user lookup_user = {
+	.on_cancel = on_lookup_cancel,
+	.on_gone = on_lookup_server_gone,
+};
+
+static void forward_ack(msg_t *ack, struct flow *in, struct flow *out);
+
+static void on_lookup_done(void *arg, const struct resolve_target *t, int n, uint32_t ttl)
+{
+	struct lookup *lk = arg;
+	struct flow *in = flow_find(lk->in_flow);
+	sip_t *sip = sip_object(lk->req);
+	const char *host = sip->sip_route ? sip->sip_route->r_url->url_host
+					  : sip->sip_request->rq_url->url_host;
+	if (n == 0) {
+		metrics_inc(M_PROXY_NEXT_HOP_UNRESOLVED);
+		log_notice("proxy: %s: %s has no address (RFC 3263)%s", sip->sip_request->rq_method_name,
+			   host, lk->ack ? ", ACK dropped" : "");
+	}
+	if (lk->ack) {
+		struct txn_dest hop = {.addr = n ? t[0].addr : (struct sockaddr_storage){0},
+				       .proto = n ? t[0].proto : PROTO_UDP};
+		struct flow *out = n && in ? transport_flow_for(&hop) : NULL;
+		if (out)
+			forward_ack(lk->req, in, out);
+		lookup_free(lk);
+		return;
+	}
+	if (!lk->st || lk->cancelled) {
+		lookup_free(lk);
+		return;
+	}
+	struct txn *st = lk->st;
+	if (n == 0 || !in) {
+		lookup_free(lk);
+		reply(st, NULL, n ? 480 : 404, n ? "Temporarily Unavailable" : "No Route To Domain");
+		return;
+	}
+	struct upstream *dests = calloc((size_t)n, sizeof(*dests));
+	char *name = strdup(host);
+	msg_t *req = msg_ref(lk->req);
+	lookup_free(lk);
+	struct proxy_ctx *ctx = dests && name ? ctx_new(st, req, in, false) : NULL;
+	if (!ctx) {
+		free(dests);
+		free(name);
+		msg_unref(req);
+		reply(st, NULL, 500, "Server Internal Error");
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		dests[i] = (struct upstream){.uri = name, .dest = {.addr = t[i].addr, .proto = t[i].proto}};
+	ctx->dests = dests;
+	ctx->n_dests = n;
+	msg_unref(req);
+	log_info("proxy: %s to %s: %d address%s found (RFC 3263)", sip_object(ctx->req)->sip_request->rq_method_name,
+		 name, n, n == 1 ? "" : "es");
+	struct target first = {.dest = dests[0].dest, .upstream = true};
+	ctx_start(ctx, &first, 1, in);
+}
+
+/** Look up url's host (RFC 3263) and forward req (or the ACK) there once it is known: 0 when
+ *  the lookup started, else -1 (nothing was answered). */
+static int lookup_next_hop(struct txn *st, msg_t *req, const url_t *url, struct flow *in, bool ack)
+{
+	if (resolve_init(g_config->resolv_conf) != 0)
+		return -1;
+	struct lookup *lk = calloc(1, sizeof(*lk));
+	if (!lk)
+		return -1;
+	lk->st = st;
+	lk->req = msg_ref(req);
+	lk->in_flow = in->id;
+	lk->ack = ack;
+	lk->next = lookups;
+	if (lookups)
+		lookups->prev = lk;
+	lookups = lk;
+	if (st)
+		txn_set_user(st, &lookup_user, lk);
+	metrics_inc(M_PROXY_NEXT_HOP_LOOKUPS);
+	if (resolve_start(url, on_lookup_done, lk) != 0) {
+		lookup_free(lk);
+		return -1;
+	}
+	return 0;
+}
+
+/* A next hop worth looking up: a sip/sips URI with a host name (not an address, not maddr)
+ * and a transport sipedge can open. */
+static bool is_named_hop(const url_t *url)
+{
+	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips) ||
+	    host_is_ip_address(url->url_host) || url_has_param(url, "maddr"))
+		return false;
+	char transport[16] = "";
+	if (url->url_params)
+		url_param(url->url_params, "transport", transport, sizeof(transport));
+	return !transport[0] || strcasecmp(transport, "udp") == 0 || strcasecmp(transport, "tcp") == 0 ||
+	       strcasecmp(transport, "tls") == 0;
+}
+
+/** The URI the next hop comes from (§16.6 step 7 / §16.12): the first Route, else the
+ *  Request-URI. */
+static const url_t *next_hop_url(sip_t *sip)
+{
+	return sip->sip_route ? sip->sip_route->r_url : sip->sip_request->rq_url;
+}
+
 void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 {
 	sip_method_t method = sip->sip_request->rq_method;
@@ -967,8 +1171,12 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		/* In dialog: the token says which connection; the Request-URI stays. */
 		targets[n++] = (struct target){.ruri = NULL, .flow_id = route_flow};
 	} else if (sip->sip_route) {
-		/* A route set beyond us: loose routing to its first entry's address. */
+		/* A route set beyond us: loose routing to its first entry's address, or the
+		 * addresses its name stands for. */
 		if (next_hop(sip, &hop) != 0) {
+			if (is_named_hop(sip->sip_route->r_url) &&
+			    lookup_next_hop(st, req, sip->sip_route->r_url, in, false) == 0)
+				return;
 			reply(st, req, 404, "No Route To Next Hop");
 			return;
 		}
@@ -990,6 +1198,12 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		   next_hop(sip, &hop) == 0) {
 		/* In dialog without our Record-Route: straight to the remote target. */
 		targets[n++] = (struct target){.dest = hop};
+	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
+		   !sip_core_is_us(ruri) && is_named_hop(ruri)) {
+		/* The same, to a remote target with a name (a carrier's Contact). */
+		if (lookup_next_hop(st, req, ruri, in, false) != 0)
+			reply(st, req, 503, "DNS Lookup Failed");
+		return;
 	} else if (config_is_our_domain(g_config, ruri->url_host) ||
 		   (ruri->url_user && sip_core_is_us(ruri))) {
 		/* A user at one of our listener addresses (how PBXs and SIPp address us) is a user
@@ -1037,48 +1251,36 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		/* The policy has allowed the relay (a trusted peer or an authenticated user). */
 		/* Another domain: the upstream (then the next ones on failure) takes it. */
 		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
+	} else if (g_config->route_foreign && !n_cfgs && next_hop(sip, &hop) == 0) {
+		/* No upstream is configured: the Request-URI's own address (§16.5)... */
+		targets[n++] = (struct target){.dest = hop};
+	} else if (g_config->route_foreign && !n_cfgs && is_named_hop(ruri)) {
+		/* ...or the servers its domain names (RFC 3263). */
+		if (lookup_next_hop(st, req, ruri, in, false) != 0)
+			reply(st, req, 503, "DNS Lookup Failed");
+		return;
 	} else {
 		/* The policy allowed relaying, but no upstream route takes other domains. */
 		reply(st, req, 404, "No Route To Domain");
 		return;
 	}
 
-	struct proxy_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct proxy_ctx *ctx = ctx_new(st, req, in, edge_register);
 	if (!ctx) {
 		for (int i = 0; i < n; i++)
 			free(uris[i]);
 		reply(st, req, 500, "Server Internal Error");
 		return;
 	}
-	ctx->req = msg_ref(req);
-	ctx->st = st;
-	ctx->invite = method == sip_method_invite;
-	ctx->in_flow = in->id;
-	ctx->edge_register = edge_register;
-	ctx->open = 1; /* the server transaction */
-	ctx->next = contexts;
-	if (contexts)
-		contexts->prev = ctx;
-	contexts = ctx;
-	txn_set_user(st, &server_user, ctx);
-	if (ctx->invite)
-		metrics_inc(M_PROXY_CALLS);
 	if (edge_register) {
 		metrics_inc(M_EDGE_REGISTERS);
 		log_info("edge: REGISTER " URL_PRINT_FORMAT " from flow %llu %s to the registrar %s",
 			 URL_PRINT_ARGS(sip->sip_to->a_url), (unsigned long long)in->id, in->peer_text,
 			 upstreams[0].uri);
 	}
-
-	ctx->open++; /* hold while branches start: a branch may end synchronously */
-	for (int i = 0; i < n; i++) {
-		if (targets[i].upstream)
-			ctx->next_upstream = 1; /* the first upstream; failover takes the next */
-		add_branch(ctx, &targets[i], in);
+	ctx_start(ctx, targets, n, in);
+	for (int i = 0; i < n; i++)
 		free(uris[i]);
-	}
-	send_best(ctx); /* every branch may have failed at once */
-	ctx_release(ctx);
 }
 
 void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
@@ -1092,10 +1294,18 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 	struct txn_dest hop;
 	if (!out && !target && next_hop(sip, &hop) == 0)
 		out = transport_flow_for(&hop);
+	if (!out && !target && !sip_core_is_us(sip->sip_request->rq_url) &&
+	    is_named_hop(next_hop_url(sip)) && lookup_next_hop(NULL, ack, next_hop_url(sip), in, true) == 0)
+		return; /* forwarded once the name is looked up */
 	if (!out) {
 		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
 		return;
 	}
+	forward_ack(ack, in, out);
+}
+
+static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
+{
 	msg_t *fwd = make_forward(ack, NULL, in, out, false);
 	if (!fwd)
 		return;

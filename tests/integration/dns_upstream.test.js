@@ -8,40 +8,13 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
-const { spawn } = require('node:child_process');
 const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
 const { freeUdpPort } = require('../lib/ports');
+const { startDns } = require('../lib/dnsmasq');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
 const SCEN = path.resolve(__dirname, '..', 'sipp', 'scenarios');
-const DNSMASQ = process.env.DNSMASQ_BIN || '/usr/sbin/dnsmasq';
-
-async function startDns(records) {
-  const port = await freeUdpPort();
-  const child = spawn(DNSMASQ, ['--keep-in-foreground', `--port=${port}`, '--listen-address=127.0.0.1',
-    '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--pid-file=',
-    '--log-queries', '--log-facility=-', ...records], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (b) => { log += b; });
-  child.stderr.on('data', (b) => { log += b; });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  await new Promise((r) => setTimeout(r, 300));
-  if (child.exitCode !== null) throw new Error(`dnsmasq exited:\n${log}`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-dns-'));
-  const conf = path.join(dir, 'resolv.conf');
-  // sofia-sip's resolver takes the server's port from a "port" line.
-  fs.writeFileSync(conf, `nameserver 127.0.0.1\nport ${port}\n`);
-  return {
-    conf,
-    log: () => log,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function logged(server, re) {
   for (let i = 0; i < 30 && !re.test(server.log()); i++) await new Promise((r) => setTimeout(r, 100));

@@ -1072,12 +1072,16 @@ static int lookup_next_hop(struct txn *st, msg_t *req, const url_t *url, struct 
 	return 0;
 }
 
-/* A next hop worth looking up: a sip/sips URI with a host name (not an address, not maddr)
- * and a transport sipedge can open. */
+/* A next hop worth looking up: a sip/sips URI with a host name (not an address, not maddr, not
+ * a WebSocket client's `.invalid` name, which RFC 6761 keeps out of DNS) and a transport
+ * sipedge can open. */
 static bool is_named_hop(const url_t *url)
 {
 	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips) ||
 	    host_is_ip_address(url->url_host) || url_has_param(url, "maddr"))
+		return false;
+	size_t len = strlen(url->url_host);
+	if (len >= 8 && strcasecmp(url->url_host + len - 8, ".invalid") == 0)
 		return false;
 	char transport[16] = "";
 	if (url->url_params)

@@ -989,6 +989,10 @@ START_TEST(test_trusted_peer_relays_and_calls_in)
 	r = exchange(2, message_text("carrier", "pstn.example", "sip:someone@192.0.2.77", ""));
 	ck_assert_int_eq(status_of(r), 403);
 	msg_destroy(r);
+	/* A WebSocket client's .invalid host is never looked up in DNS: answered at once. */
+	r = exchange(1, message_text("carrier", "pstn.example", "sip:someone@df7jal23ls0d.invalid", ""));
+	ck_assert_int_eq(status_of(r), 404);
+	msg_destroy(r);
 	r = exchange(1, message_text("carrier", "pstn.example", "sip:nobody@" DOMAIN, ""));
 	ck_assert_int_eq(status_of(r), 404); /* not registered, but not refused */
 	msg_destroy(r);

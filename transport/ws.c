@@ -232,6 +232,14 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 				 15);
 		return -1;
 	}
+	bool last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+	if (c->rx_len == 0 && last) {
+		/* The usual case, a message in one piece: read where lws put it, no copy, and an idle
+		 * connection holds no reassembly buffer. */
+		c->reply_binary = c->rx_binary;
+		sip_core_receive(c->flow, in, len);
+		return 0;
+	}
 	if (c->rx_len + len > c->rx_cap) {
 		size_t cap = c->rx_cap ? c->rx_cap : RX_CHUNK;
 		while (cap < c->rx_len + len)
@@ -244,18 +252,16 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 	}
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+	if (!last)
 		return 0;
 	c->reply_binary = c->rx_binary;
 	size_t n = c->rx_len;
 	c->rx_len = 0;
 	sip_core_receive(c->flow, c->rx, n);
-	/* Keep small buffers for the next message; give back what one big message needed. */
-	if (c->rx_cap > RX_CHUNK * 4) {
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_cap = 0;
-	}
+	/* Reassembly is the rare case (fragments, messages over lws's buffer): give it back. */
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_cap = 0;
 	return 0;
 }
 

@@ -64,6 +64,8 @@ void config_defaults(struct config *cfg)
 	cfg->reg_default_expires = 3600;
 	cfg->reg_max_bindings = 10;
 	cfg->reg_drop_on_flow_close = true;
+	config_set_string(&cfg->reg_store, "memory");
+	config_set_string(&cfg->reg_store_path, "");
 	cfg->timer_c = 180;
 	cfg->limit_conns_per_ip = 20;
 	cfg->limit_rps = 20;
@@ -274,6 +276,15 @@ int config_load(struct config *cfg, const char *path)
 	} else {
 		wrong_type(&lc, "registrar.mode", "\"local\" or \"edge\"");
 	}
+	lookup_string(&lc, "registrar.store", &cfg->reg_store);
+	lookup_string(&lc, "registrar.store_path", &cfg->reg_store_path);
+	if (strcmp(cfg->reg_store, "memory") != 0 && strcmp(cfg->reg_store, "sqlite") != 0) {
+		log_error("config: registrar.store must be \"memory\" or \"sqlite\", not '%s'", cfg->reg_store);
+		rc = -1;
+	} else if (strcmp(cfg->reg_store, "sqlite") == 0 && !*cfg->reg_store_path) {
+		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
+		rc = -1;
+	}
 
 	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
 	lookup_string(&lc, "auth.users_file", &cfg->users_file);
@@ -410,7 +421,8 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
-			    &cfg->nonce_secret, &cfg->path, &cfg->resolv_conf, &cfg->limit_ban_action};
+			    &cfg->nonce_secret, &cfg->path, &cfg->resolv_conf, &cfg->limit_ban_action,
+			    &cfg->reg_store, &cfg->reg_store_path};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

@@ -58,6 +58,8 @@ struct config {
 	int reg_max_bindings; /* per AOR */
 	bool reg_drop_on_flow_close;
 	bool reg_edge; /* registrar.mode = "edge": REGISTER goes to routing.upstreams with Path */
+	char *reg_store;      /* "memory" or "sqlite" (registrar/store.h) */
+	char *reg_store_path; /* the SQLite file */
 
 	/* auth (auth/auth.h) */
 	bool no_auth;

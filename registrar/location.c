@@ -538,7 +538,8 @@ struct load_ctx {
 static void on_load(const struct binding *b, void *arg)
 {
 	struct load_ctx *c = arg;
-	bool dead_flow = b->flow_id && g_config && g_config->reg_drop_on_flow_close;
+	/* A connection of an earlier run is closed; a UDP peer is still at its address. */
+	bool dead_flow = b->flow_id && b->connection && g_config && g_config->reg_drop_on_flow_close;
 	if (b->expires_at <= c->now || dead_flow) {
 		/* Expired, or it lived on a connection of an earlier run: it can never be reached. */
 		if (c->nstale == c->capstale) {

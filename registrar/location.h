@@ -24,6 +24,8 @@ struct binding {
 	uint32_t cseq;
 	time_t expires_at; /* wall clock */
 	bool outbound;	/* RFC 5626 binding: a dead flow gives 430, not 480 */
+	bool connection; /* its flow is a connection (WS, TCP, TLS), not a UDP peer: with
+			  * registrar.drop_bindings_on_flow_close it goes when that closes */
 	time_t updated_at; /* wall clock of the last REGISTER that added or refreshed it */
 };
 

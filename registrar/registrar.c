@@ -311,6 +311,7 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	else
 		nb->key = su_sprintf(c->home, "u:%s", nb->uri);
 	nb->flow_id = c->f ? c->f->id : 0;
+	nb->connection = c->f && proto_is_reliable(c->f->proto);
 	nb->call_id = (char *)c->sip->sip_call_id->i_id;
 	nb->cseq = c->sip->sip_cseq->cs_seq;
 	nb->updated_at = time(NULL);
@@ -553,8 +554,10 @@ int registrar_init(void)
 		flow_on_gone(reg_flow_gone);
 		observing = true;
 	}
-	if (store_open(&R.store, &store_memory_ops, "") != 0) {
-		log_error("registrar: cannot open the %s store", store_memory_ops.name);
+	bool sqlite = strcmp(g_config->reg_store, "sqlite") == 0;
+	const struct store_ops *ops = sqlite ? &store_sqlite_ops : &store_memory_ops;
+	if (store_open(&R.store, ops, sqlite ? g_config->reg_store_path : "") != 0) {
+		log_error("registrar: cannot open the %s store", ops->name);
 		return -1;
 	}
 	if (location_init(&R.store) != 0) {
@@ -563,8 +566,9 @@ int registrar_init(void)
 		return -1;
 	}
 	R.running = true;
-	log_info("registrar: store %s; expires %d..%d (default %d), at most %d bindings per AOR%s",
-		 R.store.ops->name, g_config->reg_min_expires, g_config->reg_max_expires,
+	log_info("registrar: store %s%s%s; expires %d..%d (default %d), at most %d bindings per AOR%s",
+		 R.store.ops->name, sqlite ? " " : "", sqlite ? g_config->reg_store_path : "",
+		 g_config->reg_min_expires, g_config->reg_max_expires,
 		 g_config->reg_default_expires, g_config->reg_max_bindings,
 		 g_config->reg_drop_on_flow_close ? ", dropped with their flow" : "");
 	return 0;

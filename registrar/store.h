@@ -5,7 +5,8 @@
  * bindings back. A store never calls back into the registrar except from load(). A binding is
  * identified by (aor, key); put replaces the record with the same identity.
  *
- * Implementations: memory (store_memory.c). SQLite and Redis come later and must fit this.
+ * Implementations: memory (store_memory.c), sqlite (store_sqlite.c). Redis comes later and must
+ * fit this.
  */
 #ifndef SIPEDGE_STORE_H
 #define SIPEDGE_STORE_H
@@ -36,6 +37,7 @@ struct store {
 };
 
 extern const struct store_ops store_memory_ops;
+extern const struct store_ops store_sqlite_ops;
 
 /** Open a store with ops and spec into s. 0 on success. */
 int store_open(struct store *s, const struct store_ops *ops, const char *spec);

@@ -52,6 +52,10 @@ test('make install, the installed daemon, a second install and uninstall', async
   assert.match(text, new RegExp(`^  users_file = "${users}";`, 'm'), 'the configuration names the installed users file');
   assert.match(text, new RegExp(`^  web_root = "${at('share', 'sipedge', 'web')}";`, 'm'));
   assert.doesNotMatch(text, /demo-users";/);
+  const db = at('var', 'lib', 'sipedge', 'bindings.sqlite');
+  assert.match(text, /^  store = "sqlite";/m, 'an installed registrar keeps its bindings');
+  assert.match(text, new RegExp(`^  store_path = "${db}";`, 'm'));
+  assert.equal(fs.statSync(path.dirname(db)).mode & 0o077, 0, 'the state directory is private');
   for (const f of [conf, users])
     assert.equal(fs.statSync(f).mode & 0o007, 0, `${f} is not readable by everyone`);
   assert.doesNotMatch(fs.readFileSync(users, 'utf8'), /^[^#]/m, 'no users until the operator adds them');
@@ -60,6 +64,7 @@ test('make install, the installed daemon, a second install and uninstall', async
   assert.match(unitText, new RegExp(`^ExecStart=${at('sbin', 'sipedge')} -c ${conf}$`, 'm'));
   assert.match(unitText, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   assert.match(unitText, /^User=sipedge$/m);
+  assert.match(unitText, new RegExp(`^ReadWritePaths=${path.dirname(db)}$`, 'm'));
   assert.doesNotMatch(unitText, /@[A-Z_]+@/, 'every placeholder filled in');
   const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
   assert.equal(verify.status, 0, verify.stderr);
@@ -79,6 +84,8 @@ test('make install, the installed daemon, a second install and uninstall', async
   const alice = register(d.ports.ws, 'alice', 'alice-pw');
   t.after(() => alice.ua.stop());
   assert.equal(await alice.result, 200);
+  for (let i = 0; i < 30 && !fs.existsSync(db); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(fs.existsSync(db), 'the binding went to the SQLite file');
   const page = await fetch(`http://127.0.0.1:${d.ports.ws}/phone/`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<html/i);
@@ -94,4 +101,5 @@ test('make install, the installed daemon, a second install and uninstall', async
   for (const f of [at('sbin', 'sipedge'), unit, at('share', 'sipedge', 'web', 'index.html')])
     assert.ok(!fs.existsSync(f), `${f} removed`);
   assert.ok(fs.existsSync(conf) && fs.existsSync(users), 'the configuration and users stay');
+  assert.ok(fs.existsSync(db), 'so do the stored bindings');
 });

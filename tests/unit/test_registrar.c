@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "core/config.h"
@@ -769,10 +770,18 @@ static void collect(const struct binding *b, void *arg)
 		snprintf(s->keys[s->n++], 64, "%s|%s|%s", b->aor, b->key, b->uri);
 }
 
-START_TEST(test_store_memory_put_replace_del_load)
+static void count_records(const struct binding *b, void *arg)
+{
+	(void)b;
+	++*(int *)arg;
+}
+
+/* What every store must do (store.h): put replaces the same identity, del of an absent one is
+ * fine, load gives back what is there. */
+static void store_contract(const struct store_ops *ops, const char *spec)
 {
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open(&s, ops, spec), 0);
 	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
 	ck_assert_int_eq(store_put(&s, &b), 0);
@@ -797,13 +806,106 @@ START_TEST(test_store_memory_put_replace_del_load)
 	ck_assert_str_eq(seen.keys[0], "sip:a@x|u:sip:2@h|sip:2@h");
 	store_close(&s);
 }
+
+START_TEST(test_store_memory_put_replace_del_load) { store_contract(&store_memory_ops, ""); }
 END_TEST
 
-static void count_records(const struct binding *b, void *arg)
+/* The SQLite store commits from a loop timer: each test runs one loop and a scratch file. */
+static uv_loop_t store_loop;
+static char db_path[64];
+
+static void sqlite_begin(void)
 {
-	(void)b;
-	++*(int *)arg;
+	uv_loop_init(&store_loop);
+	loop_set(&store_loop);
+	snprintf(db_path, sizeof(db_path), "/tmp/sipedge-store-test-%d.sqlite", (int)getpid());
+	unlink(db_path);
 }
+
+static void sqlite_end(void)
+{
+	uv_run(&store_loop, UV_RUN_DEFAULT); /* the commit timers close */
+	ck_assert_int_eq(uv_loop_close(&store_loop), 0);
+	char wal[80], shm[80];
+	snprintf(wal, sizeof(wal), "%s-wal", db_path);
+	snprintf(shm, sizeof(shm), "%s-shm", db_path);
+	unlink(db_path);
+	unlink(wal);
+	unlink(shm);
+}
+
+START_TEST(test_store_sqlite_put_replace_del_load)
+{
+	sqlite_begin();
+	store_contract(&store_sqlite_ops, db_path);
+	sqlite_end();
+}
+END_TEST
+
+static void keep_binding(const struct binding *b, void *arg)
+{
+	struct binding *out = arg;
+	if (strcmp(b->key, "o:urn:uuid:1;1") == 0)
+		ck_assert_int_eq(location_binding_copy(out, b), 0);
+}
+
+/* What was written is in the file for the next process: every field, deletions included. */
+START_TEST(test_store_sqlite_survives_reopen)
+{
+	sqlite_begin();
+	struct store s;
+	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	time_t now = time(NULL);
+	struct binding full = {.aor = "sip:a@x", .key = "o:urn:uuid:1;1", .uri = "sip:1@h.invalid;transport=ws",
+			       .contact = "<sip:1@h.invalid;transport=ws>;reg-id=1", .instance = "<urn:uuid:1>",
+			       .reg_id = 1, .q = 500, .flow_id = 77, .path = "<sip:p@edge;lr>", .call_id = "c1",
+			       .cseq = 42, .expires_at = now + 600, .outbound = true, .connection = true,
+			       .updated_at = now};
+	struct binding other = {.aor = "sip:b@x", .key = "u:sip:2@h", .uri = "sip:2@h", .contact = "<sip:2@h>",
+				.q = 1000, .expires_at = now + 60};
+	struct binding gone = other;
+	gone.key = "u:sip:3@h";
+	ck_assert_int_eq(store_put(&s, &full), 0);
+	ck_assert_int_eq(store_put(&s, &other), 0);
+	ck_assert_int_eq(store_put(&s, &gone), 0);
+	ck_assert_int_eq(store_del(&s, gone.aor, gone.key), 0);
+	store_close(&s);
+
+	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	int n = 0;
+	store_load(&s, count_records, &n);
+	ck_assert_int_eq(n, 2);
+	struct binding back = {0};
+	store_load(&s, keep_binding, &back);
+	ck_assert_str_eq(back.aor, "sip:a@x");
+	ck_assert_str_eq(back.uri, full.uri);
+	ck_assert_str_eq(back.contact, full.contact);
+	ck_assert_str_eq(back.instance, full.instance);
+	ck_assert_str_eq(back.path, full.path);
+	ck_assert_str_eq(back.call_id, "c1");
+	ck_assert_int_eq(back.reg_id, 1);
+	ck_assert_int_eq(back.q, 500);
+	ck_assert_uint_eq(back.flow_id, 77);
+	ck_assert_uint_eq(back.cseq, 42);
+	ck_assert_int_eq((long)back.expires_at, (long)full.expires_at);
+	ck_assert(back.outbound);
+	ck_assert(back.connection);
+	location_binding_clear(&back);
+	store_close(&s);
+	sqlite_end();
+}
+END_TEST
+
+/* A file that cannot be opened is refused, not crashed on. */
+START_TEST(test_store_sqlite_unopenable)
+{
+	sqlite_begin();
+	struct store s;
+	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
+	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, ""), 0);
+	sqlite_end();
+}
+END_TEST
 
 /* Many more records than the table starts with: it grows, and every record is still found. */
 START_TEST(test_store_memory_grows)
@@ -860,21 +962,30 @@ START_TEST(test_store_written_through_and_loaded)
 	old.expires_at = now - 1;
 	onflow.key = "f:77:sip:3@h";
 	onflow.flow_id = 77;
+	onflow.connection = true;
+	/* Registered from a UDP peer: still at its address after a restart. */
+	struct binding udp = live;
+	udp.aor = "sip:u@x";
+	udp.key = "u:sip:4@h";
+	udp.uri = "sip:4@h";
+	udp.flow_id = 78;
 	store_put(&s, &live);
 	store_put(&s, &old);
 	store_put(&s, &onflow);
+	store_put(&s, &udp);
 	ck_assert_int_eq(location_init(&s), 0);
 	const struct binding *out[4];
+	ck_assert_int_eq(location_lookup("sip:u@x", out, 4), 1);
 	ck_assert_int_eq(location_lookup("sip:a@x", out, 4), 1);
 	ck_assert_str_eq(out[0]->uri, "sip:1@h");
 	struct seen seen = {0};
 	store_load(&s, collect, &seen);
-	ck_assert_int_eq(seen.n, 1); /* the stale ones were deleted from the store too */
+	ck_assert_int_eq(seen.n, 2); /* the stale ones were deleted from the store too */
 	/* Removing writes through. */
 	location_remove((struct binding *)out[0], LOC_UNREGISTERED);
 	memset(&seen, 0, sizeof(seen));
 	store_load(&s, collect, &seen);
-	ck_assert_int_eq(seen.n, 0);
+	ck_assert_int_eq(seen.n, 1);
 	location_shutdown();
 	store_close(&s);
 	uv_run(&l, UV_RUN_NOWAIT);
@@ -890,6 +1001,9 @@ Suite *store_suite(void)
 	TCase *tc = tcase_create("memory");
 	tcase_add_test(tc, test_store_memory_put_replace_del_load);
 	tcase_add_test(tc, test_store_memory_grows);
+	tcase_add_test(tc, test_store_sqlite_put_replace_del_load);
+	tcase_add_test(tc, test_store_sqlite_survives_reopen);
+	tcase_add_test(tc, test_store_sqlite_unopenable);
 	tcase_add_test(tc, test_store_written_through_and_loaded);
 	suite_add_tcase(s, tc);
 	return s;

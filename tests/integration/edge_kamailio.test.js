@@ -85,11 +85,7 @@ test('edge: a WebSocket user calls a SIPp phone registered at kamailio', async (
   assert.match(routes[2], new RegExp(`^<sip:127\\.0\\.0\\.1:${k.port};lr[;>]`), "kamailio Record-Routed");
   const contact = /<([^>]+)>/.exec(ok.getHeader('contact'))[1];
   assert.equal(contact, `sip:bob@127.0.0.1:${bobPort}`);
-  const toTag = tagOf(ok.getHeader('to'));
-  alice.send(alice.request({ method: 'ACK', ruri: contact, to: ruri, toTag, fromTag, callId, cseq: 1, routes }).text);
-  await new Promise((r) => setTimeout(r, 200));
-  alice.send(alice.request({ method: 'BYE', ruri: contact, to: ruri, toTag, fromTag, callId, cseq: 2, routes }).text);
-  assert.equal((await alice.expectResponse('BYE', 200, 10000)).status_code, 200);
+  assert.equal((await alice.ackAndBye(ok, { ruri, fromTag, callId })).status_code, 200);
   const r = await uas.done;
   assert.equal(r.code, 0, `sipp UAS failed:\n${r.errors}\n${r.out.slice(-3000)}\n${k.log().slice(-3000)}`);
 });

@@ -75,7 +75,9 @@ function options(ua) {
   return ua.expectResponse('OPTIONS');
 }
 
-test('SIGHUP: new WSS and TLS connections get the new certificate, open ones stay up', async (t) => {
+// Two certificates, first and second, and the live pair the daemon is told to read (first's
+// for now), in a scratch directory.
+function certificates(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-tls-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
@@ -83,6 +85,11 @@ test('SIGHUP: new WSS and TLS connections get the new certificate, open ones sta
   const second = makeCert(dir, 'second');
   fs.copyFileSync(first.cert, live.cert);
   fs.copyFileSync(first.key, live.key);
+  return { dir, live, first, second };
+}
+
+test('SIGHUP: new WSS and TLS connections get the new certificate, open ones stay up', async (t) => {
+  const { dir, live, first, second } = certificates(t);
   const d = await startDaemon({ listen: ['wss:127.0.0.1:0', 'wss:[::1]:0', 'tls:127.0.0.1:0'], domains: [DOMAIN],
     args: ['--no-auth', '--tls-cert', live.cert, '--tls-key', live.key] });
   t.after(() => d.stop());
@@ -157,13 +164,7 @@ async function certNotingUpstream(dir) {
 }
 
 test('SIGHUP: connections sipedge opens present the new client certificate', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-tls-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
-  const first = makeCert(dir, 'first');
-  const second = makeCert(dir, 'second');
-  fs.copyFileSync(first.cert, live.cert);
-  fs.copyFileSync(first.key, live.key);
+  const { dir, live, first, second } = certificates(t);
   const upstream = await certNotingUpstream(dir);
   t.after(() => upstream.close());
   // No tls or wss listener: the certificate is only the one sipedge shows as a client.

@@ -117,6 +117,18 @@ class SipWs {
     this.send(lines.join('\r\n'));
   }
 
+  // The caller's end of a call answered 200 (ok: the 200 to the INVITE it sent to ruri with
+  // fromTag and callId): ACK along the route set, then BYE. Resolves the BYE's final response.
+  async ackAndBye(ok, { ruri, fromTag, callId }) {
+    const routes = routeSet(ok, true);
+    const contact = /<([^>]+)>/.exec(ok.getHeader('contact'))[1];
+    const toTag = tagOf(ok.getHeader('to'));
+    this.send(this.request({ method: 'ACK', ruri: contact, to: ruri, toTag, fromTag, callId, cseq: 1, routes }).text);
+    await new Promise((r) => setTimeout(r, 200));
+    this.send(this.request({ method: 'BYE', ruri: contact, to: ruri, toTag, fromTag, callId, cseq: 2, routes }).text);
+    return this.expectResponse('BYE', undefined, 10000);
+  }
+
   async register(opts = {}) {
     const expires = opts.expires ?? 600;
     const params = opts.instance

@@ -274,6 +274,15 @@ static int server_send(struct txn *t)
 	if (!t->out)
 		return 0;
 	struct flow *f = flow_find(t->flow_id);
+	struct txn_dest back;
+	if (!f && transport_dest_from_via(sip_object(t->req)->sip_via, &back) == 0 &&
+	    (f = transport_flow_for(&back))) {
+		/* §18.2.2: the request's connection has closed; a new one to the Via takes the
+		 * response, and any that follow. */
+		log_info("txn %s: flow %llu is gone, response sent over a new connection (flow %llu)",
+			 t->key, (unsigned long long)t->flow_id, (unsigned long long)f->id);
+		t->flow_id = f->id;
+	}
 	if (!f) {
 		log_info("txn %s: flow %llu is gone, response not sent", t->key,
 			 (unsigned long long)t->flow_id);

@@ -71,6 +71,28 @@ int transport_dest_from_url(const url_t *url, struct txn_dest *dest)
 	return numeric_addr(maddr[0] ? maddr : url->url_host, port, &dest->addr);
 }
 
+int transport_dest_from_via(const sip_via_t *via, struct txn_dest *dest)
+{
+	if (!via || !via->v_protocol || !via->v_host)
+		return -1;
+	memset(dest, 0, sizeof(*dest));
+	if (strcasecmp(via->v_protocol, "SIP/2.0/TCP") == 0)
+		dest->proto = PROTO_TCP;
+	else if (strcasecmp(via->v_protocol, "SIP/2.0/TLS") == 0)
+		dest->proto = PROTO_TLS;
+	else
+		return -1;
+	int port = dest->proto == PROTO_TLS ? 5061 : 5060;
+	if (via->v_port && via->v_port[0]) {
+		char *end;
+		long p = strtol(via->v_port, &end, 10);
+		if (*end || p < 1 || p > 65535)
+			return -1;
+		port = (int)p;
+	}
+	return numeric_addr(via->v_received ? via->v_received : via->v_host, port, &dest->addr);
+}
+
 struct flow *transport_flow_for(const struct txn_dest *dest)
 {
 	if (dest->flow_id)

@@ -2,6 +2,7 @@
 #ifndef SIPEDGE_TRANSPORT_H
 #define SIPEDGE_TRANSPORT_H
 #include <stddef.h>
+#include <sofia-sip/sip.h>
 #include <sofia-sip/url.h>
 
 struct flow;
@@ -12,6 +13,10 @@ struct txn_dest;
  *  for sips). 0 on success; -1 if the host is a name or the transport (ws, wss) cannot be
  *  reached by address. */
 int transport_dest_from_url(const url_t *url, struct txn_dest *dest);
+/** Where a response goes back over a new connection when the request's has closed (RFC 3261
+ *  §18.2.2): TCP or TLS as the Via says, to its received address (else its sent-by host) at the
+ *  sent-by port (default 5060, 5061 for TLS). -1 for other transports or a host that is a name. */
+int transport_dest_from_via(const sip_via_t *via, struct txn_dest *dest);
 /** The flow that reaches dest: dest->flow_id's if set, else the UDP flow to dest->addr.
  *  NULL if there is none and none can be made. */
 struct flow *transport_flow_for(const struct txn_dest *dest);

@@ -227,3 +227,30 @@ test('RFC 5923 alias: a PBX connected over TCP gets calls to its Via address on 
   const m = await d.metrics();
   assert.equal(m.sipedge_tcp_connections_opened_total, 0, 'no new connection was opened');
 });
+
+test('§18.2.2: when the request\'s connection has closed, the response goes over a new one to the Via', async (t) => {
+  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'tcp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: TRUST });
+  t.after(() => d.stop());
+  const alice = await phone(t, d, 'alice');
+  // The calling phone listens for connections at its Via's sent-by port.
+  let back = '';
+  const server = net.createServer((s) => s.on('data', (b) => { back += b; }));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const sentBy = server.address().port;
+  const caller = await rawConnect(() => net.connect(d.ports.tcp, '127.0.0.1'));
+  caller.s.write([`INVITE sip:alice@${DOMAIN} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${sentBy};branch=z9hG4bK-back1`,
+    'Max-Forwards: 70', `From: <sip:pbx@${DOMAIN}>;tag=pbx1`, `To: <sip:alice@${DOMAIN}>`, 'Call-ID: back-1',
+    'CSeq: 1 INVITE', `Contact: <sip:pbx@127.0.0.1:${sentBy};transport=tcp>`, 'Content-Length: 0', '', ''].join('\r\n'));
+  await until(() => statusLines(caller.data).includes('SIP/2.0 100 Trying'), 'the 100 on the first connection');
+  const invite = await alice.expectRequest('INVITE', 5000);
+  caller.s.end(); // the phone drops its connection while alice's phone rings
+  await caller.closedP;
+  await new Promise((r) => setTimeout(r, 100));
+  alice.respond(invite, 200, 'OK', { body: sdp('alice') });
+  await until(() => /^SIP\/2\.0 200 OK\r\n/.test(back), 'the 200 over a new connection to the sent-by port');
+  assert.match(back, /^CSeq: 1 INVITE\r$/m);
+  assert.match(back, /^Via: SIP\/2\.0\/TCP 127\.0\.0\.1:\d+;branch=z9hG4bK-back1/m);
+  assert.equal((await d.metrics()).sipedge_tcp_connections_opened_total, 1);
+  assert.match(d.log(), /response sent over a new connection/);
+});

@@ -24,6 +24,7 @@
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "tests/unit/outbox.h"
+#include "tests/unit/rooms.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 
@@ -466,17 +467,7 @@ static void start(void (*adjust)(struct config *))
 	config_set_string(&cfg.users_file, users_path);
 	if (adjust)
 		adjust(&cfg);
-	g_config = &cfg;
-	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_ERROR);
-	uv_loop_init(&loop);
-	loop_set(&loop);
-	sipmsg_init();
-	flow_init("unit-test-secret");
-	txn_init();
-	sip_core_init();
-	ck_assert_int_eq(registrar_init(), 0);
-	proxy_init();
-	ck_assert_int_eq(auth_init(&cfg), 0);
+	rooms_start(&loop, &cfg, true);
 	memset(boxes, 0, sizeof(boxes));
 	static const char *const peers[] = {"127.0.0.1", "10.1.1.1", "192.0.2.9"};
 	for (int i = 0; i < 3; i++) {
@@ -493,17 +484,9 @@ static void teardown(void)
 	for (int i = 0; i < 3; i++)
 		if (flows[i])
 			flow_destroy(flows[i]);
-	auth_shutdown();
-	registrar_shutdown();
-	txn_shutdown();
-	flow_shutdown();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	rooms_stop(&loop, &cfg, true);
 	for (int i = 0; i < 3; i++)
 		clear_box(i);
-	sipmsg_shutdown();
-	config_free(&cfg);
-	g_config = NULL;
 	unlink(users_path);
 }
 

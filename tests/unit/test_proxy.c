@@ -16,6 +16,7 @@
 #include "proxy/txn.h"
 #include "registrar/registrar.h"
 #include "tests/unit/outbox.h"
+#include "tests/unit/rooms.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 
@@ -70,16 +71,7 @@ static void setup(void)
 	config_add_listen(&cfg, "ws:127.0.0.1:8080");
 	cfg.no_auth = true;
 	cfg.timer_c = 1;
-	g_config = &cfg;
-	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_ERROR);
-	uv_loop_init(&loop);
-	loop_set(&loop);
-	sipmsg_init();
-	flow_init("unit-test-secret");
-	txn_init();
-	sip_core_init();
-	ck_assert_int_eq(registrar_init(), 0);
-	proxy_init();
+	rooms_start(&loop, &cfg, false);
 	memset(boxes, 0, sizeof(boxes));
 	for (int i = 0; i < 3; i++)
 		open_flow(i);
@@ -91,15 +83,9 @@ static void teardown(void)
 	for (int i = 0; i < 3; i++)
 		if (flows[i])
 			flow_destroy(flows[i]);
-	registrar_shutdown();
-	txn_shutdown();
-	flow_shutdown();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	rooms_stop(&loop, &cfg, false);
 	for (int i = 0; i < 3; i++)
 		clear_box(i);
-	sipmsg_shutdown();
-	config_free(&cfg);
 }
 
 static void register_bob(void)

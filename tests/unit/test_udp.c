@@ -19,6 +19,7 @@
 #include "proxy/txn.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
+#include "tests/unit/rooms.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
@@ -35,16 +36,7 @@ static void start(int max_flows)
 	config_add_listen(&cfg, "udp:127.0.0.1:0");
 	cfg.no_auth = true;
 	cfg.udp_max_flows = max_flows;
-	g_config = &cfg;
-	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_ERROR);
-	uv_loop_init(&loop);
-	loop_set(&loop);
-	sipmsg_init();
-	flow_init("unit-test-secret");
-	txn_init();
-	sip_core_init();
-	ck_assert_int_eq(registrar_init(), 0);
-	ck_assert_int_eq(proxy_init(), 0);
+	rooms_start(&loop, &cfg, false);
 	ck_assert_int_eq(udp_start(&loop, &cfg), 0);
 	port = cfg.listen[0].port;
 	ck_assert_int_ne(port, 0);
@@ -56,13 +48,7 @@ static void teardown(void)
 {
 	proxy_shutdown();
 	udp_stop();
-	txn_shutdown();
-	registrar_shutdown();
-	flow_shutdown();
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	sipmsg_shutdown();
-	config_free(&cfg);
+	rooms_stop(&loop, &cfg, false);
 }
 
 /** A client socket on 127.0.0.1; *cport gets its port. */

@@ -41,6 +41,17 @@ static int numeric_addr(const char *host, int port, struct sockaddr_storage *ss)
 	return -1;
 }
 
+/* A port as written in a URI or a Via, or the transport's default (5061 for TLS, else 5060) when
+ * there is none; -1 if it is not a port number. */
+static int port_or_default(const char *text, enum transport_proto proto)
+{
+	if (!text || !*text)
+		return proto == PROTO_TLS ? 5061 : 5060;
+	char *end;
+	long p = strtol(text, &end, 10);
+	return *end || p < 1 || p > 65535 ? -1 : (int)p;
+}
+
 int transport_dest_from_url(const url_t *url, struct txn_dest *dest)
 {
 	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips))
@@ -60,15 +71,8 @@ int transport_dest_from_url(const url_t *url, struct txn_dest *dest)
 		dest->proto = PROTO_TLS;
 	else
 		return -1; /* ws/wss peers are reached only through their own connections */
-	int port = dest->proto == PROTO_TLS ? 5061 : 5060;
-	if (url->url_port && url->url_port[0]) {
-		char *end;
-		long p = strtol(url->url_port, &end, 10);
-		if (*end || p < 1 || p > 65535)
-			return -1;
-		port = (int)p;
-	}
-	return numeric_addr(maddr[0] ? maddr : url->url_host, port, &dest->addr);
+	int port = port_or_default(url->url_port, dest->proto);
+	return port < 0 ? -1 : numeric_addr(maddr[0] ? maddr : url->url_host, port, &dest->addr);
 }
 
 int transport_dest_from_via(const sip_via_t *via, struct txn_dest *dest)
@@ -82,15 +86,9 @@ int transport_dest_from_via(const sip_via_t *via, struct txn_dest *dest)
 		dest->proto = PROTO_TLS;
 	else
 		return -1;
-	int port = dest->proto == PROTO_TLS ? 5061 : 5060;
-	if (via->v_port && via->v_port[0]) {
-		char *end;
-		long p = strtol(via->v_port, &end, 10);
-		if (*end || p < 1 || p > 65535)
-			return -1;
-		port = (int)p;
-	}
-	return numeric_addr(via->v_received ? via->v_received : via->v_host, port, &dest->addr);
+	int port = port_or_default(via->v_port, dest->proto);
+	return port < 0 ? -1
+			: numeric_addr(via->v_received ? via->v_received : via->v_host, port, &dest->addr);
 }
 
 struct flow *transport_flow_for(const struct txn_dest *dest)

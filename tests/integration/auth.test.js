@@ -2,7 +2,6 @@
 // Digest authentication and the relay policy against the real daemon: real JsSIP clients with
 // right and wrong passwords, hand-computed MD5/SHA-256 digests over a scripted WebSocket UA,
 // stale nonces, replayed nonce counts, identity mismatch, relaying, SIGHUP reload of users.
-global.WebSocket = global.WebSocket || require('ws');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
@@ -10,12 +9,11 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const JsSIP = require('jssip');
+const { startUa, JsSIP } = require('../lib/jssip');
 const { startDaemon, BIN } = require('../lib/daemon');
 const { freeUdpPort } = require('../lib/ports');
 const { SipWs, rand, sdp, tagOf } = require('../lib/sipws');
 
-JsSIP.debug.disable('JsSIP:*');
 const DOMAIN = 'example.com';
 
 function usersFile(text) {
@@ -87,24 +85,10 @@ async function register(ua, { authorization, toUser } = {}) {
   return ua.expectResponse('REGISTER');
 }
 
-function startJssip(port, user, password) {
-  const socket = new JsSIP.WebSocketInterface(`ws://127.0.0.1:${port}`);
-  const ua = new JsSIP.UA({
-    sockets: [socket], uri: `sip:${user}@${DOMAIN}`, password, register: true,
-    session_timers: false, connection_recovery_min_interval: 1,
-  });
-  const registration = new Promise((resolve) => {
-    ua.once('registered', () => resolve({ ok: true }));
-    ua.once('registrationFailed', (e) => resolve({ ok: false, cause: e.cause, status: e.response && e.response.status_code }));
-  });
-  ua.start();
-  return { ua, registration };
-}
-
 test('JsSIP registers with the right password and is refused with a wrong one', async (t) => {
   const d = await start(t);
-  const good = startJssip(d.ports.ws, 'alice', 'alice-pw');
-  const bad = startJssip(d.ports.ws, 'bob', 'not-bobs-password');
+  const good = startUa({ port: d.ports.ws, user: 'alice', domain: DOMAIN, password: 'alice-pw' });
+  const bad = startUa({ port: d.ports.ws, user: 'bob', domain: DOMAIN, password: 'not-bobs-password' });
   t.after(() => { good.ua.stop(); bad.ua.stop(); });
   assert.deepEqual(await good.registration, { ok: true });
   const r = await bad.registration;
@@ -116,8 +100,8 @@ test('JsSIP registers with the right password and is refused with a wrong one', 
 
 test('JsSIP MESSAGE between authenticated users: 407 answered, delivered', async (t) => {
   const d = await start(t);
-  const alice = startJssip(d.ports.ws, 'alice', 'alice-pw');
-  const bob = startJssip(d.ports.ws, 'bob', 'bob-pw');
+  const alice = startUa({ port: d.ports.ws, user: 'alice', domain: DOMAIN, password: 'alice-pw' });
+  const bob = startUa({ port: d.ports.ws, user: 'bob', domain: DOMAIN, password: 'bob-pw' });
   t.after(() => { alice.ua.stop(); bob.ua.stop(); });
   assert.deepEqual(await alice.registration, { ok: true });
   assert.deepEqual(await bob.registration, { ok: true });

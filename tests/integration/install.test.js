@@ -3,36 +3,21 @@
 // installed paths, an empty private users file, a systemd unit that systemd-analyze accepts),
 // the installed daemon serving from there, a second install leaving the operator's files alone,
 // and uninstall. The install goes under a scratch prefix from the build the tests run.
-global.WebSocket = global.WebSocket || require('ws');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const JsSIP = require('jssip');
+const { startUa } = require('../lib/jssip');
 const { startDaemon, BIN } = require('../lib/daemon');
 
-JsSIP.debug.disable('JsSIP:*');
 const BUILD_DIR = path.dirname(BIN); // the configured build tree the daemon under test came from
 const DOMAIN = 'example.com';
 
 function make(target, prefix) {
   const r = spawnSync('make', ['-C', BUILD_DIR, '-s', target, `prefix=${prefix}`], { encoding: 'utf8', timeout: 300000 });
   assert.equal(r.status, 0, `make ${target}:\n${r.stdout}\n${r.stderr}`);
-}
-
-function register(port, user, password) {
-  const ua = new JsSIP.UA({
-    sockets: [new JsSIP.WebSocketInterface(`ws://127.0.0.1:${port}`)], uri: `sip:${user}@${DOMAIN}`,
-    password, register: true, session_timers: false,
-  });
-  const result = new Promise((resolve) => {
-    ua.once('registered', () => resolve(200));
-    ua.once('registrationFailed', (e) => resolve(e.response ? e.response.status_code : e.cause));
-  });
-  ua.start();
-  return { ua, result };
 }
 
 test('make install, the installed daemon, a second install and uninstall', async (t) => {
@@ -81,9 +66,9 @@ test('make install, the installed daemon, a second install and uninstall', async
     listen: ['ws:127.0.0.1:0'], domains: [DOMAIN] });
   t.after(() => d.stop());
   assert.match(d.log(), new RegExp(`auth: 1 user loaded from ${users}`));
-  const alice = register(d.ports.ws, 'alice', 'alice-pw');
+  const alice = startUa({ port: d.ports.ws, user: 'alice', domain: DOMAIN, password: 'alice-pw' });
   t.after(() => alice.ua.stop());
-  assert.equal(await alice.result, 200);
+  assert.deepEqual(await alice.registration, { ok: true });
   for (let i = 0; i < 30 && !fs.existsSync(db); i++) await new Promise((r) => setTimeout(r, 100));
   assert.ok(fs.existsSync(db), 'the binding went to the SQLite file');
   const page = await fetch(`http://127.0.0.1:${d.ports.ws}/phone/`);

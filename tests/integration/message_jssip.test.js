@@ -1,35 +1,19 @@
 'use strict';
 // MESSAGE between two real JsSIP user agents through sipedge.
-global.WebSocket = global.WebSocket || require('ws');
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const JsSIP = require('jssip');
+const { startUa } = require('../lib/jssip');
 const { startDaemon } = require('../lib/daemon');
 
-JsSIP.debug.disable('JsSIP:*');
 const DOMAIN = 'example.com';
-
-function startUa(port, user) {
-  const socket = new JsSIP.WebSocketInterface(`ws://127.0.0.1:${port}`);
-  const ua = new JsSIP.UA({
-    sockets: [socket], uri: `sip:${user}@${DOMAIN}`, password: `${user}-password`,
-    register: true, session_timers: false, connection_recovery_min_interval: 1,
-  });
-  const registered = new Promise((resolve, reject) => {
-    ua.once('registered', resolve);
-    ua.once('registrationFailed', (e) => reject(new Error(`${user}: registration failed: ${e.cause}`)));
-  });
-  ua.start();
-  return { ua, registered };
-}
 
 test('MESSAGE from one JsSIP UA reaches another and the sender sees 200', async (t) => {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'] });
   t.after(() => d.stop());
-  const alice = startUa(d.ports.ws, 'alice');
-  const bob = startUa(d.ports.ws, 'bob');
+  const alice = startUa({ port: d.ports.ws, user: 'alice', domain: DOMAIN, password: 'alice-password' });
+  const bob = startUa({ port: d.ports.ws, user: 'bob', domain: DOMAIN, password: 'bob-password' });
   t.after(() => { alice.ua.stop(); bob.ua.stop(); });
-  await Promise.all([alice.registered, bob.registered]);
+  assert.deepEqual(await Promise.all([alice.registration, bob.registration]), [{ ok: true }, { ok: true }]);
 
   const received = new Promise((resolve) => bob.ua.on('newMessage', (e) => {
     if (e.originator === 'remote') resolve(e);
@@ -55,9 +39,9 @@ test('MESSAGE from one JsSIP UA reaches another and the sender sees 200', async 
 test('MESSAGE to a user who is not registered fails with 404', async (t) => {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'] });
   t.after(() => d.stop());
-  const alice = startUa(d.ports.ws, 'alice');
+  const alice = startUa({ port: d.ports.ws, user: 'alice', domain: DOMAIN, password: 'alice-password' });
   t.after(() => alice.ua.stop());
-  await alice.registered;
+  assert.deepEqual(await alice.registration, { ok: true });
   const status = await new Promise((resolve) => {
     alice.ua.sendMessage(`sip:carol@${DOMAIN}`, 'anyone?', {
       eventHandlers: { succeeded: () => resolve(200), failed: (e) => resolve(e.response ? e.response.status_code : e.cause) },

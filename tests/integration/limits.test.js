@@ -5,9 +5,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
-const WebSocket = require('ws');
 const { startDaemon } = require('../lib/daemon');
-const { SipWs } = require('../lib/sipws');
+const { SipWs, handshake } = require('../lib/sipws');
 const { SipUdp } = require('../lib/sipudp');
 
 const DOMAIN = 'example.com';
@@ -19,19 +18,6 @@ async function waitLog(d, re) {
   assert.match(d.log(), re);
 }
 
-// Upgrade; resolves { status } for a refused handshake or { ws } for an accepted one.
-function handshake(url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, 'sip');
-    ws.once('unexpected-response', (req, res) => {
-      let body = '';
-      res.on('data', (b) => { body += b; });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    ws.once('open', () => resolve({ ws }));
-    ws.once('error', (e) => { if (!/Unexpected server response/.test(e.message)) reject(e); });
-  });
-}
 
 // Send n OPTIONS at once; the final statuses (null for silence), in order of sending.
 async function burst(peer, n, timeout = 1500) {
@@ -62,7 +48,7 @@ test('a source over requests_per_second is banned: 503 with Retry-After, WS hand
   assert.equal((await d.metrics()).sipedge_limits_banned_sources, 1);
   assert.ok((await d.metrics()).sipedge_limits_rejected_total >= 7);
   // The same address cannot open a WebSocket while banned.
-  const h = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
+  const h = await handshake(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
   assert.equal(h.status, 503);
   assert.match(h.body, /banned/);
   await sleep(3100);
@@ -70,7 +56,7 @@ test('a source over requests_per_second is banned: 503 with Retry-After, WS hand
   assert.equal((await d.metrics()).sipedge_limits_banned_sources, 0);
   const after = await burst(peer, 1);
   assert.equal(after[0] && after[0].status_code, 200, 'served again once the ban is over');
-  const ok = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
+  const ok = await handshake(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
   assert.ok(ok.ws, 'handshakes accepted again');
   ok.ws.terminate();
 });
@@ -135,19 +121,19 @@ test('max_connections_per_ip: the next handshake gets 503 until one closes', asy
     config: 'web_root = "";\nlimits = { max_connections_per_ip = 2; };\n' });
   t.after(() => d.stop());
   const url = `ws://127.0.0.1:${d.ports.ws}/`;
-  const a = await handshake(url);
-  const b = await handshake(url);
+  const a = await handshake(url, 'sip');
+  const b = await handshake(url, 'sip');
   assert.ok(a.ws && b.ws);
-  const c = await handshake(url);
+  const c = await handshake(url, 'sip');
   assert.equal(c.status, 503);
   assert.match(c.body, /too many connections/);
   assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 1);
   await new Promise((resolve) => { a.ws.once('close', resolve); a.ws.close(); });
   // The daemon counts the connection gone when lws reports it closed: try for a while.
-  let e = await handshake(url);
+  let e = await handshake(url, 'sip');
   for (let i = 0; i < 20 && !e.ws; i++) {
     await sleep(100);
-    e = await handshake(url);
+    e = await handshake(url, 'sip');
   }
   assert.ok(e.ws, 'a slot is free again');
   b.ws.terminate();
@@ -189,7 +175,7 @@ test('max_connections_per_ip on TCP: the next connection is closed at once until
   await waitLog(d, /tcp: connection from 127\.0\.0\.1 refused: too many connections from this address/);
   assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 1);
   // WebSocket connections count against the same address.
-  const w = await handshake(`ws://127.0.0.1:${d.ports.ws}/`);
+  const w = await handshake(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
   assert.equal(w.status, 503);
   assert.equal((await d.metrics()).sipedge_limits_connections_refused_total, 2);
   // Closing one frees its slot once the daemon has seen the close.

@@ -10,24 +10,10 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const WebSocket = require('ws');
 const { startDaemon } = require('../lib/daemon');
-const { SipWs, rand } = require('../lib/sipws');
+const { SipWs, rand, handshake } = require('../lib/sipws');
 
 const DOMAIN = 'example.com';
 
-// Upgrade with the given subprotocols; resolves { status, body } for a refused handshake or
-// { ws } for an accepted one.
-function handshake(url, protocols, options = {}) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, options);
-    ws.once('unexpected-response', (req, res) => {
-      let body = '';
-      res.on('data', (b) => { body += b; });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    ws.once('open', () => resolve({ ws }));
-    ws.once('error', (e) => { if (!/Unexpected server response/.test(e.message)) reject(e); });
-  });
-}
 
 function optionsRequest(ua) {
   return ua.request({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, to: `sip:${DOMAIN}` }).text;

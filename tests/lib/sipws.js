@@ -150,6 +150,21 @@ function sdp(tag) {
 }
 
 // Route set from a dialog-creating message's Record-Route headers (UAC: reversed).
+// Upgrade with the given subprotocols; resolves { status, body } for a refused handshake or
+// { ws } for an accepted one.
+function handshake(url, protocols, options = {}) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, options);
+    ws.once('unexpected-response', (req, res) => {
+      let body = '';
+      res.on('data', (b) => { body += b; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    ws.once('open', () => resolve({ ws }));
+    ws.once('error', (e) => { if (!/Unexpected server response/.test(e.message)) reject(e); });
+  });
+}
+
 function routeSet(msg, asUac) {
   const rr = msg.getHeaders('record-route').flatMap((h) => h.split(/,(?=\s*<)/).map((s) => s.trim()));
   return asUac ? rr.reverse() : rr;
@@ -160,4 +175,4 @@ function tagOf(header) {
   return m ? m[1] : undefined;
 }
 
-module.exports = { SipWs, sdp, routeSet, tagOf, rand };
+module.exports = { SipWs, sdp, routeSet, tagOf, rand, handshake };

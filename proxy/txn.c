@@ -51,6 +51,7 @@ struct txn {
 	uv_timer_t retrans, timeout;
 	int open_handles;
 	hash_value_t hash; /* of key */
+	struct txn *cprev, *cnext; /* live client transactions, for a flow that goes */
 };
 
 /* sofia-sip's open-addressing table, grown before it is two thirds full: transactions linger
@@ -71,6 +72,9 @@ HTABLE_BODIES_WITH(txn_table, tt, struct txn, TXN_HASH, size_t, hash_value_t);
 
 static txn_table_t table;
 static unsigned n_server, n_client;
+/* Client transactions until they terminate: a closed flow fails the ones that use it without a
+ * walk over the whole table, which holds every server transaction lingering for Timer J too. */
+static struct txn *clients;
 
 static const char *const state_names[] = {"calling",   "trying",   "proceeding", "completed",
 					  "confirmed", "accepted", "terminated"};
@@ -173,10 +177,17 @@ static void terminate(struct txn *t)
 		return;
 	t->state = TXN_TERMINATED;
 	table_remove(t);
-	if (t->side == SIDE_SERVER)
+	if (t->side == SIDE_SERVER) {
 		metrics_set(M_TXN_SERVER, --n_server);
-	else
+	} else {
 		metrics_set(M_TXN_CLIENT, --n_client);
+		if (t->cprev)
+			t->cprev->cnext = t->cnext;
+		else
+			clients = t->cnext;
+		if (t->cnext)
+			t->cnext->cprev = t->cprev;
+	}
 	const struct txn_user *user = t->user;
 	t->user = NULL;
 	if (user && user->on_gone)
@@ -210,10 +221,15 @@ static struct txn *txn_alloc(enum txn_side side, msg_t *req, char *key)
 		uv_close((uv_handle_t *)&t->timeout, on_handle_closed);
 		return NULL;
 	}
-	if (side == SIDE_SERVER)
+	if (side == SIDE_SERVER) {
 		metrics_set(M_TXN_SERVER, ++n_server);
-	else
+	} else {
 		metrics_set(M_TXN_CLIENT, ++n_client);
+		t->cnext = clients;
+		if (clients)
+			clients->cprev = t;
+		clients = t;
+	}
 	return t;
 }
 
@@ -646,9 +662,8 @@ static void on_flow_gone(struct flow *f)
 	/* Collect first: failing one may start or end others (the proxy CANCELs its siblings). */
 	struct txn **hit = NULL;
 	size_t n = 0, cap = 0;
-	for (size_t i = 0; i < table.tt_size; i++) {
-		struct txn *t = table.tt_table[i];
-		if (!t || t->side != SIDE_CLIENT || t->flow_id != f->id ||
+	for (struct txn *t = clients; t; t = t->cnext) {
+		if (t->flow_id != f->id ||
 		    (t->state != TXN_CALLING && t->state != TXN_TRYING && t->state != TXN_PROCEEDING))
 			continue;
 		if (n == cap) {

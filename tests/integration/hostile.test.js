@@ -99,33 +99,41 @@ async function assertServing(d, alice) {
   assert.ok(contacts[0].includes(alice.contactUri));
 }
 
-test('malformed SIP over UDP: each message gets its defined answer', async (t) => {
+// A daemon for one test, with alice registered before the hostile traffic starts.
+async function setup(t) {
   const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
   t.after(() => d.stop());
   const alice = await registerAlice(d);
   t.after(() => alice.ws.terminate());
+  return { d, alice };
+}
+
+// r is the final answer a corpus case got (null: none): the one it must get.
+function assertAnswer(name, r, status, reason) {
+  if (status === null) {
+    assert.equal(r, null, `${name}: no answer expected, got ${r && r.status_code}`);
+    return;
+  }
+  assert.ok(r, `${name}: no answer`);
+  assert.equal(r.status_code, status, `${name}: ${r.status_code} ${r.reason_phrase}`);
+  assert.match(r.reason_phrase, reason, name);
+}
+
+test('malformed SIP over UDP: each message gets its defined answer', async (t) => {
+  const { d, alice } = await setup(t);
   const peer = await SipUdp.open({ port: d.ports.udp });
   t.after(() => peer.close());
   const via = `SIP/2.0/UDP 127.0.0.1:${peer.local.port};rport`;
   for (const [name, bend, status, reason, opts] of CORPUS) {
     await peer.send(bend(baseRequest(via, opts)));
     const r = await peer.next((m) => m.status_code >= 200, status === null ? 800 : 3000);
-    if (status === null) {
-      assert.equal(r, null, `${name}: no answer expected, got ${r && r.status_code}`);
-    } else {
-      assert.ok(r, `${name}: no answer`);
-      assert.equal(r.status_code, status, `${name}: ${r.status_code} ${r.reason_phrase}`);
-      assert.match(r.reason_phrase, reason, name);
-    }
+    assertAnswer(name, r, status, reason);
   }
   await assertServing(d, alice);
 });
 
 test('malformed SIP over WebSocket: the same answers on the connection, which stays open', async (t) => {
-  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
-  t.after(() => d.stop());
-  const alice = await registerAlice(d);
-  t.after(() => alice.ws.terminate());
+  const { d, alice } = await setup(t);
   const mallory = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}/`, { user: 'mallory', domain: DOMAIN });
   t.after(() => mallory.ws.terminate());
   const via = `SIP/2.0/WS ${rand(4)}.invalid`;
@@ -138,23 +146,14 @@ test('malformed SIP over WebSocket: the same answers on the connection, which st
     } catch (e) {
       if (!/timed out/.test(e.message)) throw e;
     }
-    if (status === null) {
-      assert.equal(r, null, `${name}: no answer expected, got ${r && r.status_code}`);
-    } else {
-      assert.ok(r, `${name}: no answer`);
-      assert.equal(r.status_code, status, `${name}: ${r.status_code} ${r.reason_phrase}`);
-      assert.match(r.reason_phrase, reason, name);
-    }
+    assertAnswer(name, r, status, reason);
   }
   assert.equal(mallory.ws.readyState, 1, 'the connection stays open');
   await assertServing(d, alice);
 });
 
 test('an unknown method to a user is proxied to that user', async (t) => {
-  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
-  t.after(() => d.stop());
-  const alice = await registerAlice(d);
-  t.after(() => alice.ws.terminate());
+  const { d, alice } = await setup(t);
   const peer = await SipUdp.open({ port: d.ports.udp });
   t.after(() => peer.close());
   const { text, callId } = peer.request({ method: 'BREW', ruri: `sip:alice@${DOMAIN}`, user: 'mallory' });
@@ -239,10 +238,7 @@ const WS_CORPUS = [
 ];
 
 test('malformed WebSocket frames: each gets its close code, other clients are served', async (t) => {
-  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
-  t.after(() => d.stop());
-  const alice = await registerAlice(d);
-  t.after(() => alice.ws.terminate());
+  const { d, alice } = await setup(t);
   // All at once: after its close frame lws may wait up to 5 s for the peer's (a frame that
   // announced a terabyte swallows ours as payload).
   const results = await Promise.all(WS_CORPUS.map(async ([name, bytes]) => {
@@ -306,10 +302,7 @@ test('unmasked client frames are closed with 1002, their requests unanswered', a
 });
 
 test('slowloris: a handshake trickled byte by byte is closed after websocket.handshake_timeout', async (t) => {
-  const d = await startDaemon({ listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], domains: [DOMAIN], args: ['--no-auth'], config: CONFIG });
-  t.after(() => d.stop());
-  const alice = await registerAlice(d);
-  t.after(() => alice.ws.terminate());
+  const { d, alice } = await setup(t);
   const s = net.connect(d.ports.ws, '127.0.0.1');
   s.on('error', () => {});
   const started = Date.now();

@@ -42,18 +42,10 @@ bool sipmsg_is_keepalive(const char *data, size_t len)
 	return true;
 }
 
-/** Copy data into a new message and run the parser over it; *rc is msg_extract's result. */
-static msg_t *parse_raw(const char *data, size_t len, bool blank_nul, int *rc)
+/** Copy len bytes of data into the nvec buffers msg_recv_iovec() gave; with blank_nul, NUL
+ *  bytes become spaces (the parser works on C strings). */
+static void fill_iovec(msg_iovec_t *iov, issize_t nvec, const char *data, size_t len, bool blank_nul)
 {
-	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
-	if (!msg)
-		return NULL;
-	msg_iovec_t iov[2];
-	issize_t nvec = msg_recv_iovec(msg, iov, 2, len, 1);
-	if (nvec < 1) {
-		msg_destroy(msg);
-		return NULL;
-	}
 	size_t off = 0;
 	for (issize_t i = 0; i < nvec && off < len; i++) {
 		size_t n = iov[i].mv_len;
@@ -66,6 +58,21 @@ static msg_t *parse_raw(const char *data, size_t len, bool blank_nul, int *rc)
 					((char *)iov[i].mv_base)[j] = ' ';
 		off += n;
 	}
+}
+
+/** Copy data into a new message and run the parser over it; *rc is msg_extract's result. */
+static msg_t *parse_raw(const char *data, size_t len, bool blank_nul, int *rc)
+{
+	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
+	if (!msg)
+		return NULL;
+	msg_iovec_t iov[2];
+	issize_t nvec = msg_recv_iovec(msg, iov, 2, len, 1);
+	if (nvec < 1) {
+		msg_destroy(msg);
+		return NULL;
+	}
+	fill_iovec(iov, nvec, data, len, blank_nul);
 	msg_recv_commit(msg, len, 1);
 	*rc = msg_extract(msg);
 	return msg;
@@ -525,14 +532,7 @@ int sipmsg_stream_feed(struct sipmsg_stream *s, const char *data, size_t len, si
 	issize_t nvec = msg_recv_iovec(s->msg, iov, 2, len, 0);
 	if (nvec < 1)
 		return msg_get_flags(s->msg, MSG_FLG_TOOLARGE) ? SIPMSG_STREAM_TOO_LARGE : SIPMSG_STREAM_NOMEM;
-	size_t off = 0;
-	for (issize_t i = 0; i < nvec && off < len; i++) {
-		size_t n = iov[i].mv_len;
-		if (n > len - off)
-			n = len - off;
-		memcpy(iov[i].mv_base, data + off, n);
-		off += n;
-	}
+	fill_iovec(iov, nvec, data, len, false);
 	msg_recv_commit(s->msg, len, 0);
 	return stream_extract(s, fn, arg, bad);
 }

@@ -106,13 +106,9 @@ test('edge: a SIPp phone calls the WebSocket user through kamailio and our Path'
   const rr = routeSet(inv, false);
   assert.equal(rr.length, 3, `sipedge (ws, udp) then kamailio: ${rr}`);
 
-  alice.respond(inv, 180, 'Ringing', { toTag: 'at' });
-  alice.respond(inv, 200, 'OK', { toTag: 'at', body: sdp('alice') });
-  const ack = await alice.expectRequest('ACK', 10000);
+  const { ack, bye } = await alice.answerCall(inv);
   assert.equal(ack.ruri.toString(), alice.contactUri);
-  const bye = await alice.expectRequest('BYE', 10000);
   assert.equal(tagOf(bye.getHeader('to')), 'at');
-  alice.respond(bye, 200, 'OK');
   const r = await uac.done;
   assert.equal(r.code, 0, `sipp UAC failed:\n${r.errors}\n${r.out.slice(-3000)}\n${k.log().slice(-3000)}`);
   const m = await d.metrics();

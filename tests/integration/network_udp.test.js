@@ -43,14 +43,10 @@ test('SIPp over UDP calls a WebSocket user: delivered on its flow, double Record
   assert.match(rr[0], new RegExp(`^<sip:[0-9a-f]{32}@127\\.0\\.0\\.1:${d.ports.ws};transport=ws;lr>$`));
   assert.match(rr[1], new RegExp(`^<sip:[0-9a-f]{32}@127\\.0\\.0\\.1:${d.ports.udp};transport=udp;lr>$`));
 
-  alice.respond(inv, 180, 'Ringing', { toTag: 'at' });
-  alice.respond(inv, 200, 'OK', { toTag: 'at', body: sdp('alice') });
-  const ack = await alice.expectRequest('ACK', 10000);
+  const { ack, bye } = await alice.answerCall(inv);
   assert.equal(ack.ruri.toString(), alice.contactUri);
   assert.equal(ack.getHeaders('route').length, 0, 'sipedge consumed its Route entries');
-  const bye = await alice.expectRequest('BYE', 10000);
   assert.equal(tagOf(bye.getHeader('to')), 'at');
-  alice.respond(bye, 200, 'OK');
   const r = await uac.done;
   assert.equal(r.code, 0, `sipp UAC failed:\n${r.errors}\n${r.out.slice(-3000)}`);
 });

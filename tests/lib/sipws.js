@@ -117,6 +117,17 @@ class SipWs {
     this.send(lines.join('\r\n'));
   }
 
+  // The callee's end of a call: ring, answer inv with 200 (To tag toTag), then wait for the ACK
+  // and the caller's BYE, which is answered 200. Resolves { ack, bye }.
+  async answerCall(inv, toTag = 'at') {
+    this.respond(inv, 180, 'Ringing', { toTag });
+    this.respond(inv, 200, 'OK', { toTag, body: sdp(toTag) });
+    const ack = await this.expectRequest('ACK', 10000);
+    const bye = await this.expectRequest('BYE', 10000);
+    this.respond(bye, 200, 'OK');
+    return { ack, bye };
+  }
+
   // The caller's end of a call answered 200 (ok: the 200 to the INVITE it sent to ruri with
   // fromTag and callId): ACK along the route set, then BYE. Resolves the BYE's final response.
   async ackAndBye(ok, { ruri, fromTag, callId }) {

@@ -15,8 +15,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "core/config.h"
-#include "core/sipmsg.h"
+#include "base/config.h"
+#include "base/sipmsg.h"
 #include "proxy/proxy.h"
 
 struct flow;

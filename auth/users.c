@@ -1,6 +1,6 @@
 /** @file users.c  The users file: parsed whole into a sorted table, looked up by name. */
 #include "auth/users.h"
-#include "core/log.h"
+#include "base/log.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -25,13 +25,13 @@
 #include <uv.h>
 
 #include "auth/auth.h"
-#include "core/config.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/sip_core.h"
-#include "core/sipmsg.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "app/dispatch.h"
+#include "base/sipmsg.h"
 #include "proxy/proxy.h"
-#include "proxy/txn.h"
+#include "sip/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
 

@@ -1,7 +1,7 @@
 /** @file proxy.h  The stateful proxy core (RFC 3261 §16). */
 #ifndef SIPEDGE_PROXY_H
 #define SIPEDGE_PROXY_H
-#include "core/sipmsg.h"
+#include "base/sipmsg.h"
 
 struct flow;
 struct txn;

@@ -11,10 +11,10 @@
  * the head is always the oldest) that the same timer prunes; its length is bounded.
  */
 #include "registrar/location.h"
-#include "core/config.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 #include "registrar/store.h"
 
 #include <stdlib.h>

@@ -14,11 +14,11 @@
  * over separate connections: keyed by URI alone, the second tab would steal the first's binding.
  */
 #include "registrar/registrar.h"
-#include "core/config.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/sipmsg.h"
-#include "proxy/txn.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/sipmsg.h"
+#include "sip/txn.h"
 #include "registrar/location.h"
 #include "registrar/store.h"
 #include "transport/flow.h"

@@ -1,7 +1,7 @@
 /** @file registrar.h  The registrar (RFC 3261 §10.3, RFC 5626 outbound, RFC 3327 Path). */
 #ifndef SIPEDGE_REGISTRAR_H
 #define SIPEDGE_REGISTRAR_H
-#include "core/sipmsg.h"
+#include "base/sipmsg.h"
 
 struct flow;
 struct txn;

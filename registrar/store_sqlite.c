@@ -8,9 +8,9 @@
  * counted; the location table, which is the truth while the daemon runs, goes on without it.
  */
 #include "registrar/store.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>

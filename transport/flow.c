@@ -1,7 +1,7 @@
 /** @file flow.c  The flow table and flow tokens. */
 #include "transport/flow.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

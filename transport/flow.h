@@ -7,7 +7,7 @@
  */
 #ifndef SIPEDGE_FLOW_H
 #define SIPEDGE_FLOW_H
-#include "core/config.h"
+#include "base/config.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -13,11 +13,11 @@
  * after the queue has drained, so a flow never disappears under its caller.
  */
 #include "transport/stream.h"
-#include "core/limits.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/sip_core.h"
-#include "core/sipmsg.h"
+#include "transport/limits.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "app/dispatch.h"
+#include "base/sipmsg.h"
 #include "transport/flow.h"
 #include "transport/sendq.h"
 

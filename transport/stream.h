@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "core/config.h"
+#include "base/config.h"
 
 struct lws_context;
 struct flow;

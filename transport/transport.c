@@ -1,7 +1,7 @@
 /** @file transport.c  Sending to a destination: an existing flow, or an address. */
 #include "transport/transport.h"
-#include "core/log.h"
-#include "proxy/txn.h"
+#include "base/log.h"
+#include "sip/txn.h"
 #include "transport/flow.h"
 #include "transport/stream.h"
 #include "transport/udp.h"

@@ -7,9 +7,9 @@
  * source addresses costs a bounded amount of memory.
  */
 #include "transport/udp.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/sip_core.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "app/dispatch.h"
 #include "transport/flow.h"
 
 #include <arpa/inet.h>

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "core/config.h"
+#include "base/config.h"
 
 struct flow;
 

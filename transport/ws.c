@@ -9,10 +9,10 @@
  * its ping timer is a libuv handle that closes asynchronously, after lws has freed the wsi.
  */
 #include "transport/ws.h"
-#include "core/limits.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/sip_core.h"
+#include "transport/limits.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "app/dispatch.h"
 #include "transport/flow.h"
 #include "transport/sendq.h"
 #include "transport/stream.h"

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "core/config.h"
+#include "base/config.h"
 
 /** Open every ws/wss listener of cfg on loop; prints "listening ws HOST:PORT" per listener.
  *  0 on success, -1 (logged) on failure. */

@@ -1,6 +1,6 @@
 'use strict';
-// What operators can see and set is written down: every metric in core/metrics.def is named in
-// doc/, and every setting core/config.c reads is in doc/configuration.md (in its section's table,
+// What operators can see and set is written down: every metric in base/metrics.def is named in
+// doc/, and every setting the daemon reads is in doc/configuration.md (in its section's table,
 // or as a `section.name`) and in the shipped etc/sipedge.conf, which lists every setting.
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -12,14 +12,14 @@ const read = (...p) => fs.readFileSync(path.join(ROOT, ...p), 'utf8');
 const docs = fs.readdirSync(path.join(ROOT, 'doc')).map((f) => read('doc', f)).join('\n');
 
 test('every metric is documented', () => {
-  const names = [...read('core', 'metrics.def').matchAll(/^X\(\w+, "(sipedge_\w+)"/gm)].map((m) => m[1]);
+  const names = [...read('base', 'metrics.def').matchAll(/^X\(\w+, "(sipedge_\w+)"/gm)].map((m) => m[1]);
   assert.ok(names.length > 40, 'metrics.def was read');
   const missing = names.filter((n) => !docs.includes(n));
   assert.deepEqual(missing, [], 'metrics without a word in doc/');
 });
 
 test('every setting is documented and in the shipped configuration', () => {
-  const source = read('core', 'config.c');
+  const source = read('base', 'config.c');
   const settings = [...new Set([...source.matchAll(/lookup_\w+\(&lc, "([a-z_.]+)"/g)].map((m) => m[1]))];
   assert.ok(settings.length > 40, 'config.c was read');
   const reference = read('doc', 'configuration.md');

@@ -1,5 +1,5 @@
 'use strict';
-// Per-source limits (core/limits.c): requests per second with a temporary ban (503 with
+// Per-source limits (transport/limits.c): requests per second with a temporary ban (503 with
 // Retry-After or silence), the ban's end, trusted peers exempt, WebSocket and TCP connections
 // per address, and bindings per AOR.
 const test = require('node:test');

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "core/config.h"
+#include "base/config.h"
 
 /** cfg becomes g_config; UNIT_DEBUG=1 in the environment logs at debug, else errors only. */
 void rooms_start(uv_loop_t *loop, struct config *cfg, bool auth);

@@ -1,4 +1,4 @@
-/** @file test_limits.c  Unit tests for the per-source limits (core/limits.c).
+/** @file test_limits.c  Unit tests for the per-source limits (transport/limits.c).
  *
  * The loop does not run here, so uv_now stands still: every message arrives "at once", which
  * makes the token bucket's arithmetic exact. The ban's end is covered by the integration test.
@@ -8,10 +8,10 @@
 #include <string.h>
 #include <uv.h>
 
-#include "core/config.h"
-#include "core/limits.h"
-#include "core/loop.h"
-#include "core/metrics.h"
+#include "base/config.h"
+#include "transport/limits.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 #include "tests/unit/unit.h"
 
 static struct config cfg;

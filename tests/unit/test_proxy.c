@@ -6,14 +6,14 @@
 #include <string.h>
 #include <uv.h>
 
-#include "core/config.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
-#include "core/sip_core.h"
-#include "core/sipmsg.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "app/dispatch.h"
+#include "base/sipmsg.h"
 #include "proxy/proxy.h"
-#include "proxy/txn.h"
+#include "sip/txn.h"
 #include "registrar/registrar.h"
 #include "tests/unit/outbox.h"
 #include "tests/unit/rooms.h"

@@ -7,12 +7,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "core/config.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
-#include "core/sipmsg.h"
-#include "proxy/txn.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "base/sipmsg.h"
+#include "sip/txn.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/store.h"

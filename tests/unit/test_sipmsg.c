@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
-#include "core/sipmsg.h"
+#include "base/config.h"
+#include "base/sipmsg.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 

@@ -1,5 +1,5 @@
 /** @file log.c  Leveled logging to stderr with a timestamp. */
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

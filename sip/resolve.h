@@ -6,7 +6,7 @@
  */
 #ifndef SIPEDGE_RESOLVE_H
 #define SIPEDGE_RESOLVE_H
-#include "core/config.h"
+#include "base/config.h"
 
 #include <stdint.h>
 #include <sys/socket.h>

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/config.h"
-#include "core/sipmsg.h"
+#include "base/config.h"
+#include "base/sipmsg.h"
 
 struct flow;
 struct txn;

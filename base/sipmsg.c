@@ -1,6 +1,6 @@
 /** @file sipmsg.c  SIP message helpers over sofia-sip. */
-#include "core/sipmsg.h"
-#include "core/log.h"
+#include "base/sipmsg.h"
+#include "base/log.h"
 #include "transport/flow.h"
 
 #include <ctype.h>

@@ -12,14 +12,14 @@
 
 #include "auth/auth.h"
 #include "auth/users.h"
-#include "core/config.h"
-#include "core/limits.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/sip_core.h"
-#include "core/sipmsg.h"
+#include "base/config.h"
+#include "transport/limits.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "app/dispatch.h"
+#include "base/sipmsg.h"
 #include "proxy/proxy.h"
-#include "proxy/txn.h"
+#include "sip/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
 #include "transport/stream.h"
@@ -104,7 +104,7 @@ static int parse_args(int argc, char **argv, struct config *cfg, bool *check_onl
 		switch (c) {
 		case 'c': file = optarg; break;
 		case 'h': usage(stdout); exit(0);
-		case OPT_VERSION: printf("sipedge %s\n", PACKAGE_VERSION_STRING); exit(0);
+		case OPT_VERSION: printf("sipedge %s\n", PACKAGE_VERSION); exit(0);
 		case '?': usage(stderr); return -1;
 		default: break;
 		}
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 		uv_signal_start(&sig_term, on_signal, SIGTERM);
 		uv_signal_start(&sig_int, on_signal, SIGINT);
 		uv_signal_start(&sig_hup, on_sighup, SIGHUP);
-		log_notice("sipedge %s ready: domains %s%s", PACKAGE_VERSION_STRING,
+		log_notice("sipedge %s ready: domains %s%s", PACKAGE_VERSION,
 			   config.domains.item[0], config.domains.count > 1 ? " ..." : "");
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_close((uv_handle_t *)&sig_term, NULL);

@@ -73,7 +73,7 @@ struct config {
 	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
 	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
 
-	/* per-source limits (core/limits.h) */
+	/* per-source limits (transport/limits.h) */
 	int limit_conns_per_ip;	 /* open connections per source address; 0 = no limit */
 	int limit_rps;		 /* requests per second per source address; 0 = no limit */
 	int limit_burst;	 /* token bucket depth: requests accepted at once */

@@ -1,8 +1,8 @@
 /** @file config.c  Configuration: embedded defaults, a libconfig file, command-line overrides. */
-#include "core/config.h"
+#include "base/config.h"
 #include "auth/auth.h"
-#include "core/limits.h"
-#include "core/log.h"
+#include "transport/limits.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <libconfig.h>

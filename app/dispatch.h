@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/sipmsg.h"
+#include "base/sipmsg.h"
 
 struct flow;
 

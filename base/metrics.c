@@ -1,5 +1,5 @@
 /** @file metrics.c  Counters and gauges, rendered in Prometheus text format. */
-#include "core/metrics.h"
+#include "base/metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@ static const struct {
 	const char *name, *type, *help;
 } info[M__COUNT] = {
 #define X(id, name, type, help) [id] = {name, #type, help},
-#include "core/metrics.def"
+#include "base/metrics.def"
 #undef X
 };
 

@@ -6,10 +6,10 @@
  * A terminated transaction leaves the table at once but its memory lives until libuv has
  * closed both timers, so a callback higher up the stack never touches freed memory.
  */
-#include "proxy/txn.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
+#include "sip/txn.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
 

@@ -11,8 +11,7 @@
 
 struct flow;
 
-#define SIPEDGE_SERVER "sipedge/" PACKAGE_VERSION_STRING
-#define PACKAGE_VERSION_STRING "0.1.0"
+#define SIPEDGE_SERVER "sipedge/" PACKAGE_VERSION
 /** Methods we route or answer; the Allow header of our responses. */
 #define SIPEDGE_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, PUBLISH"
 #define SIPEDGE_SUPPORTED "path, outbound, gruu"

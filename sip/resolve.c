@@ -10,10 +10,10 @@
  */
 #define SRES_CONTEXT_T struct resolve_job
 #define SRES_ASYNC_T struct resolve_loop
-#include "proxy/resolve.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
+#include "sip/resolve.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

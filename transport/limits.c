@@ -6,11 +6,11 @@
  * small as the set of recently busy sources. It is bounded: when it is full a new source is
  * not tracked (and so not limited) rather than evicting one that may be in a ban.
  */
-#include "core/limits.h"
+#include "transport/limits.h"
 #include "auth/auth.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "core/metrics.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

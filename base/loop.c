@@ -1,5 +1,5 @@
 /** @file loop.c  The one libuv loop everything runs on (single thread). */
-#include "core/loop.h"
+#include "base/loop.h"
 
 static uv_loop_t *the_loop;
 

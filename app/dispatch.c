@@ -4,13 +4,13 @@
  * requests to their server transaction and the room that handles them (registrar, ourselves,
  * proxy). Every rejection here gets a status whose phrase says what was wrong.
  */
-#include "core/sip_core.h"
-#include "core/config.h"
-#include "core/limits.h"
-#include "core/log.h"
-#include "core/metrics.h"
+#include "app/dispatch.h"
+#include "base/config.h"
+#include "transport/limits.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "proxy/proxy.h"
-#include "proxy/txn.h"
+#include "sip/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
 #include "transport/udp.h"

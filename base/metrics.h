@@ -6,7 +6,7 @@
 
 enum metric_id {
 #define X(id, name, type, help) id,
-#include "core/metrics.def"
+#include "base/metrics.def"
 #undef X
 	M__COUNT
 };

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "core/config.h"
+#include "base/config.h"
 
 enum limits_verdict {
 	LIMITS_PASS,  /* go on */

@@ -80,8 +80,11 @@ void config_defaults(struct config *cfg)
 	cfg->auth_repeat_first = true;
 	config_set_string(&cfg->nonce_secret, "");
 	cfg->nonce_ttl = 300;
-	cfg->nonce_table_size = 16384;
+	cfg->nonce_table_size = 16777216;
 	string_list_add(&cfg->auth_challenge_methods, "*");
+	/* auth, issue 11: algorithms per side, the digest uri rule */
+	string_list_add(&cfg->auth_ws_algorithms, "MD5");
+	cfg->auth_strict_uri = false;
 	config_set_string(&cfg->flow_secret, "");
 	config_set_string(&cfg->tls_cert, "");
 	config_set_string(&cfg->tls_key, "");
@@ -296,6 +299,9 @@ int config_load(struct config *cfg, const char *path)
 	lookup_int(&lc, "auth.nonce_table_size", &cfg->nonce_table_size);
 	rc |= lookup_list(&lc, "auth.challenge_methods", &cfg->auth_challenge_methods);
 	rc |= lookup_list(&lc, "auth.trusted_peers", &cfg->trusted_peers);
+	/* auth, issue 11: algorithms per side, the digest uri rule */
+	rc |= lookup_list(&lc, "auth.websocket_algorithms", &cfg->auth_ws_algorithms);
+	lookup_bool(&lc, "auth.strict_digest_uri", &cfg->auth_strict_uri);
 
 	lookup_int(&lc, "limits.max_connections_per_ip", &cfg->limit_conns_per_ip);
 	lookup_int(&lc, "limits.requests_per_second", &cfg->limit_rps);
@@ -417,6 +423,7 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->ws_origins);
 	string_list_clear(&cfg->auth_algorithms);
 	string_list_clear(&cfg->auth_challenge_methods);
+	string_list_clear(&cfg->auth_ws_algorithms);
 	string_list_clear(&cfg->upstreams);
 	string_list_clear(&cfg->trusted_peers);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,

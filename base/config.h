@@ -71,6 +71,9 @@ struct config {
 	int nonce_ttl;				  /* seconds a nonce stays fresh */
 	int nonce_table_size;			  /* used nonces remembered for nc replay checks */
 	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
+	/* auth, issue 11 (to move to auth's own settings table with the config rework) */
+	struct string_list auth_ws_algorithms; /* challenged over ws/wss; browsers speak MD5 only */
+	bool auth_strict_uri;		       /* digest uri must be the Request-URI itself */
 	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
 
 	/* per-source limits (transport/limits.h) */

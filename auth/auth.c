@@ -25,6 +25,7 @@
 #include "base/sipmsg.h"
 #include "sip/txn.h"
 #include "registrar/registrar.h"
+#include "sip/self.h"
 #include "transport/flow.h"
 
 #include <arpa/inet.h>
@@ -45,7 +46,7 @@ struct alg_list {
 
 static struct {
 	bool running;
-	const struct config *cfg;
+	const struct auth_config *cfg;
 	struct users *users;
 	struct alg_list net, ws; /* challenged on udp/tcp/tls, and on ws/wss */
 	char (*local_addrs)[INET6_ADDRSTRLEN]; /* the host's addresses, for wildcard listeners */
@@ -58,73 +59,31 @@ static struct {
 
 /* ---- trusted peers ---- */
 
-int auth_cidr_parse(const char *text, struct cidr *out)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(text, '/');
-	size_t hl = slash ? (size_t)(slash - text) : strlen(text);
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	memset(out, 0, sizeof(*out));
-	int max;
-	if (inet_pton(AF_INET, host, out->addr) == 1) {
-		out->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
-		out->family = AF_INET6;
-		max = 128;
-	} else {
-		return -1;
-	}
-	out->bits = max;
-	if (slash) {
-		char *end;
-		long b = strtol(slash + 1, &end, 10);
-		if (slash[1] == '\0' || *end != '\0' || b < 0 || b > max)
-			return -1;
-		out->bits = (int)b;
-	}
-	return 0;
-}
-
-static bool prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
-{
-	int bytes = bits / 8, rest = bits % 8;
-	if (memcmp(a, b, (size_t)bytes) != 0)
-		return false;
-	if (!rest)
-		return true;
-	unsigned char mask = (unsigned char)(0xff << (8 - rest));
-	return (a[bytes] & mask) == (b[bytes] & mask);
-}
-
-bool auth_cidr_match(const struct cidr *c, const struct sockaddr *sa)
-{
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		return c->family == AF_INET && prefix_equal(c->addr, (const unsigned char *)&in->sin_addr, c->bits);
-	}
-	if (sa->sa_family != AF_INET6)
-		return false;
-	const unsigned char *a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	if (c->family == AF_INET6)
-		return prefix_equal(c->addr, a6, c->bits);
-	/* ::ffff:10.1.2.3 from a dual-stack listener is the IPv4 peer 10.1.2.3. */
-	return memcmp(a6, v4mapped, sizeof(v4mapped)) == 0 && prefix_equal(c->addr, a6 + 12, c->bits);
-}
-
 static bool peer_trusted(const struct flow *f)
 {
 	for (int i = 0; f && i < A.n_trusted; i++)
-		if (auth_cidr_match(&A.trusted[i], (const struct sockaddr *)&f->peer))
+		if (net_cidr_match(&A.trusted[i], (const struct sockaddr *)&f->peer))
 			return true;
 	return false;
 }
 
 /* ---- configuration ---- */
+
+const struct setting auth_settings[] = {
+	SETTING_BOOL("auth.disabled", struct auth_config, no_auth, false),
+	SETTING_STRING("auth.users_file", struct auth_config, users_file, ""),
+	SETTING_STRING("auth.realm", struct auth_config, realm, ""),
+	SETTING_LIST_OF("auth.algorithms", struct auth_config, auth_algorithms, "MD5", "SHA-256"),
+	SETTING_BOOL("auth.repeat_first_challenge", struct auth_config, auth_repeat_first, true),
+	SETTING_STRING("auth.nonce_secret", struct auth_config, nonce_secret, ""),
+	SETTING_INT("auth.nonce_ttl", struct auth_config, nonce_ttl, 300),
+	SETTING_INT("auth.nonce_table_size", struct auth_config, nonce_table_size, 16777216),
+	SETTING_LIST_OF("auth.challenge_methods", struct auth_config, auth_challenge_methods, "*"),
+	SETTING_LIST("auth.trusted_peers", struct auth_config, trusted_peers),
+	SETTING_LIST_OF("auth.websocket_algorithms", struct auth_config, auth_ws_algorithms, "MD5"),
+	SETTING_BOOL("auth.strict_digest_uri", struct auth_config, auth_strict_uri, false),
+	SETTING_END,
+};
 
 static int check_algorithms(const char *setting, const struct string_list *names)
 {
@@ -150,7 +109,7 @@ static int check_algorithms(const char *setting, const struct string_list *names
 	return problems;
 }
 
-int auth_config_check(const struct config *cfg)
+int auth_config_check(const struct auth_config *cfg)
 {
 	int problems = check_algorithms("auth.algorithms", &cfg->auth_algorithms);
 	problems += check_algorithms("auth.websocket_algorithms", &cfg->auth_ws_algorithms);
@@ -171,7 +130,7 @@ int auth_config_check(const struct config *cfg)
 	}
 	for (int i = 0; i < cfg->trusted_peers.count; i++) {
 		struct cidr c;
-		if (auth_cidr_parse(cfg->trusted_peers.item[i], &c) != 0) {
+		if (net_cidr_parse(cfg->trusted_peers.item[i], &c) != 0) {
 			log_error("config: auth.trusted_peers: '%s' is not an address or ADDRESS/BITS",
 				  cfg->trusted_peers.item[i]);
 			problems++;
@@ -298,17 +257,9 @@ static bool uri_is_ruri(su_home_t *home, const char *digest_uri, const url_t *u,
 
 static bool is_wildcard(const char *host) { return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0; }
 
-static bool is_local_addr(const char *host, size_t len)
-{
-	for (int i = 0; i < A.n_local_addrs; i++)
-		if (strlen(A.local_addrs[i]) == len && strncasecmp(A.local_addrs[i], host, len) == 0)
-			return true;
-	return false;
-}
-
-/* One of our listeners' addresses (a wildcard listener: any address of this host), and its port
- * when the URI gives one. */
-static bool names_a_listener(const url_t *u)
+/* A wildcard listener answers on every address of the host: one of those, and the listener's
+ * port when the URI gives one. */
+static bool names_a_wildcard_listener(const url_t *u)
 {
 	const char *host = u->url_host;
 	size_t len = strlen(host);
@@ -316,23 +267,24 @@ static bool names_a_listener(const url_t *u)
 		host++;
 		len -= 2;
 	}
-	int port = u->url_port ? atoi(u->url_port) : 0;
-	for (int i = 0; i < A.cfg->n_listen; i++) {
-		const struct listen_spec *l = &A.cfg->listen[i];
-		bool same = is_wildcard(l->host) ? is_local_addr(host, len)
-						 : strlen(l->host) == len && strncasecmp(l->host, host, len) == 0;
-		if (same && (!port || port == l->port))
+	bool local = false;
+	for (int i = 0; i < A.n_local_addrs && !local; i++)
+		local = strlen(A.local_addrs[i]) == len && strncasecmp(A.local_addrs[i], host, len) == 0;
+	int port = u->url_port ? atoi(u->url_port) : 0, n = 0;
+	const struct listen_spec *l = self_listeners(&n);
+	for (int i = 0; local && i < n; i++)
+		if (is_wildcard(l[i].host) && (!port || port == l[i].port))
 			return true;
-	}
 	return false;
 }
 
 /* RFC 3261 §22.4 has the server check that the digest uri names the resource the request is
  * for, so that an answer meant for another server is not taken here. Clients fill it in their own
  * ways: most copy the Request-URI, SIPp (without -auth_uri) puts the address it sends to
- * (sip:IP:PORT), others the domain they register with. So a uri naming us is accepted, one of
- * our domains or listener addresses; one naming anything else is not. Replays are stopped by
- * the nonce and its nc, not by the uri. auth.strict_digest_uri wants the Request-URI itself. */
+ * (sip:IP:PORT), others the domain they register with. So a uri naming us is accepted: one of
+ * our domains (any user, any port), or a listener address with that listener's port or none.
+ * One naming anything else is not. Replays are stopped by the nonce and its nc, not by the uri.
+ * auth.strict_digest_uri wants the Request-URI itself. */
 static bool uri_acceptable(su_home_t *home, const char *digest_uri, const url_t *ruri)
 {
 	url_t *u = url_make(home, digest_uri);
@@ -340,13 +292,13 @@ static bool uri_acceptable(su_home_t *home, const char *digest_uri, const url_t 
 		return true;
 	if (A.cfg->auth_strict_uri || !u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host)
 		return false;
-	return config_is_our_domain(A.cfg, u->url_host) || names_a_listener(u);
+	return self_is_our_domain(u->url_host) || self_is_us(u) || names_a_wildcard_listener(u);
 }
 
 /* 0: authenticated as the owner of r->identity; otherwise answered. */
 static int auth_verify(struct auth_req *r)
 {
-	const struct config *cfg = A.cfg;
+	const struct auth_config *cfg = A.cfg;
 	sip_t *sip = r->sip;
 	su_home_t *home = msg_home(r->req);
 	const char *hname = r->kind == KIND_WWW ? "Authorization" : "Proxy-Authorization";
@@ -488,7 +440,7 @@ int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, 
 		return 0;
 	const url_t *from = sip->sip_from->a_url;
 	bool from_ours = (from->url_type == url_sip || from->url_type == url_sips) &&
-			 config_is_our_domain(A.cfg, from->url_host);
+			 self_is_our_domain(from->url_host);
 	if (A.cfg->no_auth) {
 		/* No credentials exist, so nobody is an authenticated local user. */
 		if (dest == PROXY_DEST_FOREIGN)
@@ -549,12 +501,14 @@ static void algs_text(const struct alg_list *algs, char *out, size_t size)
 		snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", digest_alg_name(algs->alg[i]));
 }
 
-/* A wildcard listener answers on every address of the host: a digest uri may name any of them. */
-static void load_local_addrs(const struct config *cfg)
+/* With a wildcard listener, the host's addresses (a digest uri may name any of them). */
+static void load_local_addrs(void)
 {
+	int nl = 0;
 	bool wildcard = false;
-	for (int i = 0; i < cfg->n_listen; i++)
-		wildcard |= is_wildcard(cfg->listen[i].host);
+	const struct listen_spec *l = self_listeners(&nl);
+	for (int i = 0; i < nl; i++)
+		wildcard |= is_wildcard(l[i].host);
 	struct ifaddrs *list = NULL;
 	if (!wildcard || getifaddrs(&list) != 0)
 		return;
@@ -574,16 +528,16 @@ static void load_local_addrs(const struct config *cfg)
 	freeifaddrs(list);
 }
 
-int auth_init(const struct config *cfg)
+int auth_init(const struct auth_config *cfg)
 {
 	auth_shutdown();
 	A.cfg = cfg;
 	algs_from(&cfg->auth_algorithms, &A.net);
 	algs_from(&cfg->auth_ws_algorithms, &A.ws);
-	load_local_addrs(cfg);
+	load_local_addrs();
 	A.n_trusted = 0;
 	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
-		if (auth_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+		if (net_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
 			A.n_trusted++;
 	A.challenge_all = false;
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
@@ -614,8 +568,6 @@ int auth_init(const struct config *cfg)
 		 cfg->no_auth ? "OFF" : "on", net, ws, cfg->auth_strict_uri ? "= Request-URI" : "naming us",
 		 cfg->nonce_ttl, A.n_trusted, A.n_trusted == 1 ? "" : "s",
 		 cfg->realm && *cfg->realm ? cfg->realm : "(the request's domain)");
-	registrar_set_auth(auth_register_check);
-	proxy_set_policy(auth_request_policy);
 	A.running = true;
 	return 0;
 }
@@ -638,10 +590,6 @@ int auth_reload(void)
 
 void auth_shutdown(void)
 {
-	if (A.running) {
-		registrar_set_auth(NULL);
-		proxy_set_policy(NULL);
-	}
 	users_free(A.users);
 	nc_table_shutdown();
 	free(A.local_addrs);

@@ -206,7 +206,9 @@ static uint32_t nc_issue(time_t now)
 		return 0;
 	uint32_t seq = T.next++, slot = seq & (T.slots - 1);
 	if (slot % T.block == 0) {
-		T.reclaim_time = T.block_time[slot / T.block];
+		/* 0: the block began before the table did; its nonces count as fresh. */
+		time_t t = T.block_time[slot / T.block];
+		T.reclaim_time = t ? t : now;
 		T.block_time[slot / T.block] = now;
 	}
 	if (T.ring[slot] != 0) {

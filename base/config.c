@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct config *g_config;
 
@@ -66,6 +67,13 @@ void config_defaults(struct config *cfg)
 	cfg->reg_drop_on_flow_close = true;
 	config_set_string(&cfg->reg_store, "memory");
 	config_set_string(&cfg->reg_store_path, "");
+	cfg->reg_store_batch_ms = 10;
+	config_set_string(&cfg->reg_store_password, "");
+	cfg->reg_store_retry_after = 5;
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+		strcpy(host, "sipedge");
+	config_set_string(&cfg->cluster_node_id, host);
 	cfg->timer_c = 180;
 	cfg->limit_conns_per_ip = 20;
 	cfg->limit_rps = 20;
@@ -278,13 +286,11 @@ int config_load(struct config *cfg, const char *path)
 	}
 	lookup_string(&lc, "registrar.store", &cfg->reg_store);
 	lookup_string(&lc, "registrar.store_path", &cfg->reg_store_path);
-	if (strcmp(cfg->reg_store, "memory") != 0 && strcmp(cfg->reg_store, "sqlite") != 0) {
-		log_error("config: registrar.store must be \"memory\" or \"sqlite\", not '%s'", cfg->reg_store);
-		rc = -1;
-	} else if (strcmp(cfg->reg_store, "sqlite") == 0 && !*cfg->reg_store_path) {
-		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
-		rc = -1;
-	}
+	/* ---- binding stores (issue 12) ---- */
+	lookup_int(&lc, "registrar.store_batch_ms", &cfg->reg_store_batch_ms);
+	lookup_string(&lc, "registrar.store_password", &cfg->reg_store_password);
+	lookup_int(&lc, "registrar.store_retry_after", &cfg->reg_store_retry_after);
+	lookup_string(&lc, "cluster.node_id", &cfg->cluster_node_id);
 
 	lookup_bool(&lc, "auth.disabled", &cfg->no_auth);
 	lookup_string(&lc, "auth.users_file", &cfg->users_file);
@@ -311,6 +317,38 @@ int config_load(struct config *cfg, const char *path)
 
 	config_destroy(&lc);
 	return rc || type_errors ? -1 : 0;
+}
+
+/* ---- binding stores (issue 12): which store, where, and how long a batch may wait ---- */
+static int config_check_store(const struct config *cfg)
+{
+	int problems = 0;
+	const char *st = cfg->reg_store;
+	if (strcmp(st, "memory") != 0 && strcmp(st, "sqlite") != 0 && strcmp(st, "redis") != 0) {
+		log_error("config: registrar.store must be \"memory\", \"sqlite\" or \"redis\", not '%s'", st);
+		problems++;
+	} else if (strcmp(st, "sqlite") == 0 && !*cfg->reg_store_path) {
+		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
+		problems++;
+	} else if (strcmp(st, "redis") == 0 && strncmp(cfg->reg_store_path, "redis://", 8) != 0) {
+		log_error("config: registrar.store = \"redis\" needs registrar.store_path = \"redis://HOST:PORT/DB\", not '%s'",
+			  cfg->reg_store_path);
+		problems++;
+	}
+	if (cfg->reg_store_batch_ms < 0 || cfg->reg_store_batch_ms > 1000) {
+		log_error("config: registrar.store_batch_ms must be 0..1000, not %d", cfg->reg_store_batch_ms);
+		problems++;
+	}
+	if (cfg->reg_store_retry_after < 1 || cfg->reg_store_retry_after > 3600) {
+		log_error("config: registrar.store_retry_after must be 1..3600, not %d", cfg->reg_store_retry_after);
+		problems++;
+	}
+	if (!*cfg->cluster_node_id || strpbrk(cfg->cluster_node_id, " \t\r\n:")) {
+		log_error("config: cluster.node_id must be a non-empty name without spaces or ':', not '%s'",
+			  cfg->cluster_node_id);
+		problems++;
+	}
+	return problems;
 }
 
 int config_validate(const struct config *cfg)
@@ -363,6 +401,7 @@ int config_validate(const struct config *cfg)
 		log_error("config: need 1 <= registrar.min_expires <= default_expires <= max_expires");
 		problems++;
 	}
+	problems += config_check_store(cfg);
 	if (cfg->reg_max_bindings < 1) {
 		log_error("config: registrar.max_bindings_per_aor must be at least 1");
 		problems++;
@@ -422,7 +461,8 @@ void config_free(struct config *cfg)
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
 			    &cfg->nonce_secret, &cfg->path, &cfg->resolv_conf, &cfg->limit_ban_action,
-			    &cfg->reg_store, &cfg->reg_store_path};
+			    &cfg->reg_store, &cfg->reg_store_path, &cfg->reg_store_password,
+			    &cfg->cluster_node_id};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

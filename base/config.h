@@ -58,8 +58,15 @@ struct config {
 	int reg_max_bindings; /* per AOR */
 	bool reg_drop_on_flow_close;
 	bool reg_edge; /* registrar.mode = "edge": REGISTER goes to routing.upstreams with Path */
-	char *reg_store;      /* "memory" or "sqlite" (registrar/store.h) */
-	char *reg_store_path; /* the SQLite file */
+	char *reg_store;      /* "memory", "sqlite" or "redis" (registrar/store.h) */
+	char *reg_store_path; /* the SQLite file, or redis://HOST:PORT/DB */
+
+	/* ---- the binding stores' durability and Redis (issue 12); move to the registrar's own
+	 * settings table once the per-module configuration lands ---- */
+	int reg_store_batch_ms;	    /* sqlite: how long a group commit collects writes */
+	char *reg_store_password;   /* redis: AUTH password ("" = none, or the URL's) */
+	int reg_store_retry_after;  /* Retry-After (s) of the 503 while the store is unreachable */
+	char *cluster_node_id;	    /* this node's name, recorded with every binding (default: host name) */
 
 	/* auth (auth/auth.h) */
 	bool no_auth;

@@ -770,6 +770,13 @@ static void collect(const struct binding *b, void *arg)
 		snprintf(s->keys[s->n++], 64, "%s|%s|%s", b->aor, b->key, b->uri);
 }
 
+/* Open a store on a spec alone, with the defaults for everything else. */
+static int store_open_spec(struct store *s, const struct store_ops *ops, const char *spec)
+{
+	struct store_params p = {.spec = spec, .password = "", .node = "test-node", .batch_ms = 5};
+	return store_open(s, ops, &p);
+}
+
 static void count_records(const struct binding *b, void *arg)
 {
 	(void)b;
@@ -781,7 +788,7 @@ static void count_records(const struct binding *b, void *arg)
 static void store_contract(const struct store_ops *ops, const char *spec)
 {
 	struct store s;
-	ck_assert_int_eq(store_open(&s, ops, spec), 0);
+	ck_assert_int_eq(store_open_spec(&s, ops, spec), 0);
 	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
 	ck_assert_int_eq(store_put(&s, &b), 0);
@@ -854,7 +861,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
 	time_t now = time(NULL);
 	struct binding full = {.aor = "sip:a@x", .key = "o:urn:uuid:1;1", .uri = "sip:1@h.invalid;transport=ws",
 			       .contact = "<sip:1@h.invalid;transport=ws>;reg-id=1", .instance = "<urn:uuid:1>",
@@ -871,7 +878,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 	ck_assert_int_eq(store_del(&s, gone.aor, gone.key), 0);
 	store_close(&s);
 
-	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
 	int n = 0;
 	store_load(&s, count_records, &n);
 	ck_assert_int_eq(n, 2);
@@ -901,8 +908,8 @@ START_TEST(test_store_sqlite_unopenable)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
-	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, ""), 0);
+	ck_assert_int_ne(store_open_spec(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
+	ck_assert_int_ne(store_open_spec(&s, &store_sqlite_ops, ""), 0);
 	sqlite_end();
 }
 END_TEST
@@ -912,7 +919,7 @@ START_TEST(test_store_memory_grows)
 {
 	enum { N = 10000 };
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	char aor[32], key[32];
 	struct binding b = {.aor = aor, .key = key, .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
@@ -953,7 +960,7 @@ START_TEST(test_store_written_through_and_loaded)
 	uv_loop_init(&l);
 	loop_set(&l);
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	time_t now = time(NULL);
 	struct binding live = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			       .q = 1000, .expires_at = now + 60};

@@ -11,9 +11,10 @@
  * bindings at start, and nodes sharing one Redis will tell from it where a user's flow lives.
  *
  * Writes go on hiredis' async API on the daemon's libuv loop (hiredis' own adapter). The writes
- * of one REGISTER are one MULTI/EXEC; its answer waits for EXEC's reply (store.h). While Redis
- * cannot be reached ready() is false (REGISTERs get 503), the bindings already in memory still
- * route calls, and a timer reconnects with a doubling backoff. Loading at start uses hiredis'
+ * of one REGISTER are one MULTI/EXEC; its answer waits for EXEC's reply (store.h). Writes queue
+ * behind AUTH and SELECT on a connection still being set up (the stale bindings deleted at
+ * start do). While Redis cannot be reached ready() is false (REGISTERs get 503), the bindings
+ * already in memory still route calls, and a timer reconnects with a doubling backoff. Loading at start uses hiredis'
  * blocking API once, before the loop runs; a Redis that cannot be reached then stops the start,
  * as an SQLite file that cannot be opened does.
  */
@@ -141,7 +142,7 @@ static char *aor_key(const char *aor)
 
 static int send_cmd(struct redis_store *r, struct cmd *c, redisCallbackFn *fn, void *priv)
 {
-	if (!r->ac || !r->ready)
+	if (!r->ac)
 		return -1;
 	return redisAsyncCommandArgv(r->ac, fn, priv, c->argc, c->argv, c->len) == REDIS_OK ? 0 : -1;
 }
@@ -210,8 +211,8 @@ static void exec_group(struct redis_store *r, store_done_fn done, void *arg)
 static int write_start(struct redis_store *r)
 {
 	const char *multi[] = {"MULTI"};
-	if (!r->ready)
-		return -1;
+	if (!r->ac)
+		return -1; /* between connection attempts */
 	if (r->in_group && r->group_writes++ > 0)
 		return 0;
 	return send_words(r, NULL, NULL, 1, multi);

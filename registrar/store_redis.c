@@ -33,6 +33,7 @@
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 2000 /* hiredis 0.14 has no timeout for an async connect */
 #define SCAN_COUNT "500"
 
 struct redis_store {
@@ -40,6 +41,7 @@ struct redis_store {
 	int port, db;
 	redisAsyncContext *ac; /* NULL while disconnected */
 	bool ready;	       /* connected, and AUTH and SELECT acknowledged */
+	bool first;	       /* the connection made at open, just after a blocking probe succeeded */
 	bool closing;
 	bool in_group;	 /* between begin() and commit() */
 	int group_writes; /* writes sent since MULTI */
@@ -294,7 +296,13 @@ static void rd_commit(struct store *s, store_done_fn done, void *arg)
 		exec_group(r, done, arg);
 }
 
-static bool rd_ready(struct store *s) { return ((struct redis_store *)s->impl)->ready; }
+/* The first connection counts as ready while it is set up: the probe at open has just reached
+ * Redis, and writes queue behind AUTH and SELECT (if it fails after all, they are answered 503). */
+static bool rd_ready(struct store *s)
+{
+	struct redis_store *r = s->impl;
+	return r->ready || (r->first && r->ac);
+}
 
 /* ---- connecting, and reconnecting with backoff ---- */
 
@@ -306,6 +314,7 @@ static void on_retry(uv_timer_t *t) { connect_async(t->data); }
 static void went_down(struct redis_store *r, const char *why)
 {
 	r->ready = false;
+	r->first = false;
 	metrics_set(M_REG_STORE_UP, 0);
 	if (r->closing)
 		return;
@@ -333,6 +342,7 @@ static void on_selected(redisAsyncContext *ac, void *reply, void *priv)
 		redisAsyncDisconnect(ac);
 		return;
 	}
+	uv_timer_stop(&r->retry); /* the connect watchdog */
 	r->ready = true;
 	r->backoff_ms = RETRY_MIN_MS;
 	metrics_set(M_REG_STORE_UP, 1);
@@ -354,7 +364,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct redis_store *r = ac->data;
-	if (status != REDIS_OK) {
+	if (status != REDIS_OK && r->ac == ac) {
 		r->ac = NULL; /* hiredis frees it after this call */
 		went_down(r, ac->errstr);
 	}
@@ -363,8 +373,22 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct redis_store *r = ac->data;
+	if (r->ac != ac)
+		return; /* freed by us (watchdog, close): already handled */
 	r->ac = NULL;
 	went_down(r, status == REDIS_OK ? "connection closed" : ac->errstr);
+}
+
+/* A connection not set up in time (a Redis that drops SYNs or hangs) is given up. */
+static void on_connect_timeout(uv_timer_t *t)
+{
+	struct redis_store *r = t->data;
+	if (r->ready || !r->ac)
+		return;
+	redisAsyncContext *ac = r->ac;
+	r->ac = NULL;
+	redisAsyncFree(ac); /* its queued writes are answered 503 */
+	went_down(r, "connect timed out");
 }
 
 static void connect_async(struct redis_store *r)
@@ -387,6 +411,7 @@ static void connect_async(struct redis_store *r)
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	r->ac = ac;
+	uv_timer_start(&r->retry, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
 	/* Queued now, sent once connected; every write comes after them on the same connection. */
 	char db[16];
 	snprintf(db, sizeof(db), "%d", r->db);
@@ -548,6 +573,7 @@ static int rd_open(struct store *s, const struct store_params *p)
 	uv_timer_init(loop_get(), &r->retry);
 	r->retry.data = r;
 	r->backoff_ms = RETRY_MIN_MS;
+	r->first = true;
 	s->impl = r;
 	connect_async(r);
 	return 0;

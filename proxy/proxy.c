@@ -11,7 +11,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
+#include "sip/self.h"
 #include "sip/resolve.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
@@ -29,6 +29,9 @@
 #include <string.h>
 #include <strings.h>
 
+static const struct proxy_config *P_cfg;
+static bool edge_mode; /* registrar.mode = "edge" */
+
 #define MAX_BRANCHES 16
 #define CANCEL_GRACE_MS 32000 /* 64*T1: how long a CANCELled branch may take to answer */
 #define BRANCH_PREFIX "z9hG4bK-se"
@@ -38,7 +41,7 @@ struct proxy_ctx;
 /* A next hop with a name for the logs: a configured upstream, or an address a lookup found. */
 struct upstream {
 	const char *uri;
-	struct txn_dest dest;
+	struct transport_dest dest;
 };
 
 struct branch {
@@ -95,7 +98,7 @@ static struct upstream_cfg {
 	const char *uri;
 	url_t *url;
 	bool named;
-	struct txn_dest dest[RESOLVE_MAX_TARGETS];
+	struct transport_dest dest[RESOLVE_MAX_TARGETS];
 	int n_dest;
 	uv_timer_t refresh;
 	bool timer_open;
@@ -130,7 +133,7 @@ static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32
 		size_t len = 0;
 		c->n_dest = 0;
 		for (int i = 0; i < n && i < RESOLVE_MAX_TARGETS; i++) {
-			struct txn_dest *d = &c->dest[c->n_dest++];
+			struct transport_dest *d = &c->dest[c->n_dest++];
 			memset(d, 0, sizeof(*d));
 			d->proto = t[i].proto;
 			d->addr = t[i].addr;
@@ -166,13 +169,47 @@ static void on_refresh(uv_timer_t *h)
 		uv_timer_start(&c->refresh, on_refresh, DNS_RETRY * 1000, 0);
 }
 
-int proxy_init(void)
+const struct setting proxy_settings[] = {
+	SETTING_LIST("routing.upstreams", struct proxy_config, upstreams),
+	SETTING_BOOL("routing.foreign_domains", struct proxy_config, route_foreign, true),
+	SETTING_BOOL("routing.unregistered_users", struct proxy_config, route_unregistered, false),
+	SETTING_INT("routing.upstream_timeout", struct proxy_config, upstream_timeout, 5000),
+	SETTING_STRING("routing.resolv_conf", struct proxy_config, resolv_conf, "/etc/resolv.conf"),
+	SETTING_INT("proxy.timer_c", struct proxy_config, timer_c, 180),
+	SETTING_END,
+};
+
+int proxy_config_check(const struct proxy_config *cfg)
 {
+	int problems = 0;
+	for (int i = 0; i < cfg->upstreams.count; i++) {
+		if (strncasecmp(cfg->upstreams.item[i], "sip:", 4) != 0 &&
+		    strncasecmp(cfg->upstreams.item[i], "sips:", 5) != 0) {
+			log_error("config: routing.upstreams[%d] '%s' is not a sip: or sips: URI", i,
+				  cfg->upstreams.item[i]);
+			problems++;
+		}
+	}
+	if (cfg->upstream_timeout < 100) {
+		log_error("config: routing.upstream_timeout must be at least 100 ms");
+		problems++;
+	}
+	if (cfg->timer_c < 1) {
+		log_error("config: proxy.timer_c must be positive");
+		problems++;
+	}
+	return problems;
+}
+
+int proxy_init(const struct proxy_config *cfg, bool edge)
+{
+	P_cfg = cfg;
+	edge_mode = edge;
 	n_cfgs = 0;
 	n_upstreams = 0;
 	int rc = 0;
-	for (int i = 0; i < g_config->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
-		const char *uri = g_config->upstreams.item[i];
+	for (int i = 0; i < P_cfg->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
+		const char *uri = P_cfg->upstreams.item[i];
 		url_t *url = url_make(cfg_home, uri);
 		struct upstream_cfg *c = &cfgs[n_cfgs];
 		memset(c, 0, sizeof(*c));
@@ -199,7 +236,7 @@ int proxy_init(void)
 		struct upstream_cfg *c = &cfgs[i];
 		if (!c->named)
 			continue;
-		if (resolve_init(g_config->resolv_conf) != 0)
+		if (resolve_init(P_cfg->resolv_conf) != 0)
 			return -1;
 		uv_timer_init(loop_get(), &c->refresh);
 		c->refresh.data = c;
@@ -300,7 +337,7 @@ void proxy_shutdown(void)
 static void listener_host(const struct listen_spec *l, char *out, size_t n)
 {
 	if (!l || strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0)
-		snprintf(out, n, "%s", g_config->domains.count ? g_config->domains.item[0] : "localhost");
+		snprintf(out, n, "%s", self_domain());
 	else if (strchr(l->host, ':'))
 		snprintf(out, n, "[%s]", l->host);
 	else
@@ -336,7 +373,7 @@ static sip_path_t *make_path(su_home_t *home, struct flow *client, struct flow *
 static bool route_is_ours(const url_t *url, uint64_t *flow_id)
 {
 	*flow_id = 0;
-	if (!url || !sip_core_is_us(url))
+	if (!url || !self_is_us(url))
 		return false;
 	/* A user part that is not a valid token (forged, or from another secret) names no flow. */
 	if (url->url_user && flow_token_parse(url->url_user, strlen(url->url_user), flow_id) != 0)
@@ -365,8 +402,10 @@ static bool is_looping(sip_t *sip)
 	for (sip_via_t *v = sip->sip_via; v; v = v->v_next) {
 		if (!v->v_branch || strncmp(v->v_branch, prefix, strlen(prefix)) != 0)
 			continue;
-		for (int i = 0; i < g_config->n_listen; i++) {
-			const struct listen_spec *l = &g_config->listen[i];
+		int n_listen;
+		const struct listen_spec *listen = self_listeners(&n_listen);
+		for (int i = 0; i < n_listen; i++) {
+			const struct listen_spec *l = &listen[i];
 			int port = v->v_port ? atoi(v->v_port) : 0;
 			char host[80];
 			listener_host(l, host, sizeof(host));
@@ -669,7 +708,7 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 	if (b->upstream && !b->responded && b->timer_open) {
 		/* The upstream lives: from here on only Timer C (INVITE) watches the branch. */
 		if (ctx->invite) {
-			uint64_t ms = (uint64_t)g_config->timer_c * 1000;
+			uint64_t ms = (uint64_t)P_cfg->timer_c * 1000;
 			uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
 		} else {
 			branch_stop_timer(b);
@@ -756,7 +795,7 @@ static const struct txn_user client_user = {
 struct target {
 	const char *ruri; /* new Request-URI, or NULL to keep it */
 	uint64_t flow_id; /* 0: send to dest's address */
-	struct txn_dest dest;
+	struct transport_dest dest;
 	bool outbound;
 	bool upstream;
 };
@@ -794,7 +833,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		branch_fail_now(b, 500);
 		return;
 	}
-	struct txn_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
 	ctx->open++;
 	b->ct = txn_client_create(fwd, &dest, &client_user, b);
 	if (!b->ct) {
@@ -809,13 +848,13 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		b->timer_c.data = b;
 		b->timer_open = true;
 		ctx->open++;
-		uv_timer_start(&b->timer_c, on_upstream_timer, (uint64_t)g_config->upstream_timeout, 0);
+		uv_timer_start(&b->timer_c, on_upstream_timer, (uint64_t)P_cfg->upstream_timeout, 0);
 	} else if (ctx->invite && !b->status) {
 		uv_timer_init(loop_get(), &b->timer_c);
 		b->timer_c.data = b;
 		b->timer_open = true;
 		ctx->open++;
-		uint64_t ms = (uint64_t)g_config->timer_c * 1000;
+		uint64_t ms = (uint64_t)P_cfg->timer_c * 1000;
 		uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
 	}
 }
@@ -853,7 +892,7 @@ static struct target binding_target(const struct binding *bd, const char *ruri)
 		return t;
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	url_t *url = url_make(home, bd->uri);
-	struct txn_dest dest;
+	struct transport_dest dest;
 	if (url && transport_dest_from_url(url, &dest) == 0) {
 		t.flow_id = 0;
 		t.dest = dest;
@@ -864,11 +903,11 @@ static struct target binding_target(const struct binding *bd, const char *ruri)
 
 /** The next hop of a request whose route set is not (or no longer) ours: the first Route
  *  entry, else the Request-URI (§16.6 steps 6-7). 0 and *dest if it has a numeric address. */
-static int next_hop(sip_t *sip, struct txn_dest *dest)
+static int next_hop(sip_t *sip, struct transport_dest *dest)
 {
 	if (sip->sip_route)
 		return transport_dest_from_url(sip->sip_route->r_url, dest);
-	if (sip_core_is_us(sip->sip_request->rq_url))
+	if (self_is_us(sip->sip_request->rq_url))
 		return -1;
 	return transport_dest_from_url(sip->sip_request->rq_url, dest);
 }
@@ -1004,7 +1043,7 @@ static void on_lookup_done(void *arg, const struct resolve_target *t, int n, uin
 			   host, lk->ack ? ", ACK dropped" : "");
 	}
 	if (lk->ack) {
-		struct txn_dest hop = {.addr = n ? t[0].addr : (struct sockaddr_storage){0},
+		struct transport_dest hop = {.addr = n ? t[0].addr : (struct sockaddr_storage){0},
 				       .proto = n ? t[0].proto : PROTO_UDP};
 		struct flow *out = n && in ? transport_flow_for(&hop) : NULL;
 		if (out)
@@ -1049,7 +1088,7 @@ static void on_lookup_done(void *arg, const struct resolve_target *t, int n, uin
  *  the lookup started, else -1 (nothing was answered). */
 static int lookup_next_hop(struct txn *st, msg_t *req, const url_t *url, struct flow *in, bool ack)
 {
-	if (resolve_init(g_config->resolv_conf) != 0)
+	if (resolve_init(P_cfg->resolv_conf) != 0)
 		return -1;
 	struct lookup *lk = calloc(1, sizeof(*lk));
 	if (!lk)
@@ -1132,8 +1171,8 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	}
 
 	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
-	bool edge_register = g_config->reg_edge && method == sip_method_register && !sip->sip_route &&
-			     sip_core_is_us(sip->sip_request->rq_url);
+	bool edge_register = edge_mode && method == sip_method_register && !sip->sip_route &&
+			     self_is_us(sip->sip_request->rq_url);
 	bool had_ours = false, flow_failed = false;
 	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours, &flow_failed);
 	url_t const *ruri = sip->sip_request->rq_url;
@@ -1143,7 +1182,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		reply(st, req, 430, "Flow Failed");
 		return;
 	}
-	if (route_flow && !sip->sip_to->a_tag && g_config->reg_edge) {
+	if (route_flow && !sip->sip_to->a_tag && edge_mode) {
 		metrics_inc(M_EDGE_PATH_IN);
 		log_info("edge: %s from %s along our Path to flow %llu", sip->sip_request->rq_method_name,
 			 in->peer_text, (unsigned long long)route_flow);
@@ -1153,8 +1192,8 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	enum proxy_dest dest;
 	if (route_flow)
 		dest = sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
-	else if (!sip->sip_route && (config_is_our_domain(g_config, ruri->url_host) ||
-				     ((ruri->url_user || edge_register) && sip_core_is_us(ruri))))
+	else if (!sip->sip_route && (self_is_our_domain(ruri->url_host) ||
+				     ((ruri->url_user || edge_register) && self_is_us(ruri))))
 		dest = PROXY_DEST_LOCAL;
 	else
 		dest = PROXY_DEST_FOREIGN;
@@ -1170,7 +1209,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	struct target targets[MAX_BRANCHES];
 	int n = 0;
 	char *uris[MAX_BRANCHES] = {0};
-	struct txn_dest hop;
+	struct transport_dest hop;
 	if (route_flow) {
 		/* In dialog: the token says which connection; the Request-URI stays. */
 		targets[n++] = (struct target){.ruri = NULL, .flow_id = route_flow};
@@ -1198,23 +1237,23 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			return;
 		}
 		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
-	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
+	} else if (sip->sip_to->a_tag && !self_is_our_domain(ruri->url_host) &&
 		   next_hop(sip, &hop) == 0) {
 		/* In dialog without our Record-Route: straight to the remote target. */
 		targets[n++] = (struct target){.dest = hop};
-	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
-		   !sip_core_is_us(ruri) && is_named_hop(ruri)) {
+	} else if (sip->sip_to->a_tag && !self_is_our_domain(ruri->url_host) &&
+		   !self_is_us(ruri) && is_named_hop(ruri)) {
 		/* The same, to a remote target with a name (a carrier's Contact). */
 		if (lookup_next_hop(st, req, ruri, in, false) != 0)
 			reply(st, req, 503, "DNS Lookup Failed");
 		return;
-	} else if (config_is_our_domain(g_config, ruri->url_host) ||
-		   (ruri->url_user && sip_core_is_us(ruri))) {
+	} else if (self_is_our_domain(ruri->url_host) ||
+		   (ruri->url_user && self_is_us(ruri))) {
 		/* A user at one of our listener addresses (how PBXs and SIPp address us) is a user
 		 * of our first domain. */
 		url_t as_domain = *ruri;
-		if (!config_is_our_domain(g_config, ruri->url_host)) {
-			as_domain.url_host = g_config->domains.item[0];
+		if (!self_is_our_domain(ruri->url_host)) {
+			as_domain.url_host = self_domain();
 			as_domain.url_port = NULL;
 		}
 		char *aor = sipmsg_aor(&as_domain);
@@ -1226,7 +1265,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		const struct binding *bindings[MAX_BRANCHES];
 		int nb = location_lookup(aor, bindings, MAX_BRANCHES);
 		/* An edge has no bindings: the registrar upstream knows every user. */
-		bool upstream_knows = g_config->route_unregistered || g_config->reg_edge;
+		bool upstream_knows = P_cfg->route_unregistered || edge_mode;
 		if (nb == 0 && upstream_knows && n_upstreams && !from_upstream(in)) {
 			/* Not registered here: the network may know the user (a PBX extension). */
 			free(aor);
@@ -1247,18 +1286,18 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 			targets[n] = binding_target(bindings[i], uris[n]);
 			n++;
 		}
-	} else if (g_config->route_foreign && n_cfgs && !n_upstreams) {
+	} else if (P_cfg->route_foreign && n_cfgs && !n_upstreams) {
 		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
 		reply(st, req, 503, "Upstream Not Resolved");
 		return;
-	} else if (g_config->route_foreign && n_upstreams && !from_upstream(in)) {
+	} else if (P_cfg->route_foreign && n_upstreams && !from_upstream(in)) {
 		/* The policy has allowed the relay (a trusted peer or an authenticated user). */
 		/* Another domain: the upstream (then the next ones on failure) takes it. */
 		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
-	} else if (g_config->route_foreign && !n_cfgs && next_hop(sip, &hop) == 0) {
+	} else if (P_cfg->route_foreign && !n_cfgs && next_hop(sip, &hop) == 0) {
 		/* No upstream is configured: the Request-URI's own address (§16.5)... */
 		targets[n++] = (struct target){.dest = hop};
-	} else if (g_config->route_foreign && !n_cfgs && is_named_hop(ruri)) {
+	} else if (P_cfg->route_foreign && !n_cfgs && is_named_hop(ruri)) {
 		/* ...or the servers its domain names (RFC 3263). */
 		if (lookup_next_hop(st, req, ruri, in, false) != 0)
 			reply(st, req, 503, "DNS Lookup Failed");
@@ -1295,10 +1334,10 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 	bool had_ours = false, flow_failed = false;
 	uint64_t target = preprocess_routes(ack, sip, in, &had_ours, &flow_failed);
 	struct flow *out = target ? flow_find(target) : NULL;
-	struct txn_dest hop;
+	struct transport_dest hop;
 	if (!out && !target && next_hop(sip, &hop) == 0)
 		out = transport_flow_for(&hop);
-	if (!out && !target && !sip_core_is_us(sip->sip_request->rq_url) &&
+	if (!out && !target && !self_is_us(sip->sip_request->rq_url) &&
 	    is_named_hop(next_hop_url(sip)) && lookup_next_hop(NULL, ack, next_hop_url(sip), in, true) == 0)
 		return; /* forwarded once the name is looked up */
 	if (!out) {
@@ -1313,7 +1352,7 @@ static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
 	msg_t *fwd = make_forward(ack, NULL, in, out, false);
 	if (!fwd)
 		return;
-	if (sipmsg_send(out, fwd) == 0)
+	if (transport_send_msg(out, fwd) == 0)
 		metrics_inc(M_PROXY_FORWARDED);
 	msg_destroy(fwd);
 }

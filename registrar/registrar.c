@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/sipmsg.h"
+#include "sip/self.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
 #include "registrar/store.h"
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define REG_LIST_MAX 1024 /* bindings one AOR can list in a 200 (more than any max_bindings) */
 
@@ -44,6 +46,7 @@ struct reg_op {
 
 static struct {
 	bool running;
+	const struct registrar_config *cfg;
 	struct store store;
 	registrar_auth_fn auth;
 	bool warned_no_auth;
@@ -233,7 +236,7 @@ struct reg_ctx {
 /* Read one Contact into op. 0, or the status to refuse with and *reason. */
 static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *op, const char **reason)
 {
-	struct config *cfg = g_config;
+	const struct registrar_config *cfg = R.cfg;
 	struct binding *nb = &op->nb;
 	if (m->m_url->url_type != url_sip && m->m_url->url_type != url_sips) {
 		*reason = "Contact URI must be sip or sips";
@@ -358,7 +361,7 @@ static void reg_answer_unstored(struct txn *st, msg_t *req, const char *aor, enu
 	sip_t *sip = sip_object(req);
 	if (status == STORE_UNAVAILABLE) {
 		char after[16];
-		snprintf(after, sizeof(after), "%d", g_config->reg_store_retry_after);
+		snprintf(after, sizeof(after), "%d", R.cfg->reg_store_retry_after);
 		metrics_inc(M_REG_STORE_UNAVAILABLE);
 		reg_reject(st, req, sip, aor, 503, "Binding Store Unavailable", sip_retry_after_class, after);
 	} else {
@@ -509,7 +512,7 @@ static int reg_check_plan(struct reg_ctx *c, const struct reg_op *ops, int n, in
 	}
 	/* Refuse growth beyond the limit, but never a refresh: a lowered limit must not lock
 	 * out users who are already over it. */
-	if (after > g_config->reg_max_bindings && after > ncur) {
+	if (after > R.cfg->reg_max_bindings && after > ncur) {
 		*reason = "Too Many Bindings";
 		return 403;
 	}
@@ -541,7 +544,7 @@ static void reg_refuse(struct reg_ctx *c, int status, const char *reason)
 {
 	if (status == 423) {
 		char min[16];
-		snprintf(min, sizeof(min), "%d", g_config->reg_min_expires);
+		snprintf(min, sizeof(min), "%d", R.cfg->reg_min_expires);
 		reg_reject(c->st, c->req, c->sip, c->aor, 423, reason, sip_min_expires_class, min);
 	} else {
 		reg_reject(c->st, c->req, c->sip, c->aor, status, reason, NULL, NULL);
@@ -621,7 +624,7 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
 	}
 	c.aor = aor;
 	/* §10.3 step 5 (checked early: no point challenging for a domain we do not serve). */
-	if (!config_is_our_domain(g_config, to->url_host)) {
+	if (!self_is_our_domain(to->url_host)) {
 		reg_reject(st, req, sip, aor, 404, "Not Found (domain not served here)", NULL, NULL);
 		goto out;
 	}
@@ -643,10 +646,9 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
 	if (R.auth) {
 		if (R.auth(st, req, sip, f, aor) != 0)
 			goto out; /* answered by the auth module */
-	} else if (!g_config->no_auth) {
+	} else {
 		if (!R.warned_no_auth)
-			log_warn("registrar: no authentication module and --no-auth not given: "
-				 "refusing every REGISTER");
+			log_warn("registrar: no authentication attached: refusing every REGISTER");
 		R.warned_no_auth = true;
 		reg_reject(st, req, sip, aor, 403, "Authentication Not Configured", NULL, NULL);
 		goto out;
@@ -662,7 +664,7 @@ static void reg_flow_gone(struct flow *f)
 {
 	/* A UDP flow is only a peer address that went quiet: the contact may still be reachable,
 	 * so only a closed connection takes its bindings along. */
-	if (!R.running || !g_config || !g_config->reg_drop_on_flow_close || !proto_is_reliable(f->proto))
+	if (!R.running || !R.cfg->reg_drop_on_flow_close || !proto_is_reliable(f->proto))
 		return;
 	int n = location_drop_flow(f->id);
 	if (n)
@@ -670,7 +672,89 @@ static void reg_flow_gone(struct flow *f)
 			 f->peer_text, n, n == 1 ? "" : "s");
 }
 
-int registrar_init(void)
+/* cluster.node_id, or the host name when it is empty. */
+static const char *registrar_node_id(const struct registrar_config *cfg)
+{
+	static char host[256];
+	if (*cfg->cluster_node_id)
+		return cfg->cluster_node_id;
+	if (!host[0] && (gethostname(host, sizeof(host) - 1) != 0 || !host[0]))
+		snprintf(host, sizeof(host), "sipedge");
+	return host;
+}
+
+/* Which store, where, how long a batch may wait, and the name this node records. */
+static int registrar_store_check(const struct registrar_config *cfg)
+{
+	int problems = 0;
+	const char *st = cfg->reg_store;
+	if (!store_find(st)) {
+		log_error("config: registrar.store must be \"memory\", \"sqlite\" or \"redis\", not '%s'", st);
+		problems++;
+	} else if (strcmp(st, "sqlite") == 0 && !*cfg->reg_store_path) {
+		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
+		problems++;
+	} else if (strcmp(st, "redis") == 0 && strncmp(cfg->reg_store_path, "redis://", 8) != 0) {
+		log_error("config: registrar.store = \"redis\" needs registrar.store_path = \"redis://HOST:PORT/DB\", "
+			  "not '%s'", cfg->reg_store_path);
+		problems++;
+	}
+	if (cfg->reg_store_batch_ms < 0 || cfg->reg_store_batch_ms > 1000) {
+		log_error("config: registrar.store_batch_ms must be 0..1000, not %d", cfg->reg_store_batch_ms);
+		problems++;
+	}
+	if (cfg->reg_store_retry_after < 1 || cfg->reg_store_retry_after > 3600) {
+		log_error("config: registrar.store_retry_after must be 1..3600, not %d", cfg->reg_store_retry_after);
+		problems++;
+	}
+	if (strpbrk(cfg->cluster_node_id, " \t\r\n{}")) {
+		log_error("config: cluster.node_id must be a name without spaces or braces, not '%s'",
+			  cfg->cluster_node_id);
+		problems++;
+	}
+	return problems;
+}
+
+const struct setting registrar_settings[] = {
+	SETTING_INT("registrar.min_expires", struct registrar_config, reg_min_expires, 60),
+	SETTING_INT("registrar.max_expires", struct registrar_config, reg_max_expires, 3600),
+	SETTING_INT("registrar.default_expires", struct registrar_config, reg_default_expires, 3600),
+	SETTING_INT("registrar.max_bindings_per_aor", struct registrar_config, reg_max_bindings, 10),
+	SETTING_BOOL("registrar.drop_bindings_on_flow_close", struct registrar_config, reg_drop_on_flow_close, true),
+	SETTING_STRING("registrar.mode", struct registrar_config, reg_mode, "local"),
+	SETTING_STRING("registrar.store", struct registrar_config, reg_store, "memory"),
+	SETTING_STRING("registrar.store_path", struct registrar_config, reg_store_path, ""),
+	SETTING_INT("registrar.store_batch_ms", struct registrar_config, reg_store_batch_ms, 10),
+	SETTING_STRING("registrar.store_password", struct registrar_config, reg_store_password, ""),
+	SETTING_INT("registrar.store_retry_after", struct registrar_config, reg_store_retry_after, 5),
+	/* The cluster is not a room yet; its first setting names this node for the store. */
+	SETTING_STRING("cluster.node_id", struct registrar_config, cluster_node_id, ""),
+	SETTING_END,
+};
+
+bool registrar_config_is_edge(const struct registrar_config *cfg) { return strcmp(cfg->reg_mode, "edge") == 0; }
+
+int registrar_config_check(const struct registrar_config *cfg)
+{
+	int problems = 0;
+	if (cfg->reg_min_expires < 1 || cfg->reg_max_expires < cfg->reg_min_expires ||
+	    cfg->reg_default_expires < cfg->reg_min_expires ||
+	    cfg->reg_default_expires > cfg->reg_max_expires) {
+		log_error("config: need 1 <= registrar.min_expires <= default_expires <= max_expires");
+		problems++;
+	}
+	if (cfg->reg_max_bindings < 1) {
+		log_error("config: registrar.max_bindings_per_aor must be at least 1");
+		problems++;
+	}
+	if (strcmp(cfg->reg_mode, "local") != 0 && strcmp(cfg->reg_mode, "edge") != 0) {
+		log_error("config: registrar.mode must be \"local\" or \"edge\", not '%s'", cfg->reg_mode);
+		problems++;
+	}
+	return problems + registrar_store_check(cfg);
+}
+
+int registrar_init(const struct registrar_config *cfg)
 {
 	static bool observing;
 	if (R.running)
@@ -680,18 +764,19 @@ int registrar_init(void)
 		flow_on_gone(reg_flow_gone);
 		observing = true;
 	}
-	const struct store_ops *ops = store_find(g_config->reg_store);
+	R.cfg = cfg;
+	const struct store_ops *ops = store_find(cfg->reg_store);
 	struct store_params params = {
-		.spec = ops == &store_memory_ops ? "" : g_config->reg_store_path,
-		.password = g_config->reg_store_password,
-		.node = g_config->cluster_node_id,
-		.batch_ms = g_config->reg_store_batch_ms,
+		.spec = ops == &store_memory_ops ? "" : cfg->reg_store_path,
+		.password = cfg->reg_store_password,
+		.node = registrar_node_id(cfg),
+		.batch_ms = cfg->reg_store_batch_ms,
 	};
 	if (!ops || store_open(&R.store, ops, &params) != 0) {
-		log_error("registrar: cannot open the %s store", g_config->reg_store);
+		log_error("registrar: cannot open the %s store", cfg->reg_store);
 		return -1;
 	}
-	if (location_init(&R.store) != 0) {
+	if (location_init(&R.store, cfg) != 0) {
 		store_close(&R.store);
 		log_error("registrar: out of memory");
 		return -1;
@@ -699,9 +784,9 @@ int registrar_init(void)
 	R.running = true;
 	log_info("registrar: store %s%s%s; expires %d..%d (default %d), at most %d bindings per AOR%s",
 		 R.store.ops->name, *params.spec ? " " : "", params.spec,
-		 g_config->reg_min_expires, g_config->reg_max_expires,
-		 g_config->reg_default_expires, g_config->reg_max_bindings,
-		 g_config->reg_drop_on_flow_close ? ", dropped with their flow" : "");
+		 cfg->reg_min_expires, cfg->reg_max_expires,
+		 cfg->reg_default_expires, cfg->reg_max_bindings,
+		 cfg->reg_drop_on_flow_close ? ", dropped with their flow" : "");
 	return 0;
 }
 

@@ -48,6 +48,7 @@ struct loc_aor {
 
 static struct {
 	bool running;
+	const struct registrar_config *cfg;
 	struct loc_aor **buckets;
 	unsigned nbuckets, naors, nbound; /* nbound: AORs with at least one binding */
 	unsigned nbindings;
@@ -58,6 +59,7 @@ static struct {
 	unsigned ngone;
 	uv_timer_t timer;
 	struct store *store;
+	unsigned store_errors; /* writes the store refused at once (the registrar answers 500) */
 } T;
 
 static const char *why_name(enum location_why why)
@@ -78,7 +80,7 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static time_t retention(void) { return g_config ? g_config->reg_max_expires : 3600; }
+static time_t retention(void) { return T.cfg ? T.cfg->reg_max_expires : 3600; }
 
 /* ---- strings of a binding ---- */
 
@@ -387,6 +389,16 @@ static void log_binding(const char *what, const struct binding *b)
 		 b->outbound ? " (outbound)" : "");
 }
 
+static void store_write(const struct binding *b)
+{
+	if (T.store && store_put(T.store, b) != 0) {
+		T.store_errors++;
+		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, b->aor);
+	}
+}
+
+unsigned location_store_errors(void) { return T.store_errors; }
+
 struct binding *location_add(const struct binding *b)
 {
 	if (!T.running || !b->aor || !b->key)
@@ -414,8 +426,7 @@ struct binding *location_add(const struct binding *b)
 	flow_link(lb);
 	T.nbindings++;
 	metrics_set(M_REG_BINDINGS, T.nbindings);
-	if (T.store && store_put(T.store, &lb->b) != 0)
-		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, b->aor);
+	store_write(&lb->b);
 	log_binding("added", &lb->b);
 	timer_arm();
 	return &lb->b;
@@ -441,8 +452,7 @@ int location_update(struct binding *cur, const struct binding *from)
 	flow_link(lb);
 	aor_link_binding(lb->owner, lb);
 	heap_fix(lb->heap_idx);
-	if (T.store && store_put(T.store, cur) != 0)
-		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, cur->aor);
+	store_write(cur);
 	log_binding(moved ? "refreshed over a new flow" : "refreshed", cur);
 	timer_arm();
 	return 0;
@@ -458,8 +468,10 @@ void location_remove(struct binding *b, enum location_why why)
 		metrics_inc(M_REG_EXPIRED);
 	else if (why == LOC_FLOW_CLOSED)
 		metrics_inc(M_REG_FLOW_DROPPED);
-	if (T.store && store_del(T.store, b->aor, b->key) != 0)
+	if (T.store && store_del(T.store, b->aor, b->key) != 0) {
+		T.store_errors++;
 		log_warn("registrar: store %s: could not delete binding of %s", T.store->ops->name, b->aor);
+	}
 	heap_remove(lb);
 	flow_unlink(lb);
 	aor_unlink_binding(a, lb);
@@ -539,7 +551,7 @@ static void on_load(const struct binding *b, void *arg)
 {
 	struct load_ctx *c = arg;
 	/* A connection of an earlier run is closed; a UDP peer is still at its address. */
-	bool dead_flow = b->flow_id && b->connection && g_config && g_config->reg_drop_on_flow_close;
+	bool dead_flow = b->flow_id && b->connection && T.cfg && T.cfg->reg_drop_on_flow_close;
 	if (b->expires_at <= c->now || dead_flow) {
 		/* Expired, or it lived on a connection of an earlier run: it can never be reached. */
 		if (c->nstale == c->capstale) {
@@ -565,11 +577,12 @@ static void on_load(const struct binding *b, void *arg)
 	T.store = s;
 }
 
-int location_init(struct store *store)
+int location_init(struct store *store, const struct registrar_config *cfg)
 {
 	if (T.running)
 		return 0;
 	memset(&T, 0, sizeof(T));
+	T.cfg = cfg;
 	T.nbuckets = AOR_BUCKETS_MIN;
 	T.buckets = calloc(T.nbuckets, sizeof(*T.buckets));
 	if (!T.buckets)

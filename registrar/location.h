@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "registrar/registrar.h"
+
 struct binding {
 	char *aor;	/* "sip:alice@example.com" */
 	char *key;	/* identity within the AOR: "o:<instance>;<reg-id>", "i:<instance>",
@@ -46,7 +48,7 @@ enum location_why { LOC_UNREGISTERED, LOC_EXPIRED, LOC_FLOW_CLOSED, LOC_REPLACED
 
 /** Start the table: arm its expiry timer on the loop and load what store holds (which stays
  *  attached: every change is written through to it). 0 on success. */
-int location_init(struct store *store);
+int location_init(struct store *store, const struct registrar_config *cfg);
 /** Free every binding and close the timer (the loop must run once more to finish closing). */
 void location_shutdown(void);
 /** Every live binding of aor in lookup order, mutable, for the registrar; returns how many. */
@@ -60,6 +62,9 @@ int location_update(struct binding *cur, const struct binding *from);
 void location_remove(struct binding *b, enum location_why why);
 /** Remove every binding that was registered over flow_id; returns how many. */
 int location_drop_flow(uint64_t flow_id);
+/** How many writes to the store have failed at once so far: the registrar compares the count
+ *  around its changes to know that a REGISTER cannot be acknowledged. */
+unsigned location_store_errors(void);
 /** Number of live bindings and of AORs holding at least one. */
 unsigned location_binding_count(void);
 unsigned location_aor_count(void);

@@ -14,7 +14,9 @@
 #include "base/sipmsg.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
+#include "app/settings.h"
 #include "registrar/registrar.h"
+#include "sip/self.h"
 #include "registrar/store.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
@@ -45,7 +47,7 @@ static void cap_close(struct flow *f) {}
 
 static const struct flow_ops cap_ops = {.send = cap_send, .close = cap_close};
 
-static struct config cfg;
+static struct app_config cfg;
 static uv_loop_t loop;
 static struct capture caps[4];
 static struct flow *flows[4];
@@ -61,22 +63,25 @@ static struct flow *open_flow(int i, enum transport_proto proto)
 	return flows[i];
 }
 
+/* The registrar alone: no auth module, every REGISTER may go on. */
+static int accept_all(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor) { return 0; }
+
 static void setup(void)
 {
-	config_defaults(&cfg);
+	settings_defaults(&cfg);
 	string_list_add(&cfg.domains, "example.com");
-	cfg.no_auth = true;
-	g_config = &cfg;
 	/* UNIT_DEBUG=1 shows every message sent (sipmsg_send logs them at debug). */
 	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_WARN);
 	uv_loop_init(&loop);
 	loop_set(&loop);
 	sipmsg_init();
-	flow_init("unit-test-secret");
+	flow_init(NULL);
 	txn_init();
+	self_init(&cfg.domains, NULL, 0);
 	memset(caps, 0, sizeof(caps));
 	memset(flows, 0, sizeof(flows));
-	ck_assert_int_eq(registrar_init(), 0);
+	ck_assert_int_eq(registrar_init(&cfg.registrar), 0);
+	registrar_set_auth(accept_all);
 	open_flow(0, PROTO_WS);
 	open_flow(1, PROTO_WS);
 }
@@ -91,8 +96,7 @@ static void teardown(void)
 	sipmsg_shutdown();
 	for (int i = 0; i < 4; i++)
 		free(caps[i].last);
-	config_free(&cfg);
-	g_config = NULL;
+	settings_free(&cfg);
 }
 
 /* Send a REGISTER for user over flow i; headers are extra lines (Contact, Expires, ...), each
@@ -243,7 +247,7 @@ END_TEST
 
 START_TEST(test_default_expires_when_none_given)
 {
-	cfg.reg_default_expires = 1800;
+	cfg.registrar.reg_default_expires = 1800;
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	long e = contact_expires(r, "a1");
@@ -409,7 +413,7 @@ END_TEST
 
 START_TEST(test_max_bindings_403)
 {
-	cfg.reg_max_bindings = 2;
+	cfg.registrar.reg_max_bindings = 2;
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	msg_destroy(r);
@@ -612,7 +616,7 @@ END_TEST
 
 START_TEST(test_flow_close_keeps_bindings_when_configured)
 {
-	cfg.reg_drop_on_flow_close = false;
+	cfg.registrar.reg_drop_on_flow_close = false;
 	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	msg_destroy(r);
 	flow_destroy(flows[0]);
@@ -626,7 +630,7 @@ static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
 START_TEST(test_binding_expires_by_timer)
 {
-	cfg.reg_min_expires = 1;
+	cfg.registrar.reg_min_expires = 1;
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	msg_destroy(r);
@@ -689,7 +693,7 @@ START_TEST(test_auth_check_runs_before_bindings_change)
 {
 	registrar_set_auth(refuse_all);
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
-	registrar_set_auth(NULL);
+	registrar_set_auth(accept_all);
 	ck_assert_int_eq(status_of(r), 403);
 	ck_assert_int_eq(auth_calls, 1);
 	msg_destroy(r);
@@ -699,7 +703,7 @@ END_TEST
 
 START_TEST(test_no_auth_configured_403)
 {
-	cfg.no_auth = false;
+	registrar_set_auth(NULL);
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	ck_assert_int_eq(status_of(r), 403);
 	msg_destroy(r);
@@ -770,6 +774,13 @@ static void collect(const struct binding *b, void *arg)
 		snprintf(s->keys[s->n++], 64, "%s|%s|%s", b->aor, b->key, b->uri);
 }
 
+/* Open a store on a spec alone, with the defaults for everything else. */
+static int store_open_spec(struct store *s, const struct store_ops *ops, const char *spec)
+{
+	struct store_params p = {.spec = spec, .password = "", .node = "test-node", .batch_ms = 5};
+	return store_open(s, ops, &p);
+}
+
 static void count_records(const struct binding *b, void *arg)
 {
 	(void)b;
@@ -781,7 +792,7 @@ static void count_records(const struct binding *b, void *arg)
 static void store_contract(const struct store_ops *ops, const char *spec)
 {
 	struct store s;
-	ck_assert_int_eq(store_open(&s, ops, spec), 0);
+	ck_assert_int_eq(store_open_spec(&s, ops, spec), 0);
 	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
 	ck_assert_int_eq(store_put(&s, &b), 0);
@@ -854,7 +865,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
 	time_t now = time(NULL);
 	struct binding full = {.aor = "sip:a@x", .key = "o:urn:uuid:1;1", .uri = "sip:1@h.invalid;transport=ws",
 			       .contact = "<sip:1@h.invalid;transport=ws>;reg-id=1", .instance = "<urn:uuid:1>",
@@ -871,7 +882,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 	ck_assert_int_eq(store_del(&s, gone.aor, gone.key), 0);
 	store_close(&s);
 
-	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
 	int n = 0;
 	store_load(&s, count_records, &n);
 	ck_assert_int_eq(n, 2);
@@ -896,13 +907,83 @@ START_TEST(test_store_sqlite_survives_reopen)
 }
 END_TEST
 
+/* Group commit: a commit's done runs only once the batch's transaction has committed (on the
+ * loop's timer), with every waiter of the batch; what it acknowledges is then in the file for
+ * another connection to read. */
+static void note_done(enum store_status status, void *arg)
+{
+	int *out = arg;
+	*out = status == STORE_OK ? 1 : 2;
+}
+
+START_TEST(test_store_sqlite_answers_after_commit)
+{
+	sqlite_begin();
+	struct store s;
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+			    .expires_at = time(NULL) + 60};
+	int first = 0, second = 0, empty = 0;
+	store_begin(&s);
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_commit(&s, note_done, &first);
+	b.key = "u:sip:2@h";
+	store_begin(&s);
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_commit(&s, note_done, &second);
+	ck_assert_int_eq(first, 0); /* not yet: the batch is open */
+	ck_assert_int_eq(second, 0);
+	struct store other;
+	ck_assert_int_eq(store_open_spec(&other, &store_sqlite_ops, db_path), 0);
+	int n = 0;
+	store_load(&other, count_records, &n);
+	ck_assert_int_eq(n, 0); /* and nothing is in the file for anyone else */
+	while (!first)
+		uv_run(&store_loop, UV_RUN_ONCE);
+	ck_assert_int_eq(first, 1);
+	ck_assert_int_eq(second, 1); /* one commit answers the whole batch */
+	store_load(&other, count_records, &n);
+	ck_assert_int_eq(n, 2);
+	/* A group without writes has nothing to wait for. */
+	store_begin(&s);
+	store_commit(&s, note_done, &empty);
+	ck_assert_int_eq(empty, 1);
+	store_close(&other);
+	store_close(&s);
+	sqlite_end();
+}
+END_TEST
+
+/* A clean stop commits the open batch and answers its waiters. */
+START_TEST(test_store_sqlite_close_answers_waiters)
+{
+	sqlite_begin();
+	struct store s;
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+			    .expires_at = time(NULL) + 60};
+	int done = 0;
+	store_begin(&s);
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_commit(&s, note_done, &done);
+	store_close(&s);
+	ck_assert_int_eq(done, 1);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	int n = 0;
+	store_load(&s, count_records, &n);
+	ck_assert_int_eq(n, 1);
+	store_close(&s);
+	sqlite_end();
+}
+END_TEST
+
 /* A file that cannot be opened is refused, not crashed on. */
 START_TEST(test_store_sqlite_unopenable)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
-	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, ""), 0);
+	ck_assert_int_ne(store_open_spec(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
+	ck_assert_int_ne(store_open_spec(&s, &store_sqlite_ops, ""), 0);
 	sqlite_end();
 }
 END_TEST
@@ -912,7 +993,7 @@ START_TEST(test_store_memory_grows)
 {
 	enum { N = 10000 };
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	char aor[32], key[32];
 	struct binding b = {.aor = aor, .key = key, .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
@@ -946,14 +1027,13 @@ END_TEST
 START_TEST(test_store_written_through_and_loaded)
 {
 	/* Bindings a store holds come back at start; expired and dead-flow ones are dropped. */
-	struct config c2;
-	config_defaults(&c2);
-	g_config = &c2;
+	struct app_config c2;
+	settings_defaults(&c2);
 	uv_loop_t l;
 	uv_loop_init(&l);
 	loop_set(&l);
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	time_t now = time(NULL);
 	struct binding live = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			       .q = 1000, .expires_at = now + 60};
@@ -973,7 +1053,7 @@ START_TEST(test_store_written_through_and_loaded)
 	store_put(&s, &old);
 	store_put(&s, &onflow);
 	store_put(&s, &udp);
-	ck_assert_int_eq(location_init(&s), 0);
+	ck_assert_int_eq(location_init(&s, &c2.registrar), 0);
 	const struct binding *out[4];
 	ck_assert_int_eq(location_lookup("sip:u@x", out, 4), 1);
 	ck_assert_int_eq(location_lookup("sip:a@x", out, 4), 1);
@@ -990,8 +1070,7 @@ START_TEST(test_store_written_through_and_loaded)
 	store_close(&s);
 	uv_run(&l, UV_RUN_NOWAIT);
 	ck_assert_int_eq(uv_loop_close(&l), 0);
-	config_free(&c2);
-	g_config = NULL;
+	settings_free(&c2);
 }
 END_TEST
 
@@ -1004,6 +1083,8 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_store_sqlite_put_replace_del_load);
 	tcase_add_test(tc, test_store_sqlite_survives_reopen);
 	tcase_add_test(tc, test_store_sqlite_unopenable);
+	tcase_add_test(tc, test_store_sqlite_answers_after_commit);
+	tcase_add_test(tc, test_store_sqlite_close_answers_waiters);
 	tcase_add_test(tc, test_store_written_through_and_loaded);
 	suite_add_tcase(s, tc);
 	return s;

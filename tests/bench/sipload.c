@@ -82,7 +82,7 @@ struct conn {
 static struct {
 	enum scenario sc;
 	struct sockaddr_in addr;
-	char hostport[64], domain[128];
+	char hostport[160], domain[128];
 	int pid, conns;
 	double duration, rate, idle_secs;
 	int sdp_size, timeout_ms;
@@ -1078,6 +1078,24 @@ static void report(const char *scname, double secs, long long ticks, long long p
 	}
 }
 
+/* Close every connection (the server sees them go) and free what they hold. */
+static void cleanup(void)
+{
+	for (int i = 0; i < opt.conns; i++) {
+		struct conn *c = &conns[i];
+		conn_close(c);
+		free(c->rbuf);
+		free(c->wbuf);
+		free(c->dialog_to);
+		free(c->remote_target);
+		free(c->route);
+	}
+	free(conns);
+	free(lat);
+	free(sdp);
+	close(ep);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1189,6 +1207,7 @@ int main(int argc, char **argv)
 		long long n = opt.conns;
 		report(scname, 0, 0, (pss1 - pss0) * 1024 / n, (rss1 - rss0) * 1024 / n, pct);
 		printf("%s idle: %d of %d connections still open after %.0f s\n", opt.label, alive, opt.conns, secs);
+		cleanup();
 		return ops_failed ? 1 : 0;
 	}
 	/* the load: closed loop (every connection, or every caller, always busy) or paced */
@@ -1244,5 +1263,7 @@ int main(int argc, char **argv)
 	if (skipped)
 		fprintf(stderr, "sipload: %ld paced operations found no idle connection\n", skipped);
 	report(scname, (double)(w1 - w0) / 1e9, t1 - t0, 0, 0, 0);
+	free(actors);
+	cleanup();
 	return ops_failed || !ops_done ? 1 : 0;
 }

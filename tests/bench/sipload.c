@@ -90,6 +90,21 @@ static struct {
 } opt = {.domain = "bench.test", .conns = 50, .duration = 5, .idle_secs = 30, .sdp_size = 1024,
 	 .timeout_ms = 5000, .label = "sipload"};
 
+static const char USAGE[] =
+	"usage: sipload [options] SCENARIO   (tests/bench/README.md)\n"
+	"  register       each connection refreshes its binding (REGISTER -> 200) in a loop\n"
+	"  register-auth  each REGISTER is challenged (401) and answered with an MD5 digest -> 200\n"
+	"  call           pairs of registered connections: INVITE/100/180/200/ACK/BYE/200, SDP both ways\n"
+	"  idle           N registered connections that only answer the server's pings\n"
+	"  cpu            print the server tree's CPU clock ticks and exit\n"
+	"  --server HOST:PORT  the WebSocket listener (IPv4)   --domain D     AOR domain (bench.test)\n"
+	"  --pid PID           the server process (required)  --conns N      connections (50)\n"
+	"  --duration S        seconds of load (5)            --rate R       operations/s (0: closed loop)\n"
+	"  --sdp-size B        SDP body size (1024)           --idle S       idle seconds (30)\n"
+	"  --timeout MS        per operation (5000)           --label L      first column of the result\n"
+	"  --out FILE          append the result as one tab-separated line\n"
+	"Users b0, b1, ... have the password pw-b0, pw-b1, ...\n";
+
 static int ep;
 static struct conn *conns;
 static char *sdp;
@@ -1104,7 +1119,8 @@ int main(int argc, char **argv)
 		{"duration", required_argument, NULL, 't'}, {"rate", required_argument, NULL, 'r'},
 		{"sdp-size", required_argument, NULL, 'b'}, {"idle", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, 'T'}, {"label", required_argument, NULL, 'l'},
-		{"out", required_argument, NULL, 'o'},    {NULL, 0, NULL, 0}};
+		{"out", required_argument, NULL, 'o'},    {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	int ch;
 	char server[64] = "127.0.0.1:8080";
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1120,11 +1136,14 @@ int main(int argc, char **argv)
 		case 'T': opt.timeout_ms = atoi(optarg); break;
 		case 'l': opt.label = optarg; break;
 		case 'o': opt.out = optarg; break;
-		default: return 2;
+		case 'h': fputs(USAGE, stdout); return 0;
+		default: fputs(USAGE, stderr); return 2;
 		}
 	}
-	if (optind != argc - 1)
-		die("usage: sipload [options] register|register-auth|call|idle|cpu (see the source's header)");
+	if (optind != argc - 1) {
+		fputs(USAGE, stderr);
+		return 2;
+	}
 	const char *scname = argv[optind];
 	if (!strcmp(scname, "register"))
 		opt.sc = SC_REGISTER;

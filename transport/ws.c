@@ -565,9 +565,8 @@ static int listener_open(struct listener *l)
 		info.ssl_cert_filepath = W.tls->tls_cert;
 		info.ssl_private_key_filepath = W.tls->tls_key;
 		/* TLS 1.2 or later only. */
-		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
-				       SSL_OP_CIPHER_SERVER_PREFERENCE;
-		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS";
+		info.ssl_options_set = TLS_OPTIONS | SSL_OP_CIPHER_SERVER_PREFERENCE;
+		info.ssl_cipher_list = TLS_CIPHERS;
 		/* HTTP/1.1 only: with h2 offered, Chromium carries the WebSocket as an RFC 8441
 		 * stream inside the h2 connection of the page; lws then has no peer address for
 		 * it and messages we send unprompted (an INVITE to a callee) never leave. */
@@ -694,7 +693,7 @@ int ws_tls_reload(void)
 		if (l->spec.proto != PROTO_WSS)
 			continue;
 		/* Connections copy the certificate when they start: open ones keep the old. */
-		if (!l->ssl_ctx || !stream_tls_load_pair(l->ssl_ctx, W.tls->tls_cert, W.tls->tls_key, err, sizeof(err))) {
+		if (!l->ssl_ctx || !tls_load_pair(l->ssl_ctx, W.tls->tls_cert, W.tls->tls_key, err, sizeof(err))) {
 			log_error("tls: wss listener %s port %d: reload failed (%s)", l->spec.host, l->spec.port,
 				  l->ssl_ctx ? err : "no TLS context");
 			rc = -1;

@@ -37,7 +37,7 @@ struct lws_context *ws_context(void);
  *  the caller runs the loop, and ws calls uv_stop on it once every connection is gone. */
 bool ws_stop(void);
 /** Load tls.cert and tls.key again into every wss listener. New connections get the new
- *  certificate; open ones keep theirs. Call it after stream_tls_check has passed the pair.
+ *  certificate; open ones keep theirs. Call it after tls_check_pair has passed the pair.
  *  0 on success, -1 if a listener failed (logged). */
 int ws_tls_reload(void);
 /** Free what remains after the loop has run dry. */

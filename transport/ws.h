@@ -1,8 +1,8 @@
-/** @file ws.h  WebSocket (RFC 6455 / RFC 7118) and HTTP listeners on libwebsockets.
+/** @file ws.h  WebSocket (RFC 6455 / RFC 7118) listeners on libwebsockets, and its context.
  *
  * libwebsockets runs on our libuv loop as a foreign loop. Each ws/wss listener is an lws vhost;
- * each accepted WebSocket is a flow. The same port answers plain HTTP: /healthz, /metrics and
- * the static pages under http.web_root.
+ * each accepted WebSocket is a flow. The same port answers plain HTTP (http.h): /healthz,
+ * /metrics and the static pages under http.web_root.
  */
 #ifndef SIPEDGE_WS_H
 #define SIPEDGE_WS_H
@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "base/config.h"
+#include "transport/http.h"
 #include "transport/transport.h"
 
 /** Open every ws/wss listener of cfg on loop; prints "listening ws HOST:PORT" per listener.
@@ -23,12 +24,6 @@ struct ws_config {
 };
 extern const struct setting ws_settings[];
 int ws_config_check(const struct ws_config *cfg);
-
-/** HTTP on the ws/wss ports. */
-struct http_config {
-	char *web_root; /* directory served at / and /phone/ ("" = none) */
-};
-extern const struct setting http_settings[];
 
 int ws_start(const struct ws_config *cfg, const struct http_config *http, const struct transport_setup *setup);
 /** The libwebsockets context (on the loop), for the other transports that use lws. */

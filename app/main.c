@@ -19,6 +19,7 @@
 #include "app/dispatch.h"
 #include "base/sipmsg.h"
 #include "proxy/proxy.h"
+#include "media/rtpengine.h"
 #include "sip/txn.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
 	sip_core_init();
 	int rc = 0;
 	if (registrar_init() != 0 || auth_init(&config) != 0 || limits_init(&config) != 0 ||
-	    proxy_init() != 0 || ws_start(&loop, &config) != 0 ||
+	    proxy_init() != 0 || rtpengine_init(&loop, &config) != 0 || ws_start(&loop, &config) != 0 ||
 	    stream_start(&loop, &config, ws_context()) != 0 || udp_start(&loop, &config) != 0) {
 		rc = 1;
 	} else {
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
 	if (ws_stop())
 		uv_run(&loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 	flow_close_all();
+	rtpengine_shutdown();
 	auth_shutdown();
 	limits_shutdown();
 	registrar_shutdown();

@@ -1,6 +1,7 @@
 /** @file config.c  Configuration: embedded defaults, a libconfig file, command-line overrides. */
 #include "base/config.h"
 #include "auth/auth.h"
+#include "media/rtpengine.h"
 #include "transport/limits.h"
 #include "base/log.h"
 
@@ -87,6 +88,11 @@ void config_defaults(struct config *cfg)
 	config_set_string(&cfg->tls_key, "");
 	config_set_string(&cfg->tls_ca, "");
 	config_set_string(&cfg->web_root, "");
+	/* media */
+	config_set_string(&cfg->media_relay, "cross");
+	config_set_string(&cfg->media_on_failure, "refuse");
+	cfg->media_ping_interval = 10;
+	cfg->media_ng_timeout = 1000;
 }
 
 int config_parse_listen(const char *text, struct listen_spec *out)
@@ -309,6 +315,13 @@ int config_load(struct config *cfg, const char *path)
 
 	lookup_string(&lc, "http.web_root", &cfg->web_root);
 
+	/* media (media/rtpengine.h) */
+	rc |= lookup_list(&lc, "media.rtpengine", &cfg->media_rtpengine);
+	lookup_string(&lc, "media.relay", &cfg->media_relay);
+	lookup_string(&lc, "media.on_failure", &cfg->media_on_failure);
+	lookup_int(&lc, "media.ping_interval", &cfg->media_ping_interval);
+	lookup_int(&lc, "media.ng_timeout", &cfg->media_ng_timeout);
+
 	config_destroy(&lc);
 	return rc || type_errors ? -1 : 0;
 }
@@ -398,6 +411,7 @@ int config_validate(const struct config *cfg)
 	}
 	problems += auth_config_check(cfg);
 	problems += limits_config_check(cfg);
+	problems += media_config_check(cfg);
 	return problems;
 }
 
@@ -419,10 +433,11 @@ void config_free(struct config *cfg)
 	string_list_clear(&cfg->auth_challenge_methods);
 	string_list_clear(&cfg->upstreams);
 	string_list_clear(&cfg->trusted_peers);
+	string_list_clear(&cfg->media_rtpengine);
 	char **strings[] = {&cfg->log_level, &cfg->tls_cert,  &cfg->tls_key,	 &cfg->tls_ca,
 			    &cfg->users_file, &cfg->realm,     &cfg->flow_secret, &cfg->web_root,
 			    &cfg->nonce_secret, &cfg->path, &cfg->resolv_conf, &cfg->limit_ban_action,
-			    &cfg->reg_store, &cfg->reg_store_path};
+			    &cfg->reg_store, &cfg->reg_store_path, &cfg->media_relay, &cfg->media_on_failure};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

@@ -85,6 +85,14 @@ struct config {
 	int timer_c;       /* seconds, RFC 3261 §16.8 (> 180) */
 	char *flow_secret; /* HMAC key for flow tokens; random per run if empty */
 
+	/* ---- media (media/rtpengine.h): rtpengine anchoring; checked by media_config_check ---- */
+	struct string_list media_rtpengine; /* "udp:HOST:PORT", tried in order (failover) */
+	char *media_relay;		    /* "cross", "always" or "never" */
+	char *media_on_failure;		    /* "refuse" (503) or "unanchored" (SDP passes as it is) */
+	int media_ping_interval;	    /* seconds between NG pings to each rtpengine */
+	int media_ng_timeout;		    /* ms an NG request may take, retransmissions included */
+	/* ---- end of media ---- */
+
 	/* HTTP */
 	char *web_root; /* directory served at / and /phone/ ("" = none) */
 

@@ -19,6 +19,7 @@
 #include "app/dispatch.h"
 #include "base/sipmsg.h"
 #include "proxy/proxy.h"
+#include "media/media.h"
 #include "media/rtpengine.h"
 #include "sip/txn.h"
 #include "registrar/registrar.h"
@@ -193,6 +194,7 @@ int main(int argc, char **argv)
 	flow_init(config.flow_secret);
 	txn_init();
 	sip_core_init();
+	media_init();
 	int rc = 0;
 	if (registrar_init() != 0 || auth_init(&config) != 0 || limits_init(&config) != 0 ||
 	    proxy_init() != 0 || rtpengine_init(&loop, &config) != 0 || ws_start(&loop, &config) != 0 ||
@@ -212,6 +214,7 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)&sig_int, NULL);
 		uv_close((uv_handle_t *)&sig_hup, NULL);
 		proxy_shutdown();
+		media_shutdown(); /* deletes go out for calls still up */
 	}
 	/* Close connections politely first (WebSocket close frames go out and are answered),
 	 * then stop every module's timers and let the loop close the remaining handles. UDP has

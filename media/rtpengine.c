@@ -27,8 +27,10 @@ struct rtpengine_req {
 	struct ng_req *ng;
 	rtpengine_cb cb;
 	void *arg;
+	struct rtpengine_req *prev, *next; /* every request in flight, for shutdown */
 };
 
+static struct rtpengine_req *reqs;
 static struct engine engines[RTPENGINE_MAX];
 static int n_engines;
 static enum media_relay relay = MEDIA_RELAY_NEVER;
@@ -230,6 +232,8 @@ void rtpengine_shutdown(void)
 		running = false;
 	}
 	metrics_remove_renderer(render);
+	while (reqs)
+		rtpengine_cancel(reqs);
 	for (int i = 0; i < n_engines; i++) {
 		ng_client_free(engines[i].ng); /* cancels the ping and every request */
 		engines[i].ng = NULL;
@@ -266,6 +270,12 @@ static int pick(struct rtpengine_req *r)
 
 static void req_free(struct rtpengine_req *r)
 {
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
 	free(r->dict);
 	free(r);
 }
@@ -325,6 +335,10 @@ struct rtpengine_req *rtpengine_request(int pin, const char *command, const char
 	r->cb = cb;
 	r->arg = arg;
 	snprintf(r->command, sizeof(r->command), "%s", command);
+	r->next = reqs;
+	if (reqs)
+		reqs->prev = r;
+	reqs = r;
 	int first = pin >= 0 ? pin : pick(r);
 	if (first < 0 || send_to(r, first) != 0) {
 		req_free(r);

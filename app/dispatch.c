@@ -1,4 +1,4 @@
-/** @file sip_core.c  Dispatch of every SIP message a transport receives.
+/** @file dispatch.c  Dispatch of every SIP message a transport receives.
  *
  * Runs on the loop thread: parse, check, then hand responses to the client transactions and
  * requests to their server transaction and the room that handles them (registrar, ourselves,
@@ -6,7 +6,7 @@
  */
 #include "app/dispatch.h"
 #include "base/config.h"
-#include "transport/limits.h"
+#include "sip/self.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "proxy/proxy.h"
@@ -29,39 +29,33 @@
 /* Extensions we implement for requests addressed to us (Require → 420 otherwise). */
 static const char *const supported_here[] = {"path", "outbound", "gruu", NULL};
 
-void sip_core_init(void) {}
-void sip_core_shutdown(void) {}
+static const struct limits_config *limits_cfg;
+static bool edge_mode;
 
-bool sip_core_is_us(const url_t *url)
+void dispatch_init(const struct limits_config *limits, bool edge)
 {
-	if (!url || !url->url_host)
-		return false;
-	if (config_is_our_domain(g_config, url->url_host))
-		return true;
-	/* Our listener addresses (with or without brackets for IPv6). */
-	const char *host = url->url_host;
-	size_t hlen = strlen(host);
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
-		host++;
-		hlen -= 2;
-	}
-	for (int i = 0; i < g_config->n_listen; i++) {
-		const struct listen_spec *l = &g_config->listen[i];
-		if (strlen(l->host) == hlen && strncasecmp(l->host, host, hlen) == 0) {
-			int port = url->url_port ? atoi(url->url_port) : 0;
-			if (!port || port == l->port)
-				return true;
-		}
-	}
-	return false;
+	limits_cfg = limits;
+	edge_mode = edge;
 }
 
-void sip_core_reply_stateless(struct flow *f, msg_t *req, int status, const char *reason)
+static void receive_message(void *ctx, struct flow *f, const char *data, size_t len)
+{
+	dispatch_receive(f, data, len);
+}
+
+static void receive_parsed(void *ctx, struct flow *f, msg_t *msg) { dispatch_receive_msg(f, msg); }
+
+struct sip_receiver dispatch_receiver(void)
+{
+	return (struct sip_receiver){.message = receive_message, .parsed = receive_parsed, .ctx = NULL};
+}
+
+static void reply_stateless(struct flow *f, msg_t *req, int status, const char *reason)
 {
 	msg_t *resp = sipmsg_response(req, status, reason);
 	if (!resp)
 		return;
-	sipmsg_send(f, resp);
+	transport_send_msg(f, resp);
 	msg_destroy(resp);
 }
 
@@ -118,7 +112,7 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 		/* An ACK is never answered; without a Via there is no way back. A reply that lacks
 		 * the other missing headers still tells the sender what was wrong. */
 		if (method != sip_method_ack && sip->sip_via)
-			sip_core_reply_stateless(f, msg, status, reason);
+			reply_stateless(f, msg, status, reason);
 		return;
 	}
 	if (txn_server_absorb(msg, sip, f))
@@ -129,13 +123,13 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 	}
 	struct txn *st = txn_server_create(msg, f);
 	if (!st) {
-		sip_core_reply_stateless(f, msg, 500, "Server Internal Error");
+		reply_stateless(f, msg, 500, "Server Internal Error");
 		return;
 	}
 	url_t const *ruri = sip->sip_request->rq_url;
-	bool to_us = sip_core_is_us(ruri) && !sip->sip_route;
+	bool to_us = self_is_us(ruri) && !sip->sip_route;
 	/* In edge mode the registrar is upstream: the proxy forwards REGISTER with our Path. */
-	if (method == sip_method_register && to_us && !ruri->url_user && !g_config->reg_edge) {
+	if (method == sip_method_register && to_us && !ruri->url_user && !edge_mode) {
 		const char *opt = unsupported_require(sip);
 		if (opt)
 			answer_420(st, msg, opt);
@@ -239,7 +233,7 @@ static void answer_unparsable(struct flow *f, const char *data, size_t len, cons
 	log_notice("flow %llu %s: 400 %s", (unsigned long long)f->id, f->peer_text, reason);
 	metrics_inc(M_SIP_REJECTED);
 	if (sip->sip_request->rq_method != sip_method_ack)
-		sip_core_reply_stateless(udp_reply_flow(sip, f), msg, 400, reason);
+		reply_stateless(udp_reply_flow(sip, f), msg, 400, reason);
 	msg_destroy(msg);
 }
 
@@ -256,7 +250,7 @@ static void answer_banned_msg(struct flow *f, msg_t *msg)
 			int left = limits_ban_remaining((const struct sockaddr *)&f->peer);
 			snprintf(secs, sizeof(secs), "%d", left > 0 ? left : 1);
 			sip_add_make(resp, sip_object(resp), sip_retry_after_class, secs);
-			sipmsg_send(udp_reply_flow(sip, f), resp);
+			transport_send_msg(udp_reply_flow(sip, f), resp);
 			msg_destroy(resp);
 		}
 	}
@@ -272,7 +266,7 @@ static void answer_banned(struct flow *f, const char *data, size_t len)
 	msg_destroy(msg);
 }
 
-void sip_core_receive(struct flow *f, const char *data, size_t len)
+void dispatch_receive(struct flow *f, const char *data, size_t len)
 {
 	const struct sockaddr *peer = (const struct sockaddr *)&f->peer;
 	bool keepalive = sipmsg_is_keepalive(data, len);
@@ -305,13 +299,13 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 	}
 	sip_t *sip = sip_object(msg);
 	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
-	if (sip->sip_request && g_config->limit_header_bytes > 0 && len > body &&
-	    len - body > (size_t)g_config->limit_header_bytes) {
+	if (sip->sip_request && limits_cfg->limit_header_bytes > 0 && len > body &&
+	    len - body > (size_t)limits_cfg->limit_header_bytes) {
 		metrics_inc(M_SIP_REJECTED);
 		log_notice("flow %llu %s: %zu bytes of headers (limits.max_header_size %d): 513",
-			   (unsigned long long)f->id, f->peer_text, len - body, g_config->limit_header_bytes);
+			   (unsigned long long)f->id, f->peer_text, len - body, limits_cfg->limit_header_bytes);
 		if (sip->sip_request->rq_method != sip_method_ack && sip->sip_via)
-			sip_core_reply_stateless(udp_reply_flow(sip, f), msg, 513, "Message Too Large");
+			reply_stateless(udp_reply_flow(sip, f), msg, 513, "Message Too Large");
 		msg_destroy(msg);
 		return;
 	}
@@ -322,7 +316,7 @@ void sip_core_receive(struct flow *f, const char *data, size_t len)
 	msg_unref(msg);
 }
 
-void sip_core_receive_msg(struct flow *f, msg_t *msg)
+void dispatch_receive_msg(struct flow *f, msg_t *msg)
 {
 	/* Streams frame and parse their messages themselves: the per-source limits apply here. */
 	enum limits_verdict verdict = limits_message((const struct sockaddr *)&f->peer);

@@ -25,6 +25,7 @@
 #include "base/sipmsg.h"
 #include "sip/txn.h"
 #include "registrar/registrar.h"
+#include "sip/self.h"
 #include "transport/flow.h"
 
 #include <arpa/inet.h>
@@ -37,7 +38,7 @@
 
 static struct {
 	bool running;
-	const struct config *cfg;
+	const struct auth_config *cfg;
 	struct users *users;
 	enum digest_alg algs[DIGEST__COUNT];
 	int n_algs;
@@ -49,75 +50,31 @@ static struct {
 
 /* ---- trusted peers ---- */
 
-int auth_cidr_parse(const char *text, struct cidr *out)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(text, '/');
-	size_t hl = slash ? (size_t)(slash - text) : strlen(text);
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	memset(out, 0, sizeof(*out));
-	int max;
-	if (inet_pton(AF_INET, host, out->addr) == 1) {
-		out->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
-		out->family = AF_INET6;
-		max = 128;
-	} else {
-		return -1;
-	}
-	out->bits = max;
-	if (slash) {
-		char *end;
-		long b = strtol(slash + 1, &end, 10);
-		if (slash[1] == '\0' || *end != '\0' || b < 0 || b > max)
-			return -1;
-		out->bits = (int)b;
-	}
-	return 0;
-}
-
-static bool prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
-{
-	int bytes = bits / 8, rest = bits % 8;
-	if (memcmp(a, b, (size_t)bytes) != 0)
-		return false;
-	if (!rest)
-		return true;
-	unsigned char mask = (unsigned char)(0xff << (8 - rest));
-	return (a[bytes] & mask) == (b[bytes] & mask);
-}
-
-bool auth_cidr_match(const struct cidr *c, const struct sockaddr *sa)
-{
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		return c->family == AF_INET && prefix_equal(c->addr, (const unsigned char *)&in->sin_addr, c->bits);
-	}
-	if (sa->sa_family != AF_INET6)
-		return false;
-	const unsigned char *a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	if (c->family == AF_INET6)
-		return prefix_equal(c->addr, a6, c->bits);
-	/* ::ffff:10.1.2.3 from a dual-stack listener is the IPv4 peer 10.1.2.3. */
-	return memcmp(a6, v4mapped, sizeof(v4mapped)) == 0 && prefix_equal(c->addr, a6 + 12, c->bits);
-}
-
 static bool peer_trusted(const struct flow *f)
 {
 	for (int i = 0; f && i < A.n_trusted; i++)
-		if (auth_cidr_match(&A.trusted[i], (const struct sockaddr *)&f->peer))
+		if (net_cidr_match(&A.trusted[i], (const struct sockaddr *)&f->peer))
 			return true;
 	return false;
 }
 
 /* ---- configuration ---- */
 
-int auth_config_check(const struct config *cfg)
+const struct setting auth_settings[] = {
+	SETTING_BOOL("auth.disabled", struct auth_config, no_auth, false),
+	SETTING_STRING("auth.users_file", struct auth_config, users_file, ""),
+	SETTING_STRING("auth.realm", struct auth_config, realm, ""),
+	SETTING_LIST_OF("auth.algorithms", struct auth_config, auth_algorithms, "MD5", "SHA-256"),
+	SETTING_BOOL("auth.repeat_first_challenge", struct auth_config, auth_repeat_first, true),
+	SETTING_STRING("auth.nonce_secret", struct auth_config, nonce_secret, ""),
+	SETTING_INT("auth.nonce_ttl", struct auth_config, nonce_ttl, 300),
+	SETTING_INT("auth.nonce_table_size", struct auth_config, nonce_table_size, 16384),
+	SETTING_LIST_OF("auth.challenge_methods", struct auth_config, auth_challenge_methods, "*"),
+	SETTING_LIST("auth.trusted_peers", struct auth_config, trusted_peers),
+	SETTING_END,
+};
+
+int auth_config_check(const struct auth_config *cfg)
 {
 	int problems = 0;
 	enum digest_alg alg;
@@ -155,7 +112,7 @@ int auth_config_check(const struct config *cfg)
 	}
 	for (int i = 0; i < cfg->trusted_peers.count; i++) {
 		struct cidr c;
-		if (auth_cidr_parse(cfg->trusted_peers.item[i], &c) != 0) {
+		if (net_cidr_parse(cfg->trusted_peers.item[i], &c) != 0) {
 			log_error("config: auth.trusted_peers: '%s' is not an address or ADDRESS/BITS",
 				  cfg->trusted_peers.item[i]);
 			problems++;
@@ -277,7 +234,7 @@ static bool uri_matches(su_home_t *home, const char *digest_uri, const url_t *ru
 /* 0: authenticated as the owner of r->identity; otherwise answered. */
 static int auth_verify(struct auth_req *r)
 {
-	const struct config *cfg = A.cfg;
+	const struct auth_config *cfg = A.cfg;
 	sip_t *sip = r->sip;
 	su_home_t *home = msg_home(r->req);
 	const char *hname = r->kind == KIND_WWW ? "Authorization" : "Proxy-Authorization";
@@ -416,7 +373,7 @@ int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, 
 		return 0;
 	const url_t *from = sip->sip_from->a_url;
 	bool from_ours = (from->url_type == url_sip || from->url_type == url_sips) &&
-			 config_is_our_domain(A.cfg, from->url_host);
+			 self_is_our_domain(from->url_host);
 	if (A.cfg->no_auth) {
 		/* No credentials exist, so nobody is an authenticated local user. */
 		if (dest == PROXY_DEST_FOREIGN)
@@ -460,7 +417,7 @@ static int load_users(void)
 	return 0;
 }
 
-int auth_init(const struct config *cfg)
+int auth_init(const struct auth_config *cfg)
 {
 	auth_shutdown();
 	A.cfg = cfg;
@@ -472,7 +429,7 @@ int auth_init(const struct config *cfg)
 		A.algs[A.n_algs++] = DIGEST_MD5;
 	A.n_trusted = 0;
 	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
-		if (auth_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+		if (net_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
 			A.n_trusted++;
 	A.challenge_all = false;
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
@@ -502,8 +459,6 @@ int auth_init(const struct config *cfg)
 	log_info("auth: %s; algorithms %s; nonces live %d s; %d trusted peer block%s; realm %s",
 		 cfg->no_auth ? "OFF" : "on", algs, cfg->nonce_ttl, A.n_trusted, A.n_trusted == 1 ? "" : "s",
 		 cfg->realm && *cfg->realm ? cfg->realm : "(the request's domain)");
-	registrar_set_auth(auth_register_check);
-	proxy_set_policy(auth_request_policy);
 	A.running = true;
 	return 0;
 }
@@ -526,10 +481,6 @@ int auth_reload(void)
 
 void auth_shutdown(void)
 {
-	if (A.running) {
-		registrar_set_auth(NULL);
-		proxy_set_policy(NULL);
-	}
 	users_free(A.users);
 	nc_table_shutdown();
 	memset(&A, 0, sizeof(A));

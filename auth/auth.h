@@ -22,11 +22,25 @@
 struct flow;
 struct txn;
 
+struct auth_config {
+	bool no_auth;
+	char *users_file;
+	char *realm; /* empty = the request's domain */
+	struct string_list auth_algorithms;	  /* challenged in this order; MD5 first for SIP.js */
+	bool auth_repeat_first;			  /* first challenge again at the end, for JsSIP */
+	char *nonce_secret;			  /* HMAC key for nonces; random per run if empty */
+	int nonce_ttl;				  /* seconds a nonce stays fresh */
+	int nonce_table_size;			  /* used nonces remembered for nc replay checks */
+	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
+	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
+};
+extern const struct setting auth_settings[];
 /** Check the auth settings of cfg; logs each problem and returns how many there are. */
-int auth_config_check(const struct config *cfg);
-/** Start: nonce key, nc table, users file, trusted peers; hook into the registrar and the proxy.
+int auth_config_check(const struct auth_config *cfg);
+/** Start with cfg (kept by pointer): nonce key, nc table, users file, trusted peers. The app
+ *  attaches auth_register_check to the registrar and auth_request_policy to the proxy.
  *  -1 if the users file cannot be read (logged). */
-int auth_init(const struct config *cfg);
+int auth_init(const struct auth_config *cfg);
 /** Read the users file again (SIGHUP). On error the users in force stay. 0 on success. */
 int auth_reload(void);
 void auth_shutdown(void);
@@ -35,15 +49,5 @@ void auth_shutdown(void);
 int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor);
 /** The proxy's policy (proxy_policy_fn). */
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
-
-/** An address block, "10.0.0.0/8", "2001:db8::/32" or a single address. */
-struct cidr {
-	int family; /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
-	int bits;
-};
-int auth_cidr_parse(const char *text, struct cidr *out);
-/** IPv4-mapped IPv6 addresses match IPv4 blocks. */
-bool auth_cidr_match(const struct cidr *c, const struct sockaddr *sa);
 
 #endif

@@ -1,13 +1,20 @@
-/** @file config.h  Runtime configuration: embedded defaults, the libconfig file, then the command line. */
+/** @file config.h  Reading settings: embedded defaults, the libconfig file, command-line values.
+ *
+ * Each module owns its settings: it declares a struct of values, a table naming each setting
+ * (`section.name` as written in the file, its kind, its default, where it lands in the struct)
+ * and a check of its own. This file only reads: it fills any table it is given, from the
+ * defaults, a file and `config_set`, and knows nothing about what the values mean. The app
+ * room binds every module's table to the module's struct (app/settings.c).
+ */
 #ifndef SIPEDGE_CONFIG_H
 #define SIPEDGE_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/net.h"
+
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_LIST 32
-
-enum transport_proto { PROTO_UDP, PROTO_TCP, PROTO_TLS, PROTO_WS, PROTO_WSS };
 
 struct listen_spec {
 	enum transport_proto proto;
@@ -20,106 +27,58 @@ struct string_list {
 	int count;
 };
 
-struct config {
-	struct listen_spec listen[CONFIG_MAX_LISTEN];
-	int n_listen;
-	struct string_list domains; /* we are registrar for these */
-	char *log_level;
+enum setting_kind { SETTING_INT, SETTING_BOOL, SETTING_STRING, SETTING_LIST };
 
-	/* TLS (wss and tls listeners, outbound tls connections) */
-	char *tls_cert, *tls_key, *tls_ca;
-	bool tls_verify_peer;	/* outbound: the server's certificate must verify (tls.ca or system CAs) */
-	bool tls_verify_client; /* tls listeners: clients must present a certificate signed by tls.ca */
-
-	/* TCP and TLS connections */
-	int tcp_idle_timeout; /* seconds without traffic before a connection is closed; 0 = never */
-	int tcp_max_message;  /* bytes; a larger message closes the connection */
-
-	/* WebSocket */
-	int ws_max_message;   /* bytes; larger messages close with 1009 */
-	int ws_ping_interval; /* seconds; 0 = off */
-	int ws_pong_timeout;  /* seconds to wait for the pong */
-	int ws_handshake_timeout; /* seconds an HTTP request or upgrade may take (slowloris) */
-	struct string_list ws_origins; /* empty = any Origin */
-
-	/* UDP */
-	int udp_flow_idle; /* seconds without traffic before a UDP peer is forgotten */
-	int udp_max_flows; /* the least recently used peer makes room beyond this */
-
-	/* routing to the network */
-	struct string_list upstreams; /* SIP URIs tried in order (failover) */
-	bool route_foreign;	      /* other domains go upstream (else 403) */
-	bool route_unregistered;      /* users of our domains without a binding go upstream */
-	int upstream_timeout;	      /* ms without any response before the next upstream */
-	char *resolv_conf;	      /* DNS servers for upstream names and next hops (RFC 3263), resolv.conf syntax */
-
-	/* registrar */
-	int reg_min_expires, reg_max_expires, reg_default_expires;
-	int reg_max_bindings; /* per AOR */
-	bool reg_drop_on_flow_close;
-	bool reg_edge; /* registrar.mode = "edge": REGISTER goes to routing.upstreams with Path */
-	char *reg_store;      /* "memory" or "sqlite" (registrar/store.h) */
-	char *reg_store_path; /* the SQLite file */
-
-	/* auth (auth/auth.h) */
-	bool no_auth;
-	char *users_file;
-	char *realm; /* empty = the request's domain */
-	struct string_list auth_algorithms;	  /* challenged in this order; MD5 first for SIP.js */
-	bool auth_repeat_first;			  /* first challenge again at the end, for JsSIP */
-	char *nonce_secret;			  /* HMAC key for nonces; random per run if empty */
-	int nonce_ttl;				  /* seconds a nonce stays fresh */
-	int nonce_table_size;			  /* used nonces remembered for nc replay checks */
-	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
-	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
-
-	/* per-source limits (transport/limits.h) */
-	int limit_conns_per_ip;	 /* open connections per source address; 0 = no limit */
-	int limit_rps;		 /* requests per second per source address; 0 = no limit */
-	int limit_burst;	 /* token bucket depth: requests accepted at once */
-	int limit_ban_seconds;	 /* how long a source that exceeds the rate is banned */
-	char *limit_ban_action;	 /* "reply" (503 + Retry-After) or "drop" */
-	int limit_header_bytes;	 /* a request whose headers are longer gets 513 */
-
-	/* proxy */
-	int timer_c;       /* seconds, RFC 3261 §16.8 (> 180) */
-	char *flow_secret; /* HMAC key for flow tokens; random per run if empty */
-
-	/* ---- media (media/rtpengine.h): rtpengine anchoring; checked by media_config_check ---- */
-	struct string_list media_rtpengine; /* "udp:HOST:PORT", tried in order (failover) */
-	char *media_relay;		    /* "cross", "always" or "never" */
-	char *media_on_failure;		    /* "refuse" (503) or "unanchored" (SDP passes as it is) */
-	int media_ping_interval;	    /* seconds between NG pings to each rtpengine */
-	int media_ng_timeout;		    /* ms an NG request may take, retransmissions included */
-	/* ---- end of media ---- */
-
-	/* HTTP */
-	char *web_root; /* directory served at / and /phone/ ("" = none) */
-
-	char *path; /* the file it was read from */
+/** One setting of a module: the file's `section.name`, and where its value lives. */
+struct setting {
+	const char *path;
+	enum setting_kind kind;
+	size_t offset;			  /* of the value in the module's struct */
+	int int_default;		  /* int and bool */
+	const char *string_default;	  /* string */
+	const char *const *list_default;  /* list: NULL-terminated, or NULL for an empty list */
 };
 
-/** Fill cfg with the embedded defaults. */
-void config_defaults(struct config *cfg);
-/** Read a libconfig file over cfg. 0 on success; on error logs file:line: reason and returns -1. */
-int config_load(struct config *cfg, const char *path);
+/* Where field f of struct T lies; the compound literal makes the build fail when the field is
+ * not of the kind the table says. */
+#define SETTING_AT(T, f, type) (offsetof(T, f) + 0 * sizeof((type *){&((T *)0)->f}))
+#define SETTING_INT(p, T, f, d) {.path = (p), .kind = SETTING_INT, .offset = SETTING_AT(T, f, int), .int_default = (d)}
+#define SETTING_BOOL(p, T, f, d) {.path = (p), .kind = SETTING_BOOL, .offset = SETTING_AT(T, f, bool), .int_default = (d)}
+#define SETTING_STRING(p, T, f, d) \
+	{.path = (p), .kind = SETTING_STRING, .offset = SETTING_AT(T, f, char *), .string_default = (d)}
+#define SETTING_LIST(p, T, f) {.path = (p), .kind = SETTING_LIST, .offset = SETTING_AT(T, f, struct string_list)}
+#define SETTING_LIST_OF(p, T, f, ...)                                                                \
+	{.path = (p), .kind = SETTING_LIST, .offset = SETTING_AT(T, f, struct string_list),          \
+	 .list_default = (const char *const[]){__VA_ARGS__, NULL}}
+#define SETTING_END {.path = NULL}
+
+/** A module's table bound to the struct that holds its values. */
+struct config_part {
+	const struct setting *settings; /* ends with SETTING_END */
+	void *values;
+};
+
+/** Every setting of every part (the array ends with a part whose settings are NULL) to its
+ *  default. */
+void config_defaults(const struct config_part *parts);
+/** Read a libconfig file over the values. 0 on success; each problem (syntax, a value of the
+ *  wrong kind) is logged as file:line: reason and makes it -1. An unknown setting is a warning. */
+int config_load(const struct config_part *parts, const char *path);
+/** Set one setting from text (the command line): a number, true/false, a string, or for a list
+ *  one item that is added. 0 on success, -1 (logged) if there is no such setting or the text
+ *  does not fit it. */
+int config_set(const struct config_part *parts, const char *path, const char *text);
+/** Empty a list setting (before the command line adds its own items). */
+void config_clear_list(const struct config_part *parts, const char *path);
+/** Free what the values hold. */
+void config_free(const struct config_part *parts);
+
 /** Parse "ws:127.0.0.1:8080" or "ws:[::1]:8080". 0 on success. */
 int config_parse_listen(const char *text, struct listen_spec *out);
-int config_add_listen(struct config *cfg, const char *text);
 int string_list_add(struct string_list *list, const char *value);
 void string_list_clear(struct string_list *list);
+bool string_list_contains(const struct string_list *list, const char *value); /* case-insensitive */
 /** Replace *slot with a copy of value. */
 void config_set_string(char **slot, const char *value);
-/** Check the whole configuration for consistency; logs each problem, returns the number found. */
-int config_validate(const struct config *cfg);
-bool config_is_our_domain(const struct config *cfg, const char *host);
-const char *proto_name(enum transport_proto proto);     /* "ws" */
-const char *proto_via_name(enum transport_proto proto); /* "WS" */
-bool proto_is_reliable(enum transport_proto proto);
-bool proto_is_secure(enum transport_proto proto);
-void config_free(struct config *cfg);
-
-/** The configuration in force (owned by main). */
-extern struct config *g_config;
 
 #endif

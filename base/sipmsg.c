@@ -1,7 +1,6 @@
 /** @file sipmsg.c  SIP message helpers over sofia-sip. */
 #include "base/sipmsg.h"
 #include "base/log.h"
-#include "transport/flow.h"
 
 #include <ctype.h>
 #include <openssl/rand.h>
@@ -361,20 +360,6 @@ char *sipmsg_encode(msg_t *msg, size_t *len)
 	if (iov != stack)
 		free(iov);
 	return buf;
-}
-
-int sipmsg_send(struct flow *f, msg_t *msg)
-{
-	size_t len;
-	char *buf = sipmsg_encode(msg, &len);
-	if (!buf)
-		return -1;
-	if (log_get_level() >= LOGL_DEBUG)
-		log_debug("send to flow %llu %s:\n%.*s", f ? (unsigned long long)f->id : 0ULL,
-			  f ? f->peer_text : "-", (int)len, buf);
-	int rc = flow_send(f, buf, len);
-	free(buf);
-	return rc;
 }
 
 char *sipmsg_aor(const url_t *url)

@@ -49,8 +49,6 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason);
 
 /** Encode to one contiguous malloc'd buffer (caller frees). NULL on failure. */
 char *sipmsg_encode(msg_t *msg, size_t *len);
-/** Encode and send on a flow. 0 on success. */
-int sipmsg_send(struct flow *f, msg_t *msg);
 
 /** Random token for tags and branches (hex, NUL-terminated, n-1 chars). */
 void sipmsg_random_token(char *out, size_t n);

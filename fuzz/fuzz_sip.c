@@ -1,4 +1,4 @@
-/** @file fuzz_sip.c  libFuzzer target: SIP messages into sip_core_receive, as a transport hands
+/** @file fuzz_sip.c  libFuzzer target: SIP messages into dispatch_receive, as a transport hands
  *  them over, with the registrar, auth and the proxy running as in the daemon.
  *
  * An input is a one-byte header and then SIP messages separated by lines "%%":
@@ -24,15 +24,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "auth/auth.h"
-#include "base/config.h"
-#include "base/log.h"
-#include "base/loop.h"
+#include "app/app.h"
 #include "app/dispatch.h"
-#include "base/sipmsg.h"
+#include "base/log.h"
 #include "proxy/proxy.h"
-#include "sip/txn.h"
 #include "registrar/registrar.h"
+#include "sip/txn.h"
 #include "transport/flow.h"
 
 #define N_FLOWS 3
@@ -64,7 +61,7 @@ struct pending {
 	size_t len;
 };
 
-static struct config cfg;
+static struct app_config cfg;
 static uv_loop_t loop;
 static struct flow *flows[N_FLOWS];
 static int flow_index[N_FLOWS] = {0, 1, 2};
@@ -153,7 +150,7 @@ static void deliver_pending(int *budget)
 		n_pending--;
 		(*budget)--;
 		if (flows[p.flow])
-			sip_core_receive(flows[p.flow], p.text, p.len);
+			dispatch_receive(flows[p.flow], p.text, p.len);
 		free(p.text);
 		run_loop();
 	}
@@ -173,7 +170,7 @@ static void reset(void)
 	registrar_shutdown();
 	/* The registrar's timer handles must finish closing before they are initialised again. */
 	run_loop();
-	if (registrar_init() != 0)
+	if (registrar_init(&cfg.registrar) != 0)
 		abort();
 	run_loop();
 }
@@ -183,17 +180,16 @@ static void remove_resolv_conf(void) { unlink(resolv_conf_path); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	config_defaults(&cfg);
+	settings_defaults(&cfg);
 	string_list_add(&cfg.domains, "example.com");
-	for (int i = 0; i < N_FLOWS; i++) {
-		cfg.listen[i] = listeners[i];
-		cfg.n_listen++;
-	}
-	string_list_add(&cfg.trusted_peers, "127.0.0.2/32");
-	config_set_string(&cfg.nonce_secret, "fuzz-nonce-secret");
-	config_set_string(&cfg.flow_secret, "fuzz-flow-secret");
-	cfg.nonce_table_size = 1024;
-	g_config = &cfg;
+	/* The listeners are only addresses here (no socket is opened): set them as settings_check
+	 * would have parsed them. */
+	for (int i = 0; i < N_FLOWS; i++)
+		cfg.listen[cfg.n_listen++] = listeners[i];
+	string_list_add(&cfg.auth.trusted_peers, "127.0.0.2/32");
+	config_set_string(&cfg.auth.nonce_secret, "fuzz-nonce-secret");
+	config_set_string(&cfg.flow.flow_secret, "fuzz-flow-secret");
+	cfg.auth.nonce_table_size = 1024;
 	log_set_level(getenv("FUZZ_DEBUG") ? LOGL_DEBUG : LOGL_ERROR);
 
 	char users_path[] = "/tmp/sipedge-fuzz-users.XXXXXX";
@@ -201,7 +197,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (fd < 0 || write(fd, users_text, strlen(users_text)) != (ssize_t)strlen(users_text))
 		abort();
 	close(fd);
-	config_set_string(&cfg.users_file, users_path);
+	config_set_string(&cfg.auth.users_file, users_path);
 
 	/* Next hops with names are looked up (RFC 3263): at a DNS server on loopback that is not
 	 * there, so fuzzing never reaches the network and every question fails at once. */
@@ -211,17 +207,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (fd < 0 || write(fd, resolv_text, strlen(resolv_text)) != (ssize_t)strlen(resolv_text))
 		abort();
 	close(fd);
-	config_set_string(&cfg.resolv_conf, resolv_path);
+	config_set_string(&cfg.proxy.resolv_conf, resolv_path);
 	resolv_conf_path = resolv_path;
 	atexit(remove_resolv_conf);
 
 	uv_loop_init(&loop);
-	loop_set(&loop);
-	sipmsg_init();
-	flow_init(cfg.flow_secret);
-	txn_init();
-	sip_core_init();
-	if (registrar_init() != 0 || auth_init(&cfg) != 0 || proxy_init() != 0)
+	if (app_start(&loop, &cfg, false) != 0)
 		abort();
 	unlink(users_path);
 	return 0;
@@ -231,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	cfg.no_auth = data[0] & 1;
+	cfg.auth.no_auth = data[0] & 1;
 	answer_mode = (data[0] >> 1) & 7;
 	const char *p = (const char *)data + 1, *end = (const char *)data + size;
 	open_flows();
@@ -243,7 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = (size_t)(stop - p);
 		char *copy = malloc(len ? len : 1);
 		memcpy(copy, p, len);
-		sip_core_receive(flows[i % N_FLOWS], copy, len);
+		dispatch_receive(flows[i % N_FLOWS], copy, len);
 		free(copy);
 		run_loop();
 		deliver_pending(&budget);

@@ -4,7 +4,6 @@
  *  of the offer/answer exchange in progress. */
 #include "media/media.h"
 #include "media/rtpengine.h"
-#include "base/config.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "transport/flow.h"
@@ -40,6 +39,7 @@ struct media_op {
 static struct call *calls;
 static struct media_op *ops;
 static int n_calls;
+static const struct media_config *config;
 static bool stopping; /* shutdown: deletes go out, nobody waits for their answers */
 
 static bool flow_is_webrtc(uint64_t id)
@@ -181,7 +181,7 @@ static void op_unlink(struct media_op *op)
 
 static bool refuse(void)
 {
-	return strcmp(g_config->media_on_failure, "refuse") == 0;
+	return !config || strcmp(config->on_failure, "refuse") == 0;
 }
 
 static void on_reply(void *arg, int index, enum ng_status status, const struct bencode *reply)
@@ -371,8 +371,9 @@ static void on_flow_gone(struct flow *f)
 	}
 }
 
-void media_init(void)
+void media_init(const struct media_config *cfg)
 {
+	config = cfg;
 	static bool watching;
 	if (!watching)
 		flow_on_gone(on_flow_gone);

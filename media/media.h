@@ -24,8 +24,10 @@ struct media_op;
  *  status (503) instead, or drop a response/ACK. */
 typedef void (*media_cont_fn)(void *arg, int status);
 
-/** Start: watch flows, so that a call whose connection dies is deleted. */
-void media_init(void);
+struct media_config;
+/** Start with cfg's settings (kept by pointer): watch flows, so that a call whose connection
+ *  dies is deleted. */
+void media_init(const struct media_config *cfg);
 /** Forget every call and pending operation (no callbacks run). */
 void media_shutdown(void);
 

@@ -59,38 +59,47 @@ static int parse_engine(const char *text, struct sockaddr_storage *out)
 	return uv_ip6_addr(spec.host, spec.port, (struct sockaddr_in6 *)out) == 0 ? 0 : -1;
 }
 
-int media_config_check(const struct config *cfg)
+const struct setting media_settings[] = {
+	SETTING_LIST("media.rtpengine", struct media_config, rtpengine),
+	SETTING_STRING("media.relay", struct media_config, relay, "cross"),
+	SETTING_STRING("media.on_failure", struct media_config, on_failure, "refuse"),
+	SETTING_INT("media.ping_interval", struct media_config, ping_interval, 10),
+	SETTING_INT("media.ng_timeout", struct media_config, ng_timeout, 1000),
+	SETTING_END,
+};
+
+int media_config_check(const struct media_config *cfg)
 {
 	int problems = 0;
 	enum media_relay r;
-	if (parse_relay(cfg->media_relay, &r) != 0) {
+	if (parse_relay(cfg->relay, &r) != 0) {
 		log_error("config: media.relay must be \"cross\", \"always\" or \"never\", not '%s'",
-			  cfg->media_relay ? cfg->media_relay : "");
+			  cfg->relay ? cfg->relay : "");
 		problems++;
 	}
-	if (!cfg->media_on_failure || (strcmp(cfg->media_on_failure, "refuse") != 0 &&
-				       strcmp(cfg->media_on_failure, "unanchored") != 0)) {
+	if (!cfg->on_failure || (strcmp(cfg->on_failure, "refuse") != 0 &&
+				       strcmp(cfg->on_failure, "unanchored") != 0)) {
 		log_error("config: media.on_failure must be \"refuse\" or \"unanchored\", not '%s'",
-			  cfg->media_on_failure ? cfg->media_on_failure : "");
+			  cfg->on_failure ? cfg->on_failure : "");
 		problems++;
 	}
-	if (cfg->media_rtpengine.count > RTPENGINE_MAX) {
+	if (cfg->rtpengine.count > RTPENGINE_MAX) {
 		log_error("config: media.rtpengine holds at most %d entries", RTPENGINE_MAX);
 		problems++;
 	}
-	for (int i = 0; i < cfg->media_rtpengine.count; i++) {
+	for (int i = 0; i < cfg->rtpengine.count; i++) {
 		struct sockaddr_storage a;
-		if (parse_engine(cfg->media_rtpengine.item[i], &a) != 0) {
+		if (parse_engine(cfg->rtpengine.item[i], &a) != 0) {
 			log_error("config: media.rtpengine[%d] '%s' is not udp:HOST:PORT (a numeric address)",
-				  i, cfg->media_rtpengine.item[i]);
+				  i, cfg->rtpengine.item[i]);
 			problems++;
 		}
 	}
-	if (cfg->media_ping_interval < 1 || cfg->media_ping_interval > 3600) {
+	if (cfg->ping_interval < 1 || cfg->ping_interval > 3600) {
 		log_error("config: media.ping_interval must be 1..3600 seconds");
 		problems++;
 	}
-	if (cfg->media_ng_timeout < 30 || cfg->media_ng_timeout > 30000) {
+	if (cfg->ng_timeout < 30 || cfg->ng_timeout > 30000) {
 		log_error("config: media.ng_timeout must be 30..30000 ms");
 		problems++;
 	}
@@ -194,21 +203,21 @@ static size_t render(char *buf, size_t size)
 	return off;
 }
 
-int rtpengine_init(uv_loop_t *loop, const struct config *cfg)
+int rtpengine_init(uv_loop_t *loop, const struct media_config *cfg)
 {
 	n_engines = 0;
 	relay = MEDIA_RELAY_NEVER;
-	if (cfg->media_rtpengine.count == 0)
+	if (cfg->rtpengine.count == 0)
 		return 0;
-	if (parse_relay(cfg->media_relay, &relay) != 0)
+	if (parse_relay(cfg->relay, &relay) != 0)
 		return -1;
-	for (int i = 0; i < cfg->media_rtpengine.count && i < RTPENGINE_MAX; i++) {
+	for (int i = 0; i < cfg->rtpengine.count && i < RTPENGINE_MAX; i++) {
 		struct engine *e = &engines[n_engines];
 		memset(e, 0, sizeof(*e));
-		snprintf(e->name, sizeof(e->name), "%s", cfg->media_rtpengine.item[i]);
+		snprintf(e->name, sizeof(e->name), "%s", cfg->rtpengine.item[i]);
 		if (parse_engine(e->name, &e->addr) != 0)
 			return -1;
-		e->ng = ng_client_new(loop, (struct sockaddr *)&e->addr, cfg->media_ng_timeout);
+		e->ng = ng_client_new(loop, (struct sockaddr *)&e->addr, cfg->ng_timeout);
 		if (!e->ng)
 			return -1;
 		e->up = true; /* until its first ping says otherwise: a call at start-up is tried */
@@ -217,10 +226,10 @@ int rtpengine_init(uv_loop_t *loop, const struct config *cfg)
 	metrics_add_renderer(render);
 	count_up();
 	uv_timer_init(loop, &ping_timer);
-	uv_timer_start(&ping_timer, ping_all, 0, (uint64_t)cfg->media_ping_interval * 1000);
+	uv_timer_start(&ping_timer, ping_all, 0, (uint64_t)cfg->ping_interval * 1000);
 	running = true;
 	log_notice("media: %d rtpengine%s, relay %s", n_engines, n_engines > 1 ? "s" : "",
-		   cfg->media_relay);
+		   cfg->relay);
 	return 0;
 }
 

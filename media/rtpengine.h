@@ -15,10 +15,19 @@
 
 enum media_relay { MEDIA_RELAY_NEVER, MEDIA_RELAY_CROSS, MEDIA_RELAY_ALWAYS };
 
+/** The media.* settings: rtpengine anchoring. */
+struct media_config {
+	struct string_list rtpengine; /* "udp:HOST:PORT", tried in order (failover) */
+	char *relay;		      /* "cross", "always" or "never" */
+	char *on_failure;	      /* "refuse" (503) or "unanchored" (SDP passes as it is) */
+	int ping_interval;	      /* seconds between NG pings to each rtpengine */
+	int ng_timeout;		      /* ms an NG request may take, retransmissions included */
+};
+extern const struct setting media_settings[];
 /** Check the media.* settings; logs each problem, returns how many. */
-int media_config_check(const struct config *cfg);
+int media_config_check(const struct media_config *cfg);
 /** Open one NG socket per configured rtpengine and start pinging them. 0 on success. */
-int rtpengine_init(uv_loop_t *loop, const struct config *cfg);
+int rtpengine_init(uv_loop_t *loop, const struct media_config *cfg);
 /** Stop the pings, cancel every request (callbacks do not run), close the sockets. */
 void rtpengine_shutdown(void);
 

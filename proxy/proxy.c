@@ -11,7 +11,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
+#include "sip/self.h"
 #include "sip/resolve.h"
 #include "sip/txn.h"
 #include "media/media.h"
@@ -30,6 +30,9 @@
 #include <string.h>
 #include <strings.h>
 
+static const struct proxy_config *P_cfg;
+static bool edge_mode; /* registrar.mode = "edge" */
+
 #define MAX_BRANCHES 16
 #define CANCEL_GRACE_MS 32000 /* 64*T1: how long a CANCELled branch may take to answer */
 #define BRANCH_PREFIX "z9hG4bK-se"
@@ -39,7 +42,7 @@ struct proxy_ctx;
 /* A next hop with a name for the logs: a configured upstream, or an address a lookup found. */
 struct upstream {
 	const char *uri;
-	struct txn_dest dest;
+	struct transport_dest dest;
 };
 
 struct branch {
@@ -103,7 +106,7 @@ static struct upstream_cfg {
 	const char *uri;
 	url_t *url;
 	bool named;
-	struct txn_dest dest[RESOLVE_MAX_TARGETS];
+	struct transport_dest dest[RESOLVE_MAX_TARGETS];
 	int n_dest;
 	uv_timer_t refresh;
 	bool timer_open;
@@ -138,7 +141,7 @@ static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32
 		size_t len = 0;
 		c->n_dest = 0;
 		for (int i = 0; i < n && i < RESOLVE_MAX_TARGETS; i++) {
-			struct txn_dest *d = &c->dest[c->n_dest++];
+			struct transport_dest *d = &c->dest[c->n_dest++];
 			memset(d, 0, sizeof(*d));
 			d->proto = t[i].proto;
 			d->addr = t[i].addr;
@@ -174,13 +177,47 @@ static void on_refresh(uv_timer_t *h)
 		uv_timer_start(&c->refresh, on_refresh, DNS_RETRY * 1000, 0);
 }
 
-int proxy_init(void)
+const struct setting proxy_settings[] = {
+	SETTING_LIST("routing.upstreams", struct proxy_config, upstreams),
+	SETTING_BOOL("routing.foreign_domains", struct proxy_config, route_foreign, true),
+	SETTING_BOOL("routing.unregistered_users", struct proxy_config, route_unregistered, false),
+	SETTING_INT("routing.upstream_timeout", struct proxy_config, upstream_timeout, 5000),
+	SETTING_STRING("routing.resolv_conf", struct proxy_config, resolv_conf, "/etc/resolv.conf"),
+	SETTING_INT("proxy.timer_c", struct proxy_config, timer_c, 180),
+	SETTING_END,
+};
+
+int proxy_config_check(const struct proxy_config *cfg)
 {
+	int problems = 0;
+	for (int i = 0; i < cfg->upstreams.count; i++) {
+		if (strncasecmp(cfg->upstreams.item[i], "sip:", 4) != 0 &&
+		    strncasecmp(cfg->upstreams.item[i], "sips:", 5) != 0) {
+			log_error("config: routing.upstreams[%d] '%s' is not a sip: or sips: URI", i,
+				  cfg->upstreams.item[i]);
+			problems++;
+		}
+	}
+	if (cfg->upstream_timeout < 100) {
+		log_error("config: routing.upstream_timeout must be at least 100 ms");
+		problems++;
+	}
+	if (cfg->timer_c < 1) {
+		log_error("config: proxy.timer_c must be positive");
+		problems++;
+	}
+	return problems;
+}
+
+int proxy_init(const struct proxy_config *cfg, bool edge)
+{
+	P_cfg = cfg;
+	edge_mode = edge;
 	n_cfgs = 0;
 	n_upstreams = 0;
 	int rc = 0;
-	for (int i = 0; i < g_config->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
-		const char *uri = g_config->upstreams.item[i];
+	for (int i = 0; i < P_cfg->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
+		const char *uri = P_cfg->upstreams.item[i];
 		url_t *url = url_make(cfg_home, uri);
 		struct upstream_cfg *c = &cfgs[n_cfgs];
 		memset(c, 0, sizeof(*c));
@@ -207,7 +244,7 @@ int proxy_init(void)
 		struct upstream_cfg *c = &cfgs[i];
 		if (!c->named)
 			continue;
-		if (resolve_init(g_config->resolv_conf) != 0)
+		if (resolve_init(P_cfg->resolv_conf) != 0)
 			return -1;
 		uv_timer_init(loop_get(), &c->refresh);
 		c->refresh.data = c;
@@ -311,7 +348,7 @@ void proxy_shutdown(void)
 static void listener_host(const struct listen_spec *l, char *out, size_t n)
 {
 	if (!l || strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0)
-		snprintf(out, n, "%s", g_config->domains.count ? g_config->domains.item[0] : "localhost");
+		snprintf(out, n, "%s", self_domain());
 	else if (strchr(l->host, ':'))
 		snprintf(out, n, "[%s]", l->host);
 	else
@@ -347,7 +384,7 @@ static sip_path_t *make_path(su_home_t *home, struct flow *client, struct flow *
 static bool route_is_ours(const url_t *url, uint64_t *flow_id)
 {
 	*flow_id = 0;
-	if (!url || !sip_core_is_us(url))
+	if (!url || !self_is_us(url))
 		return false;
 	/* A user part that is not a valid token (forged, or from another secret) names no flow. */
 	if (url->url_user && flow_token_parse(url->url_user, strlen(url->url_user), flow_id) != 0)
@@ -376,8 +413,10 @@ static bool is_looping(sip_t *sip)
 	for (sip_via_t *v = sip->sip_via; v; v = v->v_next) {
 		if (!v->v_branch || strncmp(v->v_branch, prefix, strlen(prefix)) != 0)
 			continue;
-		for (int i = 0; i < g_config->n_listen; i++) {
-			const struct listen_spec *l = &g_config->listen[i];
+		int n_listen;
+		const struct listen_spec *listen = self_listeners(&n_listen);
+		for (int i = 0; i < n_listen; i++) {
+			const struct listen_spec *l = &listen[i];
 			int port = v->v_port ? atoi(v->v_port) : 0;
 			char host[80];
 			listener_host(l, host, sizeof(host));
@@ -682,7 +721,7 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 	if (b->upstream && !b->responded && b->timer_open) {
 		/* The upstream lives: from here on only Timer C (INVITE) watches the branch. */
 		if (ctx->invite) {
-			uint64_t ms = (uint64_t)g_config->timer_c * 1000;
+			uint64_t ms = (uint64_t)P_cfg->timer_c * 1000;
 			uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
 		} else {
 			branch_stop_timer(b);
@@ -769,7 +808,7 @@ static const struct txn_user client_user = {
 struct target {
 	const char *ruri; /* new Request-URI, or NULL to keep it */
 	uint64_t flow_id; /* 0: send to dest's address */
-	struct txn_dest dest;
+	struct transport_dest dest;
 	bool outbound;
 	bool upstream;
 };
@@ -807,7 +846,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		branch_fail_now(b, 500);
 		return;
 	}
-	struct txn_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
 	b->out_flow = out->id;
 	ctx->open++;
 	b->ct = txn_client_create(fwd, &dest, &client_user, b);
@@ -823,13 +862,13 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		b->timer_c.data = b;
 		b->timer_open = true;
 		ctx->open++;
-		uv_timer_start(&b->timer_c, on_upstream_timer, (uint64_t)g_config->upstream_timeout, 0);
+		uv_timer_start(&b->timer_c, on_upstream_timer, (uint64_t)P_cfg->upstream_timeout, 0);
 	} else if (ctx->invite && !b->status) {
 		uv_timer_init(loop_get(), &b->timer_c);
 		b->timer_c.data = b;
 		b->timer_open = true;
 		ctx->open++;
-		uint64_t ms = (uint64_t)g_config->timer_c * 1000;
+		uint64_t ms = (uint64_t)P_cfg->timer_c * 1000;
 		uv_timer_start(&b->timer_c, on_timer_c, ms, ms);
 	}
 }
@@ -867,7 +906,7 @@ static struct target binding_target(const struct binding *bd, const char *ruri)
 		return t;
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	url_t *url = url_make(home, bd->uri);
-	struct txn_dest dest;
+	struct transport_dest dest;
 	if (url && transport_dest_from_url(url, &dest) == 0) {
 		t.flow_id = 0;
 		t.dest = dest;
@@ -878,11 +917,11 @@ static struct target binding_target(const struct binding *bd, const char *ruri)
 
 /** The next hop of a request whose route set is not (or no longer) ours: the first Route
  *  entry, else the Request-URI (§16.6 steps 6-7). 0 and *dest if it has a numeric address. */
-static int next_hop(sip_t *sip, struct txn_dest *dest)
+static int next_hop(sip_t *sip, struct transport_dest *dest)
 {
 	if (sip->sip_route)
 		return transport_dest_from_url(sip->sip_route->r_url, dest);
-	if (sip_core_is_us(sip->sip_request->rq_url))
+	if (self_is_us(sip->sip_request->rq_url))
 		return -1;
 	return transport_dest_from_url(sip->sip_request->rq_url, dest);
 }
@@ -1065,7 +1104,7 @@ static void on_media_start(void *arg, int status)
 }
 
 /** Before the branches start: the request's SDP through rtpengine, toward the first target's
- *  leg. true: the request waits (or was answered); the uris are taken either way then. */
+ *  leg. true: the request waits (the uris are taken: their slots are emptied) or was answered. */
 static bool media_hold_start(struct proxy_ctx *ctx, const struct target *targets, int n,
 			     char **uris)
 {
@@ -1082,6 +1121,7 @@ static bool media_hold_start(struct proxy_ctx *ctx, const struct target *targets
 	if (rc == MEDIA_WAIT) {
 		memcpy(w->targets, targets, sizeof(*targets) * (size_t)n);
 		memcpy(w->uris, uris, sizeof(*uris) * (size_t)n);
+		memset(uris, 0, sizeof(*uris) * (size_t)n);
 		w->n = n;
 		return true;
 	}
@@ -1091,8 +1131,6 @@ static bool media_hold_start(struct proxy_ctx *ctx, const struct target *targets
 		return false;
 	ctx->final_sent = true;
 	txn_respond_status(ctx->st, rc, rc == 503 ? "Media Relay Unavailable" : NULL);
-	for (int i = 0; i < n; i++)
-		free(uris[i]);
 	return true;
 }
 
@@ -1206,7 +1244,7 @@ static void on_lookup_done(void *arg, const struct resolve_target *t, int n, uin
 			   host, lk->ack ? ", ACK dropped" : "");
 	}
 	if (lk->ack) {
-		struct txn_dest hop = {.addr = n ? t[0].addr : (struct sockaddr_storage){0},
+		struct transport_dest hop = {.addr = n ? t[0].addr : (struct sockaddr_storage){0},
 				       .proto = n ? t[0].proto : PROTO_UDP};
 		struct flow *out = n && in ? transport_flow_for(&hop) : NULL;
 		if (out)
@@ -1251,7 +1289,7 @@ static void on_lookup_done(void *arg, const struct resolve_target *t, int n, uin
  *  the lookup started, else -1 (nothing was answered). */
 static int lookup_next_hop(struct txn *st, msg_t *req, const url_t *url, struct flow *in, bool ack)
 {
-	if (resolve_init(g_config->resolv_conf) != 0)
+	if (resolve_init(P_cfg->resolv_conf) != 0)
 		return -1;
 	struct lookup *lk = calloc(1, sizeof(*lk));
 	if (!lk)
@@ -1299,24 +1337,12 @@ static const url_t *next_hop_url(sip_t *sip)
 	return sip->sip_route ? sip->sip_route->r_url : sip->sip_request->rq_url;
 }
 
-void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
+/** §16.3 validation; true when req has been answered (483, 420, 482). */
+static bool refuse_invalid(struct txn *st, msg_t *req, sip_t *sip)
 {
-	sip_method_t method = sip->sip_request->rq_method;
-	if (method == sip_method_cancel) {
-		/* §16.10: answer the CANCEL, then cancel the INVITE's branches. */
-		struct txn *inv = txn_server_find_invite(sip);
-		if (!inv) {
-			reply(st, req, 481, "Call/Transaction Does Not Exist");
-			return;
-		}
-		txn_respond_status(st, 200, "OK");
-		txn_server_cancel(inv);
-		return;
-	}
-	/* §16.3: validation. */
 	if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0) {
 		reply(st, req, 483, "Too Many Hops");
-		return;
+		return true;
 	}
 	if (sip->sip_proxy_require) {
 		msg_t *resp = sipmsg_response(req, 420, "Bad Extension");
@@ -1326,171 +1352,324 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 				sip_add_make(resp, rs, sip_unsupported_class, sip->sip_proxy_require->k_items[i]);
 			txn_respond(st, resp);
 		}
-		return;
+		return true;
 	}
 	if (is_looping(sip)) {
 		reply(st, req, 482, "Loop Detected");
+		return true;
+	}
+	return false;
+}
+
+/* ---- §16.5: where a request goes ---- */
+
+/** One request on its way through the target rules. */
+struct routing {
+	struct txn *st;
+	msg_t *req;
+	sip_t *sip;
+	struct flow *in;
+	const url_t *ruri;
+	uint64_t route_flow;	/* the flow our Route entry's token names, 0 if none */
+	bool edge_register;	/* edge mode: a REGISTER for us, bound for the registrar upstream */
+	struct target targets[MAX_BRANCHES];
+	char *uris[MAX_BRANCHES]; /* Request-URIs the targets point into, freed after the start */
+	int n;
+};
+
+enum route_outcome {
+	ROUTE_PASS,    /* the rule does not apply: the next one decides */
+	ROUTE_TARGETS, /* r->targets are where the request goes */
+	ROUTE_DONE,    /* answered, or waiting for a DNS lookup that forwards it */
+};
+
+static enum route_outcome add_target(struct routing *r, struct target t)
+{
+	r->targets[r->n++] = t;
+	return ROUTE_TARGETS;
+}
+
+static enum route_outcome answer(struct routing *r, int status, const char *phrase)
+{
+	reply(r->st, r->req, status, phrase);
+	return ROUTE_DONE;
+}
+
+/** Forward once the name in url is resolved (RFC 3263), or answer 503. */
+static enum route_outcome look_up(struct routing *r, const url_t *url)
+{
+	if (lookup_next_hop(r->st, r->req, url, r->in, false) != 0)
+		return answer(r, 503, "DNS Lookup Failed");
+	return ROUTE_DONE;
+}
+
+static bool in_dialog_elsewhere(const struct routing *r)
+{
+	return r->sip->sip_to->a_tag && !self_is_our_domain(r->ruri->url_host);
+}
+
+static bool for_another_domain(const struct routing *r) { return P_cfg->route_foreign; }
+
+/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays. */
+static enum route_outcome route_by_token(struct routing *r)
+{
+	if (!r->route_flow)
+		return ROUTE_PASS;
+	return add_target(r, (struct target){.ruri = NULL, .flow_id = r->route_flow});
+}
+
+/* A route set beyond us: loose routing to its first entry's address, or the addresses its
+ * name stands for. */
+static enum route_outcome route_by_route_set(struct routing *r)
+{
+	if (!r->sip->sip_route)
+		return ROUTE_PASS;
+	struct transport_dest hop;
+	if (next_hop(r->sip, &hop) == 0)
+		return add_target(r, (struct target){.dest = hop});
+	if (is_named_hop(r->sip->sip_route->r_url) &&
+	    lookup_next_hop(r->st, r->req, r->sip->sip_route->r_url, r->in, false) == 0)
+		return ROUTE_DONE;
+	return answer(r, 404, "No Route To Next Hop");
+}
+
+/* Edge mode (RFC 3327): the registrar is upstream; a REGISTER that came from there would only
+ * loop. */
+static enum route_outcome route_edge_register(struct routing *r)
+{
+	if (!r->edge_register)
+		return ROUTE_PASS;
+	if (from_upstream(r->in))
+		return answer(r, 403, "Registrar Is Upstream");
+	if (!n_upstreams) {
+		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+		return answer(r, 503, "Registrar Not Resolved");
+	}
+	return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
+}
+
+/* In dialog without our Record-Route: straight to a numeric remote target. */
+static enum route_outcome route_remote_target(struct routing *r)
+{
+	struct transport_dest hop;
+	if (!in_dialog_elsewhere(r) || next_hop(r->sip, &hop) != 0)
+		return ROUTE_PASS;
+	return add_target(r, (struct target){.dest = hop});
+}
+
+/* The same, to a remote target with a name (a carrier's Contact). */
+static enum route_outcome route_named_remote_target(struct routing *r)
+{
+	if (!in_dialog_elsewhere(r) || self_is_us(r->ruri) || !is_named_hop(r->ruri))
+		return ROUTE_PASS;
+	return look_up(r, r->ruri);
+}
+
+/* A user of our domains, or at one of our listener addresses (how PBXs and SIPp address us:
+ * a user of our first domain): every live binding, or the upstreams when they know users we
+ * do not. */
+static enum route_outcome route_local_user(struct routing *r)
+{
+	const url_t *ruri = r->ruri;
+	if (!self_is_our_domain(ruri->url_host) && !(ruri->url_user && self_is_us(ruri)))
+		return ROUTE_PASS;
+	url_t as_domain = *ruri;
+	if (!self_is_our_domain(ruri->url_host)) {
+		as_domain.url_host = self_domain();
+		as_domain.url_port = NULL;
+	}
+	char *aor = sipmsg_aor(&as_domain);
+	if (!aor || !ruri->url_user) {
+		free(aor);
+		return answer(r, 404, "Not Found");
+	}
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = location_lookup(aor, bindings, MAX_BRANCHES);
+	enum aor_state state = nb ? AOR_BOUND : location_aor_state(aor);
+	free(aor);
+	/* An edge has no bindings: the registrar upstream knows every user. */
+	bool upstream_knows = P_cfg->route_unregistered || edge_mode;
+	if (nb == 0 && upstream_knows && n_upstreams && !from_upstream(r->in))
+		/* Not registered here: the network may know the user (a PBX extension). */
+		return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
+	if (nb == 0)
+		return state == AOR_UNKNOWN ? answer(r, 404, "Not Found")
+					    : answer(r, 480, "Temporarily Unavailable");
+	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
+		r->uris[r->n] = strdup(bindings[i]->uri);
+		add_target(r, binding_target(bindings[i], r->uris[r->n]));
+	}
+	return ROUTE_TARGETS;
+}
+
+/* Another domain, the upstreams configured but none resolved yet. */
+static enum route_outcome route_upstream_unresolved(struct routing *r)
+{
+	if (!for_another_domain(r) || !n_cfgs || n_upstreams)
+		return ROUTE_PASS;
+	metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
+	return answer(r, 503, "Upstream Not Resolved");
+}
+
+/* Another domain (the policy has allowed the relay): the first upstream, then the next ones
+ * on failure. */
+static enum route_outcome route_upstream(struct routing *r)
+{
+	if (!for_another_domain(r) || !n_upstreams || from_upstream(r->in))
+		return ROUTE_PASS;
+	return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
+}
+
+/* No upstream is configured: the Request-URI's own address (§16.5)... */
+static enum route_outcome route_request_uri(struct routing *r)
+{
+	struct transport_dest hop;
+	if (!for_another_domain(r) || n_cfgs || next_hop(r->sip, &hop) != 0)
+		return ROUTE_PASS;
+	return add_target(r, (struct target){.dest = hop});
+}
+
+/* ...or the servers its domain names (RFC 3263). */
+static enum route_outcome route_request_uri_named(struct routing *r)
+{
+	if (!for_another_domain(r) || n_cfgs || !is_named_hop(r->ruri))
+		return ROUTE_PASS;
+	return look_up(r, r->ruri);
+}
+
+/* The policy allowed relaying, but no route takes other domains. */
+static enum route_outcome route_nowhere(struct routing *r) { return answer(r, 404, "No Route To Domain"); }
+
+/* The rules in the order they are asked: the first that applies decides. The order matters:
+ * a token or a route set beyond us outranks the Request-URI, and our users come before
+ * other domains. */
+static const struct route_rule {
+	const char *name;
+	enum route_outcome (*decide)(struct routing *r);
+} route_rules[] = {
+	{"our Record-Route token", route_by_token},
+	{"a route set beyond us", route_by_route_set},
+	{"edge REGISTER to the registrar", route_edge_register},
+	{"in dialog, a numeric remote target", route_remote_target},
+	{"in dialog, a named remote target", route_named_remote_target},
+	{"a user of our domains", route_local_user},
+	{"upstreams not resolved", route_upstream_unresolved},
+	{"the upstreams", route_upstream},
+	{"the Request-URI's address", route_request_uri},
+	{"the Request-URI's domain in DNS", route_request_uri_named},
+	{"no route", route_nowhere},
+};
+
+static enum route_outcome choose_targets(struct routing *r)
+{
+	for (size_t i = 0; i < sizeof(route_rules) / sizeof(route_rules[0]); i++) {
+		enum route_outcome o = route_rules[i].decide(r);
+		if (o != ROUTE_PASS) {
+			log_debug("proxy: %s from flow %llu: %s", r->sip->sip_request->rq_method_name,
+				  (unsigned long long)r->in->id, route_rules[i].name);
+			return o;
+		}
+	}
+	return ROUTE_DONE; /* not reached: the last rule always decides */
+}
+
+/** Where the policy sees the request going (auth/auth.h). */
+static enum proxy_dest classify(const struct routing *r)
+{
+	if (r->route_flow)
+		return r->sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
+	const url_t *ruri = r->ruri;
+	if (!r->sip->sip_route && (self_is_our_domain(ruri->url_host) ||
+				   ((ruri->url_user || r->edge_register) && self_is_us(ruri))))
+		return PROXY_DEST_LOCAL;
+	return PROXY_DEST_FOREIGN;
+}
+
+/** Who may send this where: challenges, identity, no open relay. True when answered. */
+static bool refused_by_policy(const struct routing *r)
+{
+	enum proxy_dest dest = classify(r);
+	if (policy)
+		return policy(r->st, r->req, r->sip, r->in, dest) != 0;
+	if (dest != PROXY_DEST_FOREIGN)
+		return false;
+	metrics_inc(M_RELAY_DENIED);
+	reply(r->st, r->req, 403, "Relaying Denied");
+	return true;
+}
+
+/** §16.10: answer the CANCEL, then cancel the INVITE's branches. */
+static void proxy_cancel(struct txn *st, msg_t *req, sip_t *sip)
+{
+	struct txn *inv = txn_server_find_invite(sip);
+	if (!inv) {
+		reply(st, req, 481, "Call/Transaction Does Not Exist");
 		return;
 	}
+	txn_respond_status(st, 200, "OK");
+	txn_server_cancel(inv);
+}
 
-	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
-	bool edge_register = g_config->reg_edge && method == sip_method_register && !sip->sip_route &&
-			     sip_core_is_us(sip->sip_request->rq_url);
+/** Our Route entries (§16.4): true when req has been answered (430: the flow named is gone). */
+static bool process_routes(struct routing *r)
+{
 	bool had_ours = false, flow_failed = false;
-	uint64_t route_flow = preprocess_routes(req, sip, in, &had_ours, &flow_failed);
-	url_t const *ruri = sip->sip_request->rq_url;
-	if (flow_failed && !route_flow) {
+	r->route_flow = preprocess_routes(r->req, r->sip, r->in, &had_ours, &flow_failed);
+	if (flow_failed && !r->route_flow) {
 		/* RFC 5626 §5.3: the registrar may try the user's other flows. */
 		metrics_inc(M_EDGE_FLOW_FAILED);
-		reply(st, req, 430, "Flow Failed");
-		return;
+		reply(r->st, r->req, 430, "Flow Failed");
+		return true;
 	}
-	if (route_flow && !sip->sip_to->a_tag && g_config->reg_edge) {
+	if (r->route_flow && !r->sip->sip_to->a_tag && edge_mode) {
 		metrics_inc(M_EDGE_PATH_IN);
-		log_info("edge: %s from %s along our Path to flow %llu", sip->sip_request->rq_method_name,
-			 in->peer_text, (unsigned long long)route_flow);
+		log_info("edge: %s from %s along our Path to flow %llu", r->sip->sip_request->rq_method_name,
+			 r->in->peer_text, (unsigned long long)r->route_flow);
 	}
+	return false;
+}
 
-	/* Who may send this where (auth/auth.h): challenges, identity, no open relay. */
-	enum proxy_dest dest;
-	if (route_flow)
-		dest = sip->sip_to->a_tag ? PROXY_DEST_DIALOG : PROXY_DEST_LOCAL;
-	else if (!sip->sip_route && (config_is_our_domain(g_config, ruri->url_host) ||
-				     ((ruri->url_user || edge_register) && sip_core_is_us(ruri))))
-		dest = PROXY_DEST_LOCAL;
-	else
-		dest = PROXY_DEST_FOREIGN;
-	if (policy) {
-		if (policy(st, req, sip, in, dest) != 0)
-			return; /* answered by the policy */
-	} else if (dest == PROXY_DEST_FOREIGN) {
-		metrics_inc(M_RELAY_DENIED);
-		reply(st, req, 403, "Relaying Denied");
-		return;
-	}
-
-	struct target targets[MAX_BRANCHES];
-	int n = 0;
-	char *uris[MAX_BRANCHES] = {0};
-	struct txn_dest hop;
-	if (route_flow) {
-		/* In dialog: the token says which connection; the Request-URI stays. */
-		targets[n++] = (struct target){.ruri = NULL, .flow_id = route_flow};
-	} else if (sip->sip_route) {
-		/* A route set beyond us: loose routing to its first entry's address, or the
-		 * addresses its name stands for. */
-		if (next_hop(sip, &hop) != 0) {
-			if (is_named_hop(sip->sip_route->r_url) &&
-			    lookup_next_hop(st, req, sip->sip_route->r_url, in, false) == 0)
-				return;
-			reply(st, req, 404, "No Route To Next Hop");
-			return;
-		}
-		targets[n++] = (struct target){.dest = hop};
-	} else if (edge_register) {
-		/* Edge mode (RFC 3327): the registrar is upstream; a REGISTER that came from there
-		 * would only loop. */
-		if (from_upstream(in)) {
-			reply(st, req, 403, "Registrar Is Upstream");
-			return;
-		}
-		if (!n_upstreams) {
-			metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
-			reply(st, req, 503, "Registrar Not Resolved");
-			return;
-		}
-		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
-	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
-		   next_hop(sip, &hop) == 0) {
-		/* In dialog without our Record-Route: straight to the remote target. */
-		targets[n++] = (struct target){.dest = hop};
-	} else if (sip->sip_to->a_tag && !config_is_our_domain(g_config, ruri->url_host) &&
-		   !sip_core_is_us(ruri) && is_named_hop(ruri)) {
-		/* The same, to a remote target with a name (a carrier's Contact). */
-		if (lookup_next_hop(st, req, ruri, in, false) != 0)
-			reply(st, req, 503, "DNS Lookup Failed");
-		return;
-	} else if (config_is_our_domain(g_config, ruri->url_host) ||
-		   (ruri->url_user && sip_core_is_us(ruri))) {
-		/* A user at one of our listener addresses (how PBXs and SIPp address us) is a user
-		 * of our first domain. */
-		url_t as_domain = *ruri;
-		if (!config_is_our_domain(g_config, ruri->url_host)) {
-			as_domain.url_host = g_config->domains.item[0];
-			as_domain.url_port = NULL;
-		}
-		char *aor = sipmsg_aor(&as_domain);
-		if (!aor || !ruri->url_user) {
-			free(aor);
-			reply(st, req, 404, "Not Found");
-			return;
-		}
-		const struct binding *bindings[MAX_BRANCHES];
-		int nb = location_lookup(aor, bindings, MAX_BRANCHES);
-		/* An edge has no bindings: the registrar upstream knows every user. */
-		bool upstream_knows = g_config->route_unregistered || g_config->reg_edge;
-		if (nb == 0 && upstream_knows && n_upstreams && !from_upstream(in)) {
-			/* Not registered here: the network may know the user (a PBX extension). */
-			free(aor);
-			targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
-		} else if (nb == 0) {
-			enum aor_state state = location_aor_state(aor);
-			free(aor);
-			if (state == AOR_UNKNOWN)
-				reply(st, req, 404, "Not Found");
-			else
-				reply(st, req, 480, "Temporarily Unavailable");
-			return;
-		} else {
-			free(aor);
-		}
-		for (int i = 0; i < nb && n < MAX_BRANCHES; i++) {
-			uris[n] = strdup(bindings[i]->uri);
-			targets[n] = binding_target(bindings[i], uris[n]);
-			n++;
-		}
-	} else if (g_config->route_foreign && n_cfgs && !n_upstreams) {
-		metrics_inc(M_PROXY_UPSTREAM_UNAVAILABLE);
-		reply(st, req, 503, "Upstream Not Resolved");
-		return;
-	} else if (g_config->route_foreign && n_upstreams && !from_upstream(in)) {
-		/* The policy has allowed the relay (a trusted peer or an authenticated user). */
-		/* Another domain: the upstream (then the next ones on failure) takes it. */
-		targets[n++] = (struct target){.dest = upstreams[0].dest, .upstream = true};
-	} else if (g_config->route_foreign && !n_cfgs && next_hop(sip, &hop) == 0) {
-		/* No upstream is configured: the Request-URI's own address (§16.5)... */
-		targets[n++] = (struct target){.dest = hop};
-	} else if (g_config->route_foreign && !n_cfgs && is_named_hop(ruri)) {
-		/* ...or the servers its domain names (RFC 3263). */
-		if (lookup_next_hop(st, req, ruri, in, false) != 0)
-			reply(st, req, 503, "DNS Lookup Failed");
-		return;
-	} else {
-		/* The policy allowed relaying, but no upstream route takes other domains. */
-		reply(st, req, 404, "No Route To Domain");
-		return;
-	}
-
-	struct proxy_ctx *ctx = ctx_new(st, req, in, edge_register);
+static void start_branches(struct routing *r)
+{
+	struct proxy_ctx *ctx = ctx_new(r->st, r->req, r->in, r->edge_register);
 	if (!ctx) {
-		for (int i = 0; i < n; i++)
-			free(uris[i]);
-		reply(st, req, 500, "Server Internal Error");
+		reply(r->st, r->req, 500, "Server Internal Error");
 		return;
 	}
-	if (edge_register) {
+	if (r->edge_register) {
 		metrics_inc(M_EDGE_REGISTERS);
 		log_info("edge: REGISTER " URL_PRINT_FORMAT " from flow %llu %s to the registrar %s",
-			 URL_PRINT_ARGS(sip->sip_to->a_url), (unsigned long long)in->id, in->peer_text,
+			 URL_PRINT_ARGS(r->sip->sip_to->a_url), (unsigned long long)r->in->id, r->in->peer_text,
 			 upstreams[0].uri);
 	}
-	if (method == sip_method_bye)
-		media_call_end(sip, "BYE");
-	if (media_hold_start(ctx, targets, n, uris))
+	if (r->sip->sip_request->rq_method == sip_method_bye)
+		media_call_end(r->sip, "BYE");
+	if (media_hold_start(ctx, r->targets, r->n, r->uris))
 		return; /* rtpengine first; the branches start when it has answered */
-	ctx_start(ctx, targets, n, in);
-	for (int i = 0; i < n; i++)
-		free(uris[i]);
+	ctx_start(ctx, r->targets, r->n, r->in);
+}
+
+void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
+{
+	if (sip->sip_request->rq_method == sip_method_cancel) {
+		proxy_cancel(st, req, sip);
+		return;
+	}
+	if (refuse_invalid(st, req, sip))
+		return;
+	struct routing r = {.st = st, .req = req, .sip = sip, .in = in};
+	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
+	r.edge_register = edge_mode && sip->sip_request->rq_method == sip_method_register && !sip->sip_route &&
+			  self_is_us(sip->sip_request->rq_url);
+	if (process_routes(&r))
+		return;
+	r.ruri = sip->sip_request->rq_url; /* after §16.4: a strict route may have rewritten it */
+	if (refused_by_policy(&r))
+		return;
+	if (choose_targets(&r) == ROUTE_TARGETS)
+		start_branches(&r);
+	for (int i = 0; i < r.n; i++)
+		free(r.uris[i]);
 }
 
 void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
@@ -1501,10 +1680,10 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 	bool had_ours = false, flow_failed = false;
 	uint64_t target = preprocess_routes(ack, sip, in, &had_ours, &flow_failed);
 	struct flow *out = target ? flow_find(target) : NULL;
-	struct txn_dest hop;
+	struct transport_dest hop;
 	if (!out && !target && next_hop(sip, &hop) == 0)
 		out = transport_flow_for(&hop);
-	if (!out && !target && !sip_core_is_us(sip->sip_request->rq_url) &&
+	if (!out && !target && !self_is_us(sip->sip_request->rq_url) &&
 	    is_named_hop(next_hop_url(sip)) && lookup_next_hop(NULL, ack, next_hop_url(sip), in, true) == 0)
 		return; /* forwarded once the name is looked up */
 	if (!out) {
@@ -1521,7 +1700,7 @@ static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
 	msg_t *fwd = make_forward(ack, NULL, in, out, false);
 	if (!fwd)
 		return;
-	if (sipmsg_send(out, fwd) == 0)
+	if (transport_send_msg(out, fwd) == 0)
 		metrics_inc(M_PROXY_FORWARDED);
 	msg_destroy(fwd);
 }

@@ -1,13 +1,28 @@
 /** @file proxy.h  The stateful proxy core (RFC 3261 §16). */
 #ifndef SIPEDGE_PROXY_H
 #define SIPEDGE_PROXY_H
+#include "base/config.h"
 #include "base/sipmsg.h"
 
 struct flow;
 struct txn;
 
-/** Resolve routing.upstreams; -1 (logged) if one cannot be used. */
-int proxy_init(void);
+struct proxy_config {
+	struct string_list upstreams; /* SIP URIs tried in order (failover) */
+	bool route_foreign;	      /* other domains go upstream (else 403) */
+	bool route_unregistered;      /* users of our domains without a binding go upstream */
+	int upstream_timeout;	      /* ms without any response before the next upstream */
+	char *resolv_conf;	      /* DNS servers for upstream names and next hops (RFC 3263), resolv.conf syntax */
+	int timer_c;		      /* seconds, RFC 3261 §16.8 (> 180) */
+};
+extern const struct setting proxy_settings[];
+/** Logs each problem with the routing and proxy settings and returns how many there are. */
+int proxy_config_check(const struct proxy_config *cfg);
+
+/** Start with cfg (kept by pointer); edge: the registrar is upstream (registrar.mode = "edge"),
+ *  so REGISTER for us and requests for our users go there. Resolves routing.upstreams; -1
+ *  (logged) if one cannot be used. */
+int proxy_init(const struct proxy_config *cfg, bool edge);
 void proxy_shutdown(void);
 /** A request (not REGISTER for us, not OPTIONS to us) with its server transaction. */
 void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *f);

@@ -48,6 +48,7 @@ struct loc_aor {
 
 static struct {
 	bool running;
+	const struct registrar_config *cfg;
 	struct loc_aor **buckets;
 	unsigned nbuckets, naors, nbound; /* nbound: AORs with at least one binding */
 	unsigned nbindings;
@@ -78,7 +79,7 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static time_t retention(void) { return g_config ? g_config->reg_max_expires : 3600; }
+static time_t retention(void) { return T.cfg ? T.cfg->reg_max_expires : 3600; }
 
 /* ---- strings of a binding ---- */
 
@@ -539,7 +540,7 @@ static void on_load(const struct binding *b, void *arg)
 {
 	struct load_ctx *c = arg;
 	/* A connection of an earlier run is closed; a UDP peer is still at its address. */
-	bool dead_flow = b->flow_id && b->connection && g_config && g_config->reg_drop_on_flow_close;
+	bool dead_flow = b->flow_id && b->connection && T.cfg && T.cfg->reg_drop_on_flow_close;
 	if (b->expires_at <= c->now || dead_flow) {
 		/* Expired, or it lived on a connection of an earlier run: it can never be reached. */
 		if (c->nstale == c->capstale) {
@@ -565,11 +566,12 @@ static void on_load(const struct binding *b, void *arg)
 	T.store = s;
 }
 
-int location_init(struct store *store)
+int location_init(struct store *store, const struct registrar_config *cfg)
 {
 	if (T.running)
 		return 0;
 	memset(&T, 0, sizeof(T));
+	T.cfg = cfg;
 	T.nbuckets = AOR_BUCKETS_MIN;
 	T.buckets = calloc(T.nbuckets, sizeof(*T.buckets));
 	if (!T.buckets)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "registrar/registrar.h"
+
 struct binding {
 	char *aor;	/* "sip:alice@example.com" */
 	char *key;	/* identity within the AOR: "o:<instance>;<reg-id>", "i:<instance>",
@@ -46,7 +48,7 @@ enum location_why { LOC_UNREGISTERED, LOC_EXPIRED, LOC_FLOW_CLOSED, LOC_REPLACED
 
 /** Start the table: arm its expiry timer on the loop and load what store holds (which stays
  *  attached: every change is written through to it). 0 on success. */
-int location_init(struct store *store);
+int location_init(struct store *store, const struct registrar_config *cfg);
 /** Free every binding and close the timer (the loop must run once more to finish closing). */
 void location_shutdown(void);
 /** Every live binding of aor in lookup order, mutable, for the registrar; returns how many. */

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/sipmsg.h"
+#include "sip/self.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
 #include "registrar/store.h"
@@ -44,6 +45,7 @@ struct reg_op {
 
 static struct {
 	bool running;
+	const struct registrar_config *cfg;
 	struct store store;
 	registrar_auth_fn auth;
 	bool warned_no_auth;
@@ -233,7 +235,7 @@ struct reg_ctx {
 /* Read one Contact into op. 0, or the status to refuse with and *reason. */
 static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *op, const char **reason)
 {
-	struct config *cfg = g_config;
+	const struct registrar_config *cfg = R.cfg;
 	struct binding *nb = &op->nb;
 	if (m->m_url->url_type != url_sip && m->m_url->url_type != url_sips) {
 		*reason = "Contact URI must be sip or sips";
@@ -332,7 +334,7 @@ static bool reg_out_of_order(const struct binding *cur, sip_t *sip)
 
 static void reg_process(struct reg_ctx *c)
 {
-	struct config *cfg = g_config;
+	const struct registrar_config *cfg = R.cfg;
 	sip_t *sip = c->sip;
 	const char *reason = NULL;
 	int status = 0;
@@ -495,7 +497,7 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
 	}
 	c.aor = aor;
 	/* §10.3 step 5 (checked early: no point challenging for a domain we do not serve). */
-	if (!config_is_our_domain(g_config, to->url_host)) {
+	if (!self_is_our_domain(to->url_host)) {
 		reg_reject(st, req, sip, aor, 404, "Not Found (domain not served here)", NULL, NULL);
 		goto out;
 	}
@@ -517,10 +519,9 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
 	if (R.auth) {
 		if (R.auth(st, req, sip, f, aor) != 0)
 			goto out; /* answered by the auth module */
-	} else if (!g_config->no_auth) {
+	} else {
 		if (!R.warned_no_auth)
-			log_warn("registrar: no authentication module and --no-auth not given: "
-				 "refusing every REGISTER");
+			log_warn("registrar: no authentication attached: refusing every REGISTER");
 		R.warned_no_auth = true;
 		reg_reject(st, req, sip, aor, 403, "Authentication Not Configured", NULL, NULL);
 		goto out;
@@ -536,7 +537,7 @@ static void reg_flow_gone(struct flow *f)
 {
 	/* A UDP flow is only a peer address that went quiet: the contact may still be reachable,
 	 * so only a closed connection takes its bindings along. */
-	if (!R.running || !g_config || !g_config->reg_drop_on_flow_close || !proto_is_reliable(f->proto))
+	if (!R.running || !R.cfg->reg_drop_on_flow_close || !proto_is_reliable(f->proto))
 		return;
 	int n = location_drop_flow(f->id);
 	if (n)
@@ -544,7 +545,48 @@ static void reg_flow_gone(struct flow *f)
 			 f->peer_text, n, n == 1 ? "" : "s");
 }
 
-int registrar_init(void)
+const struct setting registrar_settings[] = {
+	SETTING_INT("registrar.min_expires", struct registrar_config, reg_min_expires, 60),
+	SETTING_INT("registrar.max_expires", struct registrar_config, reg_max_expires, 3600),
+	SETTING_INT("registrar.default_expires", struct registrar_config, reg_default_expires, 3600),
+	SETTING_INT("registrar.max_bindings_per_aor", struct registrar_config, reg_max_bindings, 10),
+	SETTING_BOOL("registrar.drop_bindings_on_flow_close", struct registrar_config, reg_drop_on_flow_close, true),
+	SETTING_STRING("registrar.mode", struct registrar_config, reg_mode, "local"),
+	SETTING_STRING("registrar.store", struct registrar_config, reg_store, "memory"),
+	SETTING_STRING("registrar.store_path", struct registrar_config, reg_store_path, ""),
+	SETTING_END,
+};
+
+bool registrar_config_is_edge(const struct registrar_config *cfg) { return strcmp(cfg->reg_mode, "edge") == 0; }
+
+int registrar_config_check(const struct registrar_config *cfg)
+{
+	int problems = 0;
+	if (cfg->reg_min_expires < 1 || cfg->reg_max_expires < cfg->reg_min_expires ||
+	    cfg->reg_default_expires < cfg->reg_min_expires ||
+	    cfg->reg_default_expires > cfg->reg_max_expires) {
+		log_error("config: need 1 <= registrar.min_expires <= default_expires <= max_expires");
+		problems++;
+	}
+	if (cfg->reg_max_bindings < 1) {
+		log_error("config: registrar.max_bindings_per_aor must be at least 1");
+		problems++;
+	}
+	if (strcmp(cfg->reg_mode, "local") != 0 && strcmp(cfg->reg_mode, "edge") != 0) {
+		log_error("config: registrar.mode must be \"local\" or \"edge\", not '%s'", cfg->reg_mode);
+		problems++;
+	}
+	if (strcmp(cfg->reg_store, "memory") != 0 && strcmp(cfg->reg_store, "sqlite") != 0) {
+		log_error("config: registrar.store must be \"memory\" or \"sqlite\", not '%s'", cfg->reg_store);
+		problems++;
+	} else if (strcmp(cfg->reg_store, "sqlite") == 0 && !*cfg->reg_store_path) {
+		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
+		problems++;
+	}
+	return problems;
+}
+
+int registrar_init(const struct registrar_config *cfg)
 {
 	static bool observing;
 	if (R.running)
@@ -554,23 +596,24 @@ int registrar_init(void)
 		flow_on_gone(reg_flow_gone);
 		observing = true;
 	}
-	bool sqlite = strcmp(g_config->reg_store, "sqlite") == 0;
+	R.cfg = cfg;
+	bool sqlite = strcmp(cfg->reg_store, "sqlite") == 0;
 	const struct store_ops *ops = sqlite ? &store_sqlite_ops : &store_memory_ops;
-	if (store_open(&R.store, ops, sqlite ? g_config->reg_store_path : "") != 0) {
+	if (store_open(&R.store, ops, sqlite ? cfg->reg_store_path : "") != 0) {
 		log_error("registrar: cannot open the %s store", ops->name);
 		return -1;
 	}
-	if (location_init(&R.store) != 0) {
+	if (location_init(&R.store, cfg) != 0) {
 		store_close(&R.store);
 		log_error("registrar: out of memory");
 		return -1;
 	}
 	R.running = true;
 	log_info("registrar: store %s%s%s; expires %d..%d (default %d), at most %d bindings per AOR%s",
-		 R.store.ops->name, sqlite ? " " : "", sqlite ? g_config->reg_store_path : "",
-		 g_config->reg_min_expires, g_config->reg_max_expires,
-		 g_config->reg_default_expires, g_config->reg_max_bindings,
-		 g_config->reg_drop_on_flow_close ? ", dropped with their flow" : "");
+		 R.store.ops->name, sqlite ? " " : "", sqlite ? cfg->reg_store_path : "",
+		 cfg->reg_min_expires, cfg->reg_max_expires,
+		 cfg->reg_default_expires, cfg->reg_max_bindings,
+		 cfg->reg_drop_on_flow_close ? ", dropped with their flow" : "");
 	return 0;
 }
 

@@ -1,12 +1,28 @@
 /** @file registrar.h  The registrar (RFC 3261 §10.3, RFC 5626 outbound, RFC 3327 Path). */
 #ifndef SIPEDGE_REGISTRAR_H
 #define SIPEDGE_REGISTRAR_H
+#include "base/config.h"
 #include "base/sipmsg.h"
 
 struct flow;
 struct txn;
 
-int registrar_init(void);
+struct registrar_config {
+	int reg_min_expires, reg_max_expires, reg_default_expires;
+	int reg_max_bindings; /* per AOR */
+	bool reg_drop_on_flow_close;
+	char *reg_mode;	      /* "local", or "edge": REGISTER goes to routing.upstreams with Path */
+	char *reg_store;      /* "memory" or "sqlite" (registrar/store.h) */
+	char *reg_store_path; /* the SQLite file */
+};
+extern const struct setting registrar_settings[];
+/** Logs each problem with the registrar settings and returns how many there are. */
+int registrar_config_check(const struct registrar_config *cfg);
+/** registrar.mode = "edge": the network's registrar holds the bindings, not we. */
+bool registrar_config_is_edge(const struct registrar_config *cfg);
+
+/** Start with cfg (kept by pointer): open the store, load its bindings. */
+int registrar_init(const struct registrar_config *cfg);
 void registrar_shutdown(void);
 /** A REGISTER whose Request-URI is one of our domains; answered through st. */
 void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f);
@@ -14,7 +30,7 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f);
 /** The check that runs before any binding changes (RFC 3261 §10.3 steps 3-4): authenticate the
  *  request and authorize its identity for aor. Return 0 to go on; anything else means the
  *  function has answered st itself (401 with a challenge, 403) and the registrar stops there.
- *  Without one, REGISTER is refused with 403 unless the configuration says no_auth. */
+ *  Without one, every REGISTER is refused with 403. */
 typedef int (*registrar_auth_fn)(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor);
 void registrar_set_auth(registrar_auth_fn fn);
 

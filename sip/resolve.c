@@ -11,6 +11,7 @@
 #define SRES_CONTEXT_T struct resolve_job
 #define SRES_ASYNC_T struct resolve_loop
 #include "sip/resolve.h"
+#include "sip/self.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -202,12 +203,7 @@ static uint16_t default_port(const struct resolve_job *job, enum transport_proto
 /** A transport we can send on: UDP always; TCP/TLS when a listener of that kind exists. */
 static bool proto_usable(enum transport_proto proto)
 {
-	if (proto == PROTO_UDP)
-		return true;
-	for (int i = 0; i < g_config->n_listen; i++)
-		if (g_config->listen[i].proto == proto)
-			return true;
-	return false;
+	return proto == PROTO_UDP || self_has_listener(proto);
 }
 
 static void note_ttl(struct resolve_job *job, const sres_record_t *r)

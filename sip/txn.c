@@ -37,7 +37,7 @@ struct txn {
 	msg_t *req;	     /* the request (server: received; client: sent) */
 	char *key;	     /* table key */
 	uint64_t flow_id;    /* server: the flow it arrived on; client: dest flow */
-	struct txn_dest dest; /* client */
+	struct transport_dest dest; /* client */
 	char *out;	     /* last message sent, encoded: for retransmission */
 	size_t out_len;
 	char *ack;	     /* client INVITE: the ACK for a non-2xx final, encoded */
@@ -290,7 +290,7 @@ static int server_send(struct txn *t)
 	if (!t->out)
 		return 0;
 	struct flow *f = flow_find(t->flow_id);
-	struct txn_dest back;
+	struct transport_dest back;
 	if (!f && transport_dest_from_via(sip_object(t->req)->sip_via, &back) == 0 &&
 	    (f = transport_flow_for(&back))) {
 		/* §18.2.2: the request's connection has closed; a new one to the Via takes the
@@ -483,7 +483,7 @@ static void on_timer_b(uv_timer_t *h)
 	client_fail(t, 408);
 }
 
-struct txn *txn_client_create(msg_t *req, const struct txn_dest *dest, const struct txn_user *user,
+struct txn *txn_client_create(msg_t *req, const struct transport_dest *dest, const struct txn_user *user,
 			      void *arg)
 {
 	sip_t *sip = sip_object(req);

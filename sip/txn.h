@@ -13,6 +13,7 @@
 
 #include "base/config.h"
 #include "base/sipmsg.h"
+#include "transport/transport.h"
 
 struct flow;
 struct txn;
@@ -27,14 +28,6 @@ enum txn_state {
 	TXN_TERMINATED,
 };
 const char *txn_state_name(enum txn_state state);
-
-/** Where a client transaction sends: an existing flow, or an address (UDP or a new connection). */
-struct txn_dest {
-	uint64_t flow_id; /* nonzero: send on this flow only */
-	enum transport_proto proto;
-	struct sockaddr_storage addr;
-	const struct listen_spec *local; /* which listener's address goes into Via */
-};
 
 struct txn_user {
 	/** Client: a response (1xx, final; 2xx retransmissions while Accepted). resp is borrowed. */
@@ -73,7 +66,7 @@ int txn_status(const struct txn *t);
 
 /* ---- client side ---- */
 /** Send req (ownership taken; its top Via must already carry a unique branch) to dest. */
-struct txn *txn_client_create(msg_t *req, const struct txn_dest *dest, const struct txn_user *user,
+struct txn *txn_client_create(msg_t *req, const struct transport_dest *dest, const struct txn_user *user,
 			      void *arg);
 /** Route a received response to its client transaction. false if none matches. */
 bool txn_client_receive(msg_t *resp, sip_t *sip, struct flow *f);

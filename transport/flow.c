@@ -25,8 +25,14 @@ static int n_observers;
 
 static unsigned bucket(uint64_t id) { return (unsigned)(id * 0x9E3779B97F4A7C15ULL >> 52) & (FLOW_BUCKETS - 1); }
 
-void flow_init(const char *configured_secret)
+const struct setting flow_settings[] = {
+	SETTING_STRING("proxy.flow_token_secret", struct flow_config, flow_secret, ""),
+	SETTING_END,
+};
+
+void flow_init(const struct flow_config *cfg)
 {
+	const char *configured_secret = cfg ? cfg->flow_secret : NULL;
 	if (configured_secret && configured_secret[0]) {
 		/* Derive a fixed-size key so any secret length works and survives restarts. */
 		unsigned int n = 0;

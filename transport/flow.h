@@ -37,7 +37,11 @@ struct flow {
 	struct flow *hnext; /* hash chain */
 };
 
-void flow_init(const char *secret);
+struct flow_config {
+	char *flow_secret; /* HMAC key for flow tokens; random per run if empty */
+};
+extern const struct setting flow_settings[];
+void flow_init(const struct flow_config *cfg);
 /** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; turn such an address into plain
  *  IPv4 so that logs, received=, limits and comparisons see one form. */
 void flow_unmap_v4(struct sockaddr_storage *ss);

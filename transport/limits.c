@@ -7,7 +7,7 @@
  * not tracked (and so not limited) rather than evicting one that may be in a ban.
  */
 #include "transport/limits.h"
-#include "auth/auth.h"
+#include "base/net.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -36,7 +36,7 @@ struct source {
 
 static struct {
 	bool on;
-	const struct config *cfg;
+	const struct limits_config *cfg;
 	struct source *hash[HASH_SIZE];
 	unsigned n_sources, n_banned;
 	struct cidr trusted[CONFIG_MAX_LIST];
@@ -91,7 +91,7 @@ static void addr_text(const struct source *s, char *out, size_t n)
 static bool trusted(const struct sockaddr *sa)
 {
 	for (int i = 0; i < L.n_trusted; i++)
-		if (auth_cidr_match(&L.trusted[i], sa))
+		if (net_cidr_match(&L.trusted[i], sa))
 			return true;
 	return false;
 }
@@ -194,7 +194,17 @@ static void on_sweep(uv_timer_t *t)
 
 /* ---- public ------------------------------------------------------------------------------- */
 
-int limits_config_check(const struct config *cfg)
+const struct setting limits_settings[] = {
+	SETTING_INT("limits.max_connections_per_ip", struct limits_config, limit_conns_per_ip, 20),
+	SETTING_INT("limits.requests_per_second", struct limits_config, limit_rps, 20),
+	SETTING_INT("limits.burst", struct limits_config, limit_burst, 100),
+	SETTING_INT("limits.ban_seconds", struct limits_config, limit_ban_seconds, 60),
+	SETTING_STRING("limits.ban_action", struct limits_config, limit_ban_action, "reply"),
+	SETTING_INT("limits.max_header_size", struct limits_config, limit_header_bytes, 32768),
+	SETTING_END,
+};
+
+int limits_config_check(const struct limits_config *cfg)
 {
 	int problems = 0;
 	if (cfg->limit_rps < 0 || cfg->limit_conns_per_ip < 0) {
@@ -222,12 +232,12 @@ int limits_config_check(const struct config *cfg)
 	return problems;
 }
 
-int limits_init(const struct config *cfg)
+int limits_init(const struct limits_config *cfg, const struct string_list *trusted)
 {
 	memset(&L, 0, sizeof(L));
 	L.cfg = cfg;
-	for (int i = 0; i < cfg->trusted_peers.count && L.n_trusted < CONFIG_MAX_LIST; i++)
-		if (auth_cidr_parse(cfg->trusted_peers.item[i], &L.trusted[L.n_trusted]) == 0)
+	for (int i = 0; i < trusted->count && L.n_trusted < CONFIG_MAX_LIST; i++)
+		if (net_cidr_parse(trusted->item[i], &L.trusted[L.n_trusted]) == 0)
 			L.n_trusted++;
 	uv_timer_init(loop_get(), &L.sweep);
 	uv_timer_start(&L.sweep, on_sweep, SWEEP_MS, SWEEP_MS);

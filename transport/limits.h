@@ -21,10 +21,20 @@ enum limits_verdict {
 	LIMITS_DROP,  /* banned: say nothing */
 };
 
+struct limits_config {
+	int limit_conns_per_ip;	/* open connections per source address; 0 = no limit */
+	int limit_rps;		/* requests per second per source address; 0 = no limit */
+	int limit_burst;	/* token bucket depth: requests accepted at once */
+	int limit_ban_seconds;	/* how long a source that exceeds the rate is banned */
+	char *limit_ban_action; /* "reply" (503 + Retry-After) or "drop" */
+	int limit_header_bytes; /* a request whose headers are longer gets 513 */
+};
+extern const struct setting limits_settings[];
 /** Check the limits settings of cfg; logs each problem and returns how many there are. */
-int limits_config_check(const struct config *cfg);
-/** Start with cfg's settings (kept by pointer); the sweep timer runs on the loop. */
-int limits_init(const struct config *cfg);
+int limits_config_check(const struct limits_config *cfg);
+/** Start with cfg's settings (kept by pointer); sources in the address blocks of trusted are
+ *  never limited. The sweep timer runs on the loop. */
+int limits_init(const struct limits_config *cfg, const struct string_list *trusted);
 void limits_shutdown(void);
 
 /** Count one message from peer. Before limits_init every message passes. */

@@ -14,9 +14,9 @@
  */
 #include "transport/stream.h"
 #include "transport/limits.h"
+#include "transport/transport.h"
 #include "base/log.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
 #include "base/sipmsg.h"
 #include "transport/flow.h"
 #include "transport/sendq.h"
@@ -65,7 +65,11 @@ struct stream_conn {
 
 static struct {
 	uv_loop_t *loop;
-	struct config *cfg;
+	const struct tcp_config *cfg;
+	const struct tls_config *tls;
+	struct listen_spec *listen;
+	int n_listen;
+	struct sip_receiver receiver;
 	struct lws_context *ctx;
 	struct lws_vhost *client;
 	SSL_CTX *client_tls;
@@ -318,7 +322,7 @@ static void on_stream_message(void *arg, msg_t *msg)
 	}
 	if (c->alias.ss_family == AF_UNSPEC)
 		note_alias(c, sip_object(msg));
-	sip_core_receive_msg(c->flow, msg);
+	S.receiver.parsed(S.receiver.ctx, c->flow, msg);
 }
 
 /** A request we could read but not frame (no Content-Length, a broken header): say why. */
@@ -329,7 +333,11 @@ static void answer_unframable(struct stream_conn *c, msg_t *bad)
 	    !sip->sip_cseq || !sip->sip_call_id || !sip->sip_from || !sip->sip_to)
 		return;
 	const char *reason = sip->sip_content_length ? "Malformed message" : "Missing Content-Length header";
-	sip_core_reply_stateless(c->flow, bad, 400, reason);
+	msg_t *resp = sipmsg_response(bad, 400, reason);
+	if (resp) {
+		transport_send_msg(c->flow, resp);
+		msg_destroy(resp);
+	}
 }
 
 static int conn_receive(struct stream_conn *c, const char *in, size_t len)
@@ -361,7 +369,7 @@ static int conn_receive(struct stream_conn *c, const char *in, size_t len)
 
 /* ---- TLS on connections we open ------------------------------------------------------------ */
 
-static SSL_CTX *tls_client_ctx(const struct config *cfg)
+static SSL_CTX *tls_client_ctx(const struct tls_config *cfg)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx)
@@ -522,8 +530,8 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		/* lws tells each tls vhost's protocols[0] its SSL_CTX while creating it: keep it,
 		 * so that SIGHUP can put a new certificate into it. */
 		const struct listen_spec *spec = lws_get_vhost_user((struct lws_vhost *)in);
-		if (spec && spec >= S.cfg->listen && spec < S.cfg->listen + S.cfg->n_listen)
-			S.server_tls[spec - S.cfg->listen] = user;
+		if (spec && spec >= S.listen && spec < S.listen + S.n_listen)
+			S.server_tls[spec - S.listen] = user;
 		return 0;
 	}
 	struct stream_conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
@@ -599,8 +607,8 @@ static const struct lws_protocols protocols[] = {
 static const struct listen_spec *local_for(enum transport_proto proto, int family)
 {
 	const struct listen_spec *any = NULL;
-	for (int i = 0; i < S.cfg->n_listen; i++) {
-		const struct listen_spec *l = &S.cfg->listen[i];
+	for (int i = 0; i < S.n_listen; i++) {
+		const struct listen_spec *l = &S.listen[i];
 		bool v6 = strchr(l->host, ':') != NULL;
 		if (v6 != (family == AF_INET6))
 			continue;
@@ -703,11 +711,12 @@ bool stream_tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char 
 	return false;
 }
 
-int stream_tls_check(const struct config *cfg)
+int stream_tls_check(void)
 {
+	const struct tls_config *cfg = S.tls;
 	bool any = false;
-	for (int i = 0; i < cfg->n_listen; i++)
-		if (cfg->listen[i].proto == PROTO_WSS || cfg->listen[i].proto == PROTO_TLS)
+	for (int i = 0; i < S.n_listen; i++)
+		if (S.listen[i].proto == PROTO_WSS || S.listen[i].proto == PROTO_TLS)
 			any = true;
 	if (!any)
 		return 1; /* nothing to reload */
@@ -730,20 +739,20 @@ int stream_tls_reload(void)
 {
 	int rc = 0;
 	char err[256] = "";
-	for (int i = 0; S.cfg && i < S.cfg->n_listen; i++) {
-		const struct listen_spec *l = &S.cfg->listen[i];
+	for (int i = 0; S.cfg && i < S.n_listen; i++) {
+		const struct listen_spec *l = &S.listen[i];
 		if (l->proto != PROTO_TLS)
 			continue;
 		/* Connections copy the certificate when they start: open ones keep the old. */
 		SSL_CTX *ctx = S.server_tls[i];
-		if (!ctx || !stream_tls_load_pair(ctx, S.cfg->tls_cert, S.cfg->tls_key, err, sizeof(err))) {
+		if (!ctx || !stream_tls_load_pair(ctx, S.tls->tls_cert, S.tls->tls_key, err, sizeof(err))) {
 			log_error("tls: tls listener %s port %d: reload failed (%s)", l->host, l->port,
 				  ctx ? err : "no TLS context");
 			rc = -1;
 			continue;
 		}
 		log_notice("tls: tls listener %s port %d: certificate reloaded from %s", l->host, l->port,
-			   S.cfg->tls_cert);
+			   S.tls->tls_cert);
 	}
 	return rc;
 }
@@ -752,7 +761,7 @@ int stream_tls_client_reload(void)
 {
 	if (!S.client_tls)
 		return 0; /* not started */
-	SSL_CTX *ctx = tls_client_ctx(S.cfg);
+	SSL_CTX *ctx = tls_client_ctx(S.tls);
 	if (!ctx) {
 		log_error("tls: connections we open keep the certificate and CAs in force");
 		return -1;
@@ -760,8 +769,8 @@ int stream_tls_client_reload(void)
 	/* Each open connection's SSL holds a reference to the old context. */
 	SSL_CTX_free(S.client_tls);
 	S.client_tls = ctx;
-	if (S.cfg->tls_cert[0])
-		log_notice("tls: connections we open: certificate reloaded from %s", S.cfg->tls_cert);
+	if (S.tls->tls_cert[0])
+		log_notice("tls: connections we open: certificate reloaded from %s", S.tls->tls_cert);
 	else
 		log_info("tls: connections we open: CAs reloaded");
 	return 0;
@@ -769,7 +778,7 @@ int stream_tls_client_reload(void)
 
 /* ---- listeners ------------------------------------------------------------------------------ */
 
-static void tls_server_options(struct lws_context_creation_info *info, const struct config *cfg)
+static void tls_server_options(struct lws_context_creation_info *info, const struct tls_config *cfg)
 {
 	info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info->ssl_cert_filepath = cfg->tls_cert;
@@ -803,7 +812,7 @@ static int listener_open(struct listen_spec *spec, int index)
 	else /* an IPv4 host: without this lws opens a dual-stack socket on every address */
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (spec->proto == PROTO_TLS)
-		tls_server_options(&info, S.cfg);
+		tls_server_options(&info, S.tls);
 	struct lws_vhost *vh = lws_create_vhost(S.ctx, &info);
 	if (!vh) {
 		log_error("cannot listen on %s:%s:%d", proto_name(spec->proto), spec->host, spec->port);
@@ -831,21 +840,45 @@ static struct lws_vhost *client_vhost(void)
 	return vh;
 }
 
-int stream_start(uv_loop_t *loop, struct config *cfg, struct lws_context *ctx)
+const struct setting tcp_settings[] = {
+	SETTING_INT("tcp.idle_timeout", struct tcp_config, tcp_idle_timeout, 3600),
+	SETTING_INT("tcp.max_message_size", struct tcp_config, tcp_max_message, 65536),
+	SETTING_END,
+};
+
+int tcp_config_check(const struct tcp_config *cfg)
+{
+	int problems = 0;
+	if (cfg->tcp_max_message < 512 || cfg->tcp_max_message > 16 * 1024 * 1024) {
+		log_error("config: tcp.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->tcp_idle_timeout < 0) {
+		log_error("config: tcp.idle_timeout must be 0 (never) or a number of seconds");
+		problems++;
+	}
+	return problems;
+}
+
+int stream_start(const struct tcp_config *cfg, const struct transport_setup *setup, struct lws_context *ctx)
 {
 	memset(&S, 0, sizeof(S));
-	S.loop = loop;
+	S.loop = setup->loop;
 	S.cfg = cfg;
+	S.tls = setup->tls;
+	S.listen = setup->listen;
+	S.n_listen = setup->n_listen;
+	S.receiver = setup->receiver;
 	S.ctx = ctx;
 	if (!ctx)
 		return 0;
-	for (int i = 0; i < cfg->n_listen; i++) {
-		struct listen_spec *spec = &cfg->listen[i];
+	for (int i = 0; i < S.n_listen; i++) {
+		struct listen_spec *spec = &S.listen[i];
 		if ((spec->proto == PROTO_TCP || spec->proto == PROTO_TLS) && listener_open(spec, i) != 0)
 			return -1;
 	}
 	S.client = client_vhost();
-	S.client_tls = tls_client_ctx(cfg);
+	S.client_tls = tls_client_ctx(S.tls);
 	return S.client && S.client_tls ? 0 : -1;
 }
 

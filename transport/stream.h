@@ -15,6 +15,8 @@
 #include <uv.h>
 
 #include "base/config.h"
+#include "transport/tls.h"
+#include "transport/transport.h"
 
 struct lws_context;
 struct flow;
@@ -22,7 +24,14 @@ struct flow;
 /** Open every tcp/tls listener of cfg on ctx (the libwebsockets context that runs on loop) and
  *  prepare outbound connections; prints "listening tcp HOST:PORT" per listener. A port 0 is
  *  replaced by the port bound. 0 on success, -1 (logged) on failure. */
-int stream_start(uv_loop_t *loop, struct config *cfg, struct lws_context *ctx);
+struct tcp_config {
+	int tcp_idle_timeout; /* seconds without traffic before a connection is closed; 0 = never */
+	int tcp_max_message;  /* bytes; a larger message closes the connection */
+};
+extern const struct setting tcp_settings[];
+int tcp_config_check(const struct tcp_config *cfg);
+
+int stream_start(const struct tcp_config *cfg, const struct transport_setup *setup, struct lws_context *ctx);
 /** Close every connection (what is queued goes out first); lws finishes them as the loop runs. */
 void stream_stop(void);
 
@@ -35,7 +44,7 @@ struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *
 /** SIGHUP, first step: load tls.cert and tls.key into a scratch context and check that they
  *  match. 0 if they do, and only then do ws_tls_reload and stream_tls_reload put the pair in;
  *  -1 if they do not (logged: the pair in force stays); 1 if cfg has no wss or tls listener. */
-int stream_tls_check(const struct config *cfg);
+int stream_tls_check(void);
 /** Load a certificate chain and its key into ctx; false with OpenSSL's reason in err. */
 bool stream_tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t n);
 /** Load tls.cert and tls.key again into every tls listener (SIGHUP, after stream_tls_check). New

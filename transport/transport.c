@@ -1,7 +1,6 @@
 /** @file transport.c  Sending to a destination: an existing flow, or an address. */
 #include "transport/transport.h"
 #include "base/log.h"
-#include "sip/txn.h"
 #include "transport/flow.h"
 #include "transport/stream.h"
 #include "transport/udp.h"
@@ -52,7 +51,7 @@ static int port_or_default(const char *text, enum transport_proto proto)
 	return *end || p < 1 || p > 65535 ? -1 : (int)p;
 }
 
-int transport_dest_from_url(const url_t *url, struct txn_dest *dest)
+int transport_dest_from_url(const url_t *url, struct transport_dest *dest)
 {
 	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips))
 		return -1;
@@ -75,7 +74,7 @@ int transport_dest_from_url(const url_t *url, struct txn_dest *dest)
 	return port < 0 ? -1 : numeric_addr(maddr[0] ? maddr : url->url_host, port, &dest->addr);
 }
 
-int transport_dest_from_via(const sip_via_t *via, struct txn_dest *dest)
+int transport_dest_from_via(const sip_via_t *via, struct transport_dest *dest)
 {
 	if (!via || !via->v_protocol || !via->v_host)
 		return -1;
@@ -91,7 +90,7 @@ int transport_dest_from_via(const sip_via_t *via, struct txn_dest *dest)
 			: numeric_addr(via->v_received ? via->v_received : via->v_host, port, &dest->addr);
 }
 
-struct flow *transport_flow_for(const struct txn_dest *dest)
+struct flow *transport_flow_for(const struct transport_dest *dest)
 {
 	if (dest->flow_id)
 		return flow_find(dest->flow_id);
@@ -107,8 +106,22 @@ struct flow *transport_flow_for(const struct txn_dest *dest)
 	}
 }
 
-int transport_send(const struct txn_dest *dest, const char *data, size_t len)
+int transport_send(const struct transport_dest *dest, const char *data, size_t len)
 {
 	struct flow *f = transport_flow_for(dest);
 	return f ? flow_send(f, data, len) : -1;
+}
+
+int transport_send_msg(struct flow *f, msg_t *msg)
+{
+	size_t len;
+	char *buf = sipmsg_encode(msg, &len);
+	if (!buf)
+		return -1;
+	if (log_get_level() >= LOGL_DEBUG)
+		log_debug("send to flow %llu %s:\n%.*s", f ? (unsigned long long)f->id : 0ULL,
+			  f ? f->peer_text : "-", (int)len, buf);
+	int rc = flow_send(f, buf, len);
+	free(buf);
+	return rc;
 }

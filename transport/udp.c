@@ -9,7 +9,6 @@
 #include "transport/udp.h"
 #include "base/log.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
 #include "transport/flow.h"
 
 #include <arpa/inet.h>
@@ -53,6 +52,7 @@ static struct {
 	unsigned count;
 	uint64_t idle_ms;
 	unsigned max_flows;
+	struct sip_receiver receiver;
 	uv_timer_t sweep;
 	bool sweep_open;
 } U;
@@ -280,7 +280,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 	if (!u)
 		return;
 	touch(u);
-	sip_core_receive(u->flow, buf->base, (size_t)nread);
+	U.receiver.message(U.receiver.ctx, u->flow, buf->base, (size_t)nread);
 }
 
 /* ---- listeners ---- */
@@ -369,15 +369,32 @@ static int listener_open(struct listen_spec *spec)
 	return 0;
 }
 
-int udp_start(uv_loop_t *loop, struct config *cfg)
+const struct setting udp_settings[] = {
+	SETTING_INT("udp.flow_idle_timeout", struct udp_config, udp_flow_idle, 600),
+	SETTING_INT("udp.max_flows", struct udp_config, udp_max_flows, 65536),
+	SETTING_END,
+};
+
+int udp_config_check(const struct udp_config *cfg)
 {
+	if (cfg->udp_flow_idle < 1 || cfg->udp_max_flows < 1) {
+		log_error("config: udp.flow_idle_timeout and udp.max_flows must be positive");
+		return 1;
+	}
+	return 0;
+}
+
+int udp_start(const struct udp_config *cfg, const struct transport_setup *setup)
+{
+	uv_loop_t *loop = setup->loop;
+	U.receiver = setup->receiver;
 	U.loop = loop;
 	U.idle_ms = (uint64_t)cfg->udp_flow_idle * 1000;
 	U.max_flows = (unsigned)cfg->udp_max_flows;
 	int rc = 0;
-	for (int i = 0; i < cfg->n_listen && rc == 0; i++)
-		if (cfg->listen[i].proto == PROTO_UDP)
-			rc = listener_open(&cfg->listen[i]);
+	for (int i = 0; i < setup->n_listen && rc == 0; i++)
+		if (setup->listen[i].proto == PROTO_UDP)
+			rc = listener_open(&setup->listen[i]);
 	if (!U.listeners)
 		return rc;
 	uv_timer_init(loop, &U.sweep);

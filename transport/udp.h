@@ -13,12 +13,20 @@
 #include <uv.h>
 
 #include "base/config.h"
+#include "transport/transport.h"
 
 struct flow;
 
 /** Open every udp listener of cfg on loop (a port 0 is replaced by the port bound); prints
  *  "listening udp HOST:PORT" per listener. 0 on success, -1 (logged) on failure. */
-int udp_start(uv_loop_t *loop, struct config *cfg);
+struct udp_config {
+	int udp_flow_idle; /* seconds without traffic before a UDP peer is forgotten */
+	int udp_max_flows; /* the least recently used peer makes room beyond this */
+};
+extern const struct setting udp_settings[];
+int udp_config_check(const struct udp_config *cfg);
+
+int udp_start(const struct udp_config *cfg, const struct transport_setup *setup);
 /** Drop every UDP flow and close the sockets; the loop must run afterwards for handles to close. */
 void udp_stop(void);
 

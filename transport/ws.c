@@ -12,7 +12,7 @@
 #include "transport/limits.h"
 #include "base/log.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
+#include "transport/tls.h"
 #include "transport/flow.h"
 #include "transport/sendq.h"
 #include "transport/stream.h"
@@ -73,7 +73,10 @@ struct listener {
 static struct {
 	struct lws_context *ctx;
 	uv_loop_t *loop;
-	const struct config *cfg;
+	const struct ws_config *cfg;
+	const struct http_config *http;
+	const struct tls_config *tls;
+	struct sip_receiver receiver;
 	struct listener listeners[CONFIG_MAX_LISTEN];
 	int n_listeners;
 	struct ws_conn *conns;
@@ -237,7 +240,7 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 		/* The usual case, a message in one piece: read where lws put it, no copy, and an idle
 		 * connection holds no reassembly buffer. */
 		c->reply_binary = c->rx_binary;
-		sip_core_receive(c->flow, in, len);
+		W.receiver.message(W.receiver.ctx, c->flow, in, len);
 		return 0;
 	}
 	if (c->rx_len + len > c->rx_cap) {
@@ -257,7 +260,7 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 	c->reply_binary = c->rx_binary;
 	size_t n = c->rx_len;
 	c->rx_len = 0;
-	sip_core_receive(c->flow, c->rx, n);
+	W.receiver.message(W.receiver.ctx, c->flow, c->rx, n);
 	/* Reassembly is the rare case (fragments, messages over lws's buffer): give it back. */
 	free(c->rx);
 	c->rx = NULL;
@@ -505,7 +508,7 @@ static const struct lws_protocols protocols[] = {
 /* ---- listeners ---------------------------------------------------------------------------- */
 
 /* Returns whether the listener serves pages from web_root. */
-static bool listener_mounts(struct listener *l, const struct config *cfg)
+static bool listener_mounts(struct listener *l, const struct http_config *cfg)
 {
 	struct lws_http_mount *m = l->mounts;
 	static const char *const endpoints[] = {"/healthz", "/metrics"};
@@ -537,7 +540,7 @@ static bool listener_mounts(struct listener *l, const struct config *cfg)
 	return n > 2;
 }
 
-static int listener_open(struct listener *l, const struct config *cfg)
+static int listener_open(struct listener *l)
 {
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
@@ -548,9 +551,9 @@ static int listener_open(struct listener *l, const struct config *cfg)
 	info.user = &l->spec;
 	/* Per vhost, not per context: how long a request or upgrade may dawdle (slowloris)
 	 * and how long lws waits on other round trips, such as the peer's close. */
-	info.timeout_secs = (unsigned)cfg->ws_handshake_timeout;
-	info.timeout_secs_ah_idle = (unsigned)cfg->ws_handshake_timeout;
-	bool pages = listener_mounts(l, cfg);
+	info.timeout_secs = (unsigned)W.cfg->ws_handshake_timeout;
+	info.timeout_secs_ah_idle = (unsigned)W.cfg->ws_handshake_timeout;
+	bool pages = listener_mounts(l, W.http);
 	info.mounts = l->mounts;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (strchr(l->spec.host, ':'))
@@ -559,8 +562,8 @@ static int listener_open(struct listener *l, const struct config *cfg)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (l->spec.proto == PROTO_WSS) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.ssl_cert_filepath = cfg->tls_cert;
-		info.ssl_private_key_filepath = cfg->tls_key;
+		info.ssl_cert_filepath = W.tls->tls_cert;
+		info.ssl_private_key_filepath = W.tls->tls_key;
 		/* TLS 1.2 or later only. */
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
 				       SSL_OP_CIPHER_SERVER_PREFERENCE;
@@ -597,26 +600,58 @@ static bool library_refuses_unmasked_frames(const char *version)
 	return atoi(version) >= 5 || strstr(version, "rfc6455-mask") != NULL;
 }
 
-static void report_library(const struct config *cfg)
+static void report_library(const struct transport_setup *setup)
 {
 	const char *version = lws_get_library_version();
 	bool refuses = library_refuses_unmasked_frames(version);
 	metrics_set(M_WS_UNMASKED_REFUSED, refuses);
 	log_info("ws: libwebsockets %s", version);
 	bool serves_ws = false;
-	for (int i = 0; i < cfg->n_listen; i++)
-		serves_ws |= cfg->listen[i].proto == PROTO_WS || cfg->listen[i].proto == PROTO_WSS;
+	for (int i = 0; i < setup->n_listen; i++)
+		serves_ws |= setup->listen[i].proto == PROTO_WS || setup->listen[i].proto == PROTO_WSS;
 	if (serves_ws && !refuses)
 		log_warn("ws: libwebsockets %s accepts unmasked client frames (RFC 6455 5.1 says close "
 			 "them): install the patched build with tools/install-libwebsockets",
 			 version);
 }
 
-int ws_start(uv_loop_t *loop, const struct config *cfg)
+const struct setting ws_settings[] = {
+	SETTING_INT("websocket.max_message_size", struct ws_config, ws_max_message, 65536),
+	SETTING_INT("websocket.ping_interval", struct ws_config, ws_ping_interval, 30),
+	SETTING_INT("websocket.pong_timeout", struct ws_config, ws_pong_timeout, 10),
+	SETTING_INT("websocket.handshake_timeout", struct ws_config, ws_handshake_timeout, 10),
+	SETTING_LIST("websocket.origins", struct ws_config, ws_origins),
+	SETTING_END,
+};
+
+const struct setting http_settings[] = {
+	SETTING_STRING("http.web_root", struct http_config, web_root, ""),
+	SETTING_END,
+};
+
+int ws_config_check(const struct ws_config *cfg)
+{
+	int problems = 0;
+	if (cfg->ws_max_message < 512 || cfg->ws_max_message > 16 * 1024 * 1024) {
+		log_error("config: websocket.max_message_size must be 512..16777216");
+		problems++;
+	}
+	if (cfg->ws_handshake_timeout < 1 || cfg->ws_handshake_timeout > 300) {
+		log_error("config: websocket.handshake_timeout must be 1..300 seconds");
+		problems++;
+	}
+	return problems;
+}
+
+int ws_start(const struct ws_config *cfg, const struct http_config *http, const struct transport_setup *setup)
 {
 	memset(&W, 0, sizeof(W));
+	uv_loop_t *loop = setup->loop;
 	W.loop = loop;
 	W.cfg = cfg;
+	W.http = http;
+	W.tls = setup->tls;
+	W.receiver = setup->receiver;
 	int level = LLL_ERR | (log_get_level() >= LOGL_DEBUG ? LLL_WARN | LLL_NOTICE : 0);
 	lws_set_log_level(level, lws_log_emit);
 
@@ -635,14 +670,14 @@ int ws_start(uv_loop_t *loop, const struct config *cfg)
 		log_error("ws: cannot create the libwebsockets context");
 		return -1;
 	}
-	report_library(cfg);
-	for (int i = 0; i < cfg->n_listen; i++) {
-		const struct listen_spec *s = &cfg->listen[i];
+	report_library(setup);
+	for (int i = 0; i < setup->n_listen; i++) {
+		const struct listen_spec *s = &setup->listen[i];
 		if (s->proto != PROTO_WS && s->proto != PROTO_WSS)
 			continue;
 		struct listener *l = &W.listeners[W.n_listeners++];
 		l->spec = *s;
-		if (listener_open(l, cfg) != 0)
+		if (listener_open(l) != 0)
 			return -1;
 	}
 	return 0;
@@ -659,14 +694,14 @@ int ws_tls_reload(void)
 		if (l->spec.proto != PROTO_WSS)
 			continue;
 		/* Connections copy the certificate when they start: open ones keep the old. */
-		if (!l->ssl_ctx || !stream_tls_load_pair(l->ssl_ctx, W.cfg->tls_cert, W.cfg->tls_key, err, sizeof(err))) {
+		if (!l->ssl_ctx || !stream_tls_load_pair(l->ssl_ctx, W.tls->tls_cert, W.tls->tls_key, err, sizeof(err))) {
 			log_error("tls: wss listener %s port %d: reload failed (%s)", l->spec.host, l->spec.port,
 				  l->ssl_ctx ? err : "no TLS context");
 			rc = -1;
 			continue;
 		}
 		log_notice("tls: wss listener %s port %d: certificate reloaded from %s", l->spec.host,
-			   l->spec.port, W.cfg->tls_cert);
+			   l->spec.port, W.tls->tls_cert);
 	}
 	return rc;
 }

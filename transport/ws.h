@@ -10,10 +10,27 @@
 #include <uv.h>
 
 #include "base/config.h"
+#include "transport/transport.h"
 
 /** Open every ws/wss listener of cfg on loop; prints "listening ws HOST:PORT" per listener.
  *  0 on success, -1 (logged) on failure. */
-int ws_start(uv_loop_t *loop, const struct config *cfg);
+struct ws_config {
+	int ws_max_message;	  /* bytes; larger messages close with 1009 */
+	int ws_ping_interval;	  /* seconds; 0 = off */
+	int ws_pong_timeout;	  /* seconds to wait for the pong */
+	int ws_handshake_timeout; /* seconds an HTTP request or upgrade may take (slowloris) */
+	struct string_list ws_origins; /* empty = any Origin */
+};
+extern const struct setting ws_settings[];
+int ws_config_check(const struct ws_config *cfg);
+
+/** HTTP on the ws/wss ports. */
+struct http_config {
+	char *web_root; /* directory served at / and /phone/ ("" = none) */
+};
+extern const struct setting http_settings[];
+
+int ws_start(const struct ws_config *cfg, const struct http_config *http, const struct transport_setup *setup);
 /** The libwebsockets context (on the loop), for the other transports that use lws. */
 struct lws_context *ws_context(void);
 /** Close every connection (1001) and then the listeners. Returns true if closing is under way:

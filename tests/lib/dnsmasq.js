@@ -11,7 +11,18 @@ const { freeUdpPort } = require('./ports');
 
 const DNSMASQ = process.env.DNSMASQ_BIN || '/usr/sbin/dnsmasq';
 
-async function startDns(records) {
+// dnsmasq listens on TCP as well as UDP: a port free for UDP may be taken for TCP (or taken by
+// another process meanwhile), so a start that finds its port in use tries another.
+async function startDns(records, attempts = 5) {
+  try {
+    return await startDnsOnce(records);
+  } catch (e) {
+    if (attempts > 1 && /Address already in use/.test(e.message)) return startDns(records, attempts - 1);
+    throw e;
+  }
+}
+
+async function startDnsOnce(records) {
   const port = await freeUdpPort();
   const child = spawn(DNSMASQ, ['--keep-in-foreground', `--port=${port}`, '--listen-address=127.0.0.1',
     '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--pid-file=',

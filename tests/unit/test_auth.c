@@ -17,13 +17,13 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
 #include "base/sipmsg.h"
 #include "proxy/proxy.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "tests/unit/outbox.h"
+#include "app/dispatch.h"
 #include "tests/unit/rooms.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
@@ -383,9 +383,9 @@ static struct sockaddr_storage addr_of(const char *text)
 static bool cidr_has(const char *block, const char *addr)
 {
 	struct cidr c;
-	ck_assert_int_eq(auth_cidr_parse(block, &c), 0);
+	ck_assert_int_eq(net_cidr_parse(block, &c), 0);
 	struct sockaddr_storage ss = addr_of(addr);
-	return auth_cidr_match(&c, (struct sockaddr *)&ss);
+	return net_cidr_match(&c, (struct sockaddr *)&ss);
 }
 
 START_TEST(test_cidr)
@@ -404,31 +404,32 @@ START_TEST(test_cidr)
 	ck_assert(cidr_has("127.0.0.0/8", "::ffff:127.0.0.5")); /* v4-mapped */
 	ck_assert(!cidr_has("127.0.0.0/8", "::1"));
 	struct cidr c;
-	ck_assert_int_eq(auth_cidr_parse("10.0.0.0/33", &c), -1);
-	ck_assert_int_eq(auth_cidr_parse("10.0.0.0/", &c), -1);
-	ck_assert_int_eq(auth_cidr_parse("10.0.0/8", &c), -1);
-	ck_assert_int_eq(auth_cidr_parse("::/129", &c), -1);
-	ck_assert_int_eq(auth_cidr_parse("example.com/8", &c), -1);
-	ck_assert_int_eq(auth_cidr_parse("", &c), -1);
-	ck_assert_int_eq(auth_cidr_parse("10.0.0.0/8x", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("10.0.0.0/33", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("10.0.0.0/", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("10.0.0/8", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("::/129", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("example.com/8", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("", &c), -1);
+	ck_assert_int_eq(net_cidr_parse("10.0.0.0/8x", &c), -1);
 }
 END_TEST
 
 START_TEST(test_config_check)
 {
-	struct config c;
-	config_defaults(&c);
-	ck_assert_int_eq(auth_config_check(&c), 0);
-	ck_assert_int_eq(c.auth_algorithms.count, 2);
-	ck_assert_str_eq(c.auth_algorithms.item[0], "MD5");
-	ck_assert_int_eq(c.nonce_ttl, 300);
-	string_list_add(&c.auth_algorithms, "MD5-sess");
-	string_list_add(&c.auth_algorithms, "md5");
-	string_list_add(&c.trusted_peers, "10.0.0.0/99");
-	c.nonce_ttl = 0;
-	config_set_string(&c.realm, "bad\"realm");
-	ck_assert_int_eq(auth_config_check(&c), 5);
-	config_free(&c);
+	struct app_config all;
+	settings_defaults(&all);
+	struct auth_config *c = &all.auth;
+	ck_assert_int_eq(auth_config_check(c), 0);
+	ck_assert_int_eq(c->auth_algorithms.count, 2);
+	ck_assert_str_eq(c->auth_algorithms.item[0], "MD5");
+	ck_assert_int_eq(c->nonce_ttl, 300);
+	string_list_add(&c->auth_algorithms, "MD5-sess");
+	string_list_add(&c->auth_algorithms, "md5");
+	string_list_add(&c->trusted_peers, "10.0.0.0/99");
+	c->nonce_ttl = 0;
+	config_set_string(&c->realm, "bad\"realm");
+	ck_assert_int_eq(auth_config_check(c), 5);
+	settings_free(&all);
 }
 END_TEST
 
@@ -436,7 +437,7 @@ END_TEST
 
 #define DOMAIN "example.com"
 
-static struct config cfg;
+static struct app_config cfg;
 static uv_loop_t loop;
 static struct outbox boxes[3];
 static struct flow *flows[3];
@@ -457,17 +458,17 @@ static void write_users(const char *text)
 
 /* Start the daemon's rooms on capturing flows; peer 0 is 127.0.0.1, 1 is 10.1.1.1, 2 is
  * 192.0.2.9. adjust changes the configuration before auth starts. */
-static void start(void (*adjust)(struct config *))
+static void start(void (*adjust)(struct app_config *))
 {
-	config_defaults(&cfg);
+	settings_defaults(&cfg);
 	string_list_add(&cfg.domains, DOMAIN);
-	config_add_listen(&cfg, "ws:127.0.0.1:8080");
+	string_list_add(&cfg.listen_text, "ws:127.0.0.1:8080");
 	snprintf(users_path, sizeof(users_path), "/tmp/sipedge-auth-test-%d", (int)getpid());
 	write_users("alice:alice-pw\nbob:bob-pw\n");
-	config_set_string(&cfg.users_file, users_path);
+	config_set_string(&cfg.auth.users_file, users_path);
 	if (adjust)
 		adjust(&cfg);
-	rooms_start(&loop, &cfg, true);
+	rooms_start(&loop, &cfg);
 	memset(boxes, 0, sizeof(boxes));
 	static const char *const peers[] = {"127.0.0.1", "10.1.1.1", "192.0.2.9"};
 	for (int i = 0; i < 3; i++) {
@@ -484,7 +485,7 @@ static void teardown(void)
 	for (int i = 0; i < 3; i++)
 		if (flows[i])
 			flow_destroy(flows[i]);
-	rooms_stop(&loop, &cfg, true);
+	rooms_stop(&loop, &cfg);
 	for (int i = 0; i < 3; i++)
 		clear_box(i);
 	unlink(users_path);
@@ -495,7 +496,7 @@ static void teardown(void)
 static msg_t *exchange(int i, const char *text)
 {
 	int before = boxes[i].n;
-	sip_core_receive(flows[i], text, strlen(text));
+	dispatch_receive(flows[i], text, strlen(text));
 	int want = strncmp(text, "INVITE ", 7) == 0 ? 2 : 1;
 	ck_assert_msg(boxes[i].n == before + want, "expected %d messages on flow %d, got %d", want, i,
 		      boxes[i].n - before);
@@ -752,7 +753,7 @@ START_TEST(test_register_malformed_credentials_400)
 }
 END_TEST
 
-static void short_ttl(struct config *c) { c->nonce_ttl = 1; }
+static void short_ttl(struct app_config *c) { c->auth.nonce_ttl = 1; }
 static void setup_short_ttl(void) { start(short_ttl); }
 
 START_TEST(test_register_stale_nonce)
@@ -775,7 +776,7 @@ START_TEST(test_register_stale_nonce)
 }
 END_TEST
 
-static void no_users(struct config *c) { config_set_string(&c->users_file, ""); }
+static void no_users(struct app_config *c) { config_set_string(&c->auth.users_file, ""); }
 static void setup_no_users(void) { start(no_users); }
 
 START_TEST(test_register_without_users_403)
@@ -787,14 +788,14 @@ START_TEST(test_register_without_users_403)
 }
 END_TEST
 
-static void sha_first(struct config *c)
+static void sha_first(struct app_config *c)
 {
-	string_list_clear(&c->auth_algorithms);
-	string_list_add(&c->auth_algorithms, "SHA-256");
-	string_list_add(&c->auth_algorithms, "SHA-512-256");
-	string_list_add(&c->auth_algorithms, "MD5");
-	config_set_string(&c->realm, "sipedge");
-	c->auth_repeat_first = false;
+	string_list_clear(&c->auth.auth_algorithms);
+	string_list_add(&c->auth.auth_algorithms, "SHA-256");
+	string_list_add(&c->auth.auth_algorithms, "SHA-512-256");
+	string_list_add(&c->auth.auth_algorithms, "MD5");
+	config_set_string(&c->auth.realm, "sipedge");
+	c->auth.auth_repeat_first = false;
 }
 static void setup_sha_first(void) { start(sha_first); }
 
@@ -890,7 +891,7 @@ START_TEST(test_message_from_our_user_407_then_forwarded)
 	const char *cred = credentials("Proxy-Authorization", "alice", "alice-pw", DOMAIN, nonce, "MD5", "MESSAGE",
 				       "sip:bob@" DOMAIN, 1);
 	const char *t = message_text("alice", DOMAIN, "sip:bob@" DOMAIN, cred);
-	sip_core_receive(flows[0], t, strlen(t));
+	dispatch_receive(flows[0], t, strlen(t));
 	/* Forwarded to bob's flow, without our credentials. */
 	ck_assert_int_eq(boxes[1].n, 1);
 	ck_assert(strncmp(boxes[1].msg[0], "MESSAGE ", 8) == 0);
@@ -958,7 +959,7 @@ START_TEST(test_from_outside_into_our_users_403)
 }
 END_TEST
 
-static void trust_10(struct config *c) { string_list_add(&c->trusted_peers, "10.0.0.0/8"); }
+static void trust_10(struct app_config *c) { string_list_add(&c->auth.trusted_peers, "10.0.0.0/8"); }
 static void setup_trust_10(void) { start(trust_10); }
 
 START_TEST(test_trusted_peer_relays_and_calls_in)
@@ -982,10 +983,10 @@ START_TEST(test_trusted_peer_relays_and_calls_in)
 }
 END_TEST
 
-static void only_invite(struct config *c)
+static void only_invite(struct app_config *c)
 {
-	string_list_clear(&c->auth_challenge_methods);
-	string_list_add(&c->auth_challenge_methods, "INVITE");
+	string_list_clear(&c->auth.auth_challenge_methods);
+	string_list_add(&c->auth.auth_challenge_methods, "INVITE");
 }
 static void setup_only_invite(void) { start(only_invite); }
 
@@ -995,7 +996,7 @@ START_TEST(test_challenge_methods_configurable)
 	/* MESSAGE is not challenged between our users ... */
 	int before = boxes[0].n;
 	const char *t = message_text("alice", DOMAIN, "sip:bob@" DOMAIN, "");
-	sip_core_receive(flows[0], t, strlen(t));
+	dispatch_receive(flows[0], t, strlen(t));
 	ck_assert_int_eq(boxes[0].n, before);
 	ck_assert_int_eq(boxes[1].n, 1);
 	/* ... but relaying still is. */
@@ -1015,7 +1016,7 @@ START_TEST(test_challenge_methods_configurable)
 }
 END_TEST
 
-static void no_auth(struct config *c) { c->no_auth = true; }
+static void no_auth(struct app_config *c) { c->auth.no_auth = true; }
 static void setup_no_auth(void) { start(no_auth); }
 
 START_TEST(test_no_auth_registers_but_never_relays)

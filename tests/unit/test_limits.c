@@ -9,31 +9,32 @@
 #include <uv.h>
 
 #include "base/config.h"
+#include "app/settings.h"
 #include "transport/limits.h"
 #include "base/loop.h"
 #include "base/metrics.h"
 #include "tests/unit/unit.h"
 
-static struct config cfg;
+static struct app_config all;
+static struct limits_config *cfg = &all.limits;
 
 static void setup(void)
 {
-	config_defaults(&cfg);
-	cfg.limit_rps = 1;
-	cfg.limit_burst = 3;
-	cfg.limit_ban_seconds = 30;
-	cfg.limit_conns_per_ip = 2;
-	string_list_add(&cfg.trusted_peers, "10.0.0.0/8");
-	g_config = &cfg;
-	ck_assert_int_eq(limits_config_check(&cfg), 0);
-	ck_assert_int_eq(limits_init(&cfg), 0);
+	settings_defaults(&all);
+	cfg->limit_rps = 1;
+	cfg->limit_burst = 3;
+	cfg->limit_ban_seconds = 30;
+	cfg->limit_conns_per_ip = 2;
+	string_list_add(&all.auth.trusted_peers, "10.0.0.0/8");
+	ck_assert_int_eq(limits_config_check(cfg), 0);
+	ck_assert_int_eq(limits_init(cfg, &all.auth.trusted_peers), 0);
 }
 
 static void teardown(void)
 {
 	limits_shutdown();
 	uv_run(loop_get(), UV_RUN_NOWAIT); /* let the sweep timer close */
-	config_free(&cfg);
+	settings_free(&all);
 }
 
 static struct sockaddr_storage v4(const char *text)
@@ -84,7 +85,7 @@ END_TEST
 
 START_TEST(test_limits_drop_action)
 {
-	config_set_string(&cfg.limit_ban_action, "drop");
+	config_set_string(&cfg->limit_ban_action, "drop");
 	struct sockaddr_storage a = v6("2001:db8::1");
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(limits_message(SA(a)), LIMITS_PASS);
@@ -137,9 +138,9 @@ START_TEST(test_limits_off_passes_everything)
 {
 	limits_shutdown();
 	uv_run(loop_get(), UV_RUN_NOWAIT); /* the sweep timer must be closed before it is reused */
-	cfg.limit_rps = 0;
-	cfg.limit_conns_per_ip = 0;
-	limits_init(&cfg);
+	cfg->limit_rps = 0;
+	cfg->limit_conns_per_ip = 0;
+	limits_init(cfg, &all.auth.trusted_peers);
 	struct sockaddr_storage a = v4("192.0.2.10");
 	const char *why;
 	for (int i = 0; i < 100; i++) {
@@ -152,13 +153,14 @@ END_TEST
 
 START_TEST(test_limits_config_check)
 {
-	struct config bad;
-	config_defaults(&bad);
-	config_set_string(&bad.limit_ban_action, "tarpit");
-	bad.limit_ban_seconds = 0;
-	bad.limit_header_bytes = 10;
-	ck_assert_int_eq(limits_config_check(&bad), 3);
-	config_free(&bad);
+	struct app_config bad_all;
+	struct limits_config *bad = &bad_all.limits;
+	settings_defaults(&bad_all);
+	config_set_string(&bad->limit_ban_action, "tarpit");
+	bad->limit_ban_seconds = 0;
+	bad->limit_header_bytes = 10;
+	ck_assert_int_eq(limits_config_check(bad), 3);
+	settings_free(&bad_all);
 }
 END_TEST
 

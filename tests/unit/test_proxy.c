@@ -10,18 +10,18 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
 #include "base/sipmsg.h"
 #include "proxy/proxy.h"
 #include "sip/txn.h"
 #include "registrar/registrar.h"
 #include "tests/unit/outbox.h"
+#include "app/dispatch.h"
 #include "tests/unit/rooms.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 
 
-static struct config cfg;
+static struct app_config cfg;
 static uv_loop_t loop;
 static struct outbox boxes[3];
 static struct flow *flows[3];
@@ -62,16 +62,16 @@ static const char *run_until_sent(int i, const char *prefix)
 	return m;
 }
 
-static void deliver(int i, const char *text) { sip_core_receive(flows[i], text, strlen(text)); }
+static void deliver(int i, const char *text) { dispatch_receive(flows[i], text, strlen(text)); }
 
 static void setup(void)
 {
-	config_defaults(&cfg);
+	settings_defaults(&cfg);
 	string_list_add(&cfg.domains, "example.com");
-	config_add_listen(&cfg, "ws:127.0.0.1:8080");
-	cfg.no_auth = true;
-	cfg.timer_c = 1;
-	rooms_start(&loop, &cfg, false);
+	string_list_add(&cfg.listen_text, "ws:127.0.0.1:8080");
+	cfg.auth.no_auth = true;
+	cfg.proxy.timer_c = 1;
+	rooms_start(&loop, &cfg);
 	memset(boxes, 0, sizeof(boxes));
 	for (int i = 0; i < 3; i++)
 		open_flow(i);
@@ -83,7 +83,7 @@ static void teardown(void)
 	for (int i = 0; i < 3; i++)
 		if (flows[i])
 			flow_destroy(flows[i]);
-	rooms_stop(&loop, &cfg, false);
+	rooms_stop(&loop, &cfg);
 	for (int i = 0; i < 3; i++)
 		clear_box(i);
 }
@@ -124,7 +124,7 @@ static void bob_answers(int status)
 		sip_add_dup(resp, rs, (sip_header_t *)sip_object(req)->sip_record_route);
 	size_t len;
 	char *text = sipmsg_encode(resp, &len);
-	sip_core_receive(flows[1], text, len);
+	dispatch_receive(flows[1], text, len);
 	free(text);
 	msg_destroy(resp);
 	msg_destroy(req);

@@ -14,7 +14,9 @@
 #include "base/sipmsg.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
+#include "app/settings.h"
 #include "registrar/registrar.h"
+#include "sip/self.h"
 #include "registrar/store.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
@@ -45,7 +47,7 @@ static void cap_close(struct flow *f) {}
 
 static const struct flow_ops cap_ops = {.send = cap_send, .close = cap_close};
 
-static struct config cfg;
+static struct app_config cfg;
 static uv_loop_t loop;
 static struct capture caps[4];
 static struct flow *flows[4];
@@ -61,22 +63,25 @@ static struct flow *open_flow(int i, enum transport_proto proto)
 	return flows[i];
 }
 
+/* The registrar alone: no auth module, every REGISTER may go on. */
+static int accept_all(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor) { return 0; }
+
 static void setup(void)
 {
-	config_defaults(&cfg);
+	settings_defaults(&cfg);
 	string_list_add(&cfg.domains, "example.com");
-	cfg.no_auth = true;
-	g_config = &cfg;
 	/* UNIT_DEBUG=1 shows every message sent (sipmsg_send logs them at debug). */
 	log_set_level(getenv("UNIT_DEBUG") ? LOGL_DEBUG : LOGL_WARN);
 	uv_loop_init(&loop);
 	loop_set(&loop);
 	sipmsg_init();
-	flow_init("unit-test-secret");
+	flow_init(NULL);
 	txn_init();
+	self_init(&cfg.domains, NULL, 0);
 	memset(caps, 0, sizeof(caps));
 	memset(flows, 0, sizeof(flows));
-	ck_assert_int_eq(registrar_init(), 0);
+	ck_assert_int_eq(registrar_init(&cfg.registrar), 0);
+	registrar_set_auth(accept_all);
 	open_flow(0, PROTO_WS);
 	open_flow(1, PROTO_WS);
 }
@@ -91,8 +96,7 @@ static void teardown(void)
 	sipmsg_shutdown();
 	for (int i = 0; i < 4; i++)
 		free(caps[i].last);
-	config_free(&cfg);
-	g_config = NULL;
+	settings_free(&cfg);
 }
 
 /* Send a REGISTER for user over flow i; headers are extra lines (Contact, Expires, ...), each
@@ -243,7 +247,7 @@ END_TEST
 
 START_TEST(test_default_expires_when_none_given)
 {
-	cfg.reg_default_expires = 1800;
+	cfg.registrar.reg_default_expires = 1800;
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	long e = contact_expires(r, "a1");
@@ -409,7 +413,7 @@ END_TEST
 
 START_TEST(test_max_bindings_403)
 {
-	cfg.reg_max_bindings = 2;
+	cfg.registrar.reg_max_bindings = 2;
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	msg_destroy(r);
@@ -612,7 +616,7 @@ END_TEST
 
 START_TEST(test_flow_close_keeps_bindings_when_configured)
 {
-	cfg.reg_drop_on_flow_close = false;
+	cfg.registrar.reg_drop_on_flow_close = false;
 	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	msg_destroy(r);
 	flow_destroy(flows[0]);
@@ -626,7 +630,7 @@ static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
 START_TEST(test_binding_expires_by_timer)
 {
-	cfg.reg_min_expires = 1;
+	cfg.registrar.reg_min_expires = 1;
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	msg_destroy(r);
@@ -689,7 +693,7 @@ START_TEST(test_auth_check_runs_before_bindings_change)
 {
 	registrar_set_auth(refuse_all);
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
-	registrar_set_auth(NULL);
+	registrar_set_auth(accept_all);
 	ck_assert_int_eq(status_of(r), 403);
 	ck_assert_int_eq(auth_calls, 1);
 	msg_destroy(r);
@@ -699,7 +703,7 @@ END_TEST
 
 START_TEST(test_no_auth_configured_403)
 {
-	cfg.no_auth = false;
+	registrar_set_auth(NULL);
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	ck_assert_int_eq(status_of(r), 403);
 	msg_destroy(r);
@@ -946,9 +950,8 @@ END_TEST
 START_TEST(test_store_written_through_and_loaded)
 {
 	/* Bindings a store holds come back at start; expired and dead-flow ones are dropped. */
-	struct config c2;
-	config_defaults(&c2);
-	g_config = &c2;
+	struct app_config c2;
+	settings_defaults(&c2);
 	uv_loop_t l;
 	uv_loop_init(&l);
 	loop_set(&l);
@@ -973,7 +976,7 @@ START_TEST(test_store_written_through_and_loaded)
 	store_put(&s, &old);
 	store_put(&s, &onflow);
 	store_put(&s, &udp);
-	ck_assert_int_eq(location_init(&s), 0);
+	ck_assert_int_eq(location_init(&s, &c2.registrar), 0);
 	const struct binding *out[4];
 	ck_assert_int_eq(location_lookup("sip:u@x", out, 4), 1);
 	ck_assert_int_eq(location_lookup("sip:a@x", out, 4), 1);
@@ -990,8 +993,7 @@ START_TEST(test_store_written_through_and_loaded)
 	store_close(&s);
 	uv_run(&l, UV_RUN_NOWAIT);
 	ck_assert_int_eq(uv_loop_close(&l), 0);
-	config_free(&c2);
-	g_config = NULL;
+	settings_free(&c2);
 }
 END_TEST
 

@@ -13,31 +13,33 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "app/dispatch.h"
 #include "base/sipmsg.h"
 #include "proxy/proxy.h"
 #include "sip/txn.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
+#include "app/dispatch.h"
 #include "tests/unit/rooms.h"
 #include "tests/unit/unit.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
 #include "transport/udp.h"
 
-static struct config cfg;
+static struct app_config cfg;
 static uv_loop_t loop;
 static int port; /* sipedge's UDP port */
 
 static void start(int max_flows)
 {
-	config_defaults(&cfg);
+	settings_defaults(&cfg);
 	string_list_add(&cfg.domains, "example.com");
-	config_add_listen(&cfg, "udp:127.0.0.1:0");
-	cfg.no_auth = true;
-	cfg.udp_max_flows = max_flows;
-	rooms_start(&loop, &cfg, false);
-	ck_assert_int_eq(udp_start(&loop, &cfg), 0);
+	string_list_add(&cfg.listen_text, "udp:127.0.0.1:0");
+	cfg.auth.no_auth = true;
+	cfg.udp.udp_max_flows = max_flows;
+	rooms_start(&loop, &cfg);
+	struct transport_setup setup = {.loop = &loop, .listen = cfg.listen, .n_listen = cfg.n_listen,
+					 .tls = &cfg.tls, .receiver = dispatch_receiver()};
+	ck_assert_int_eq(udp_start(&cfg.udp, &setup), 0);
 	port = cfg.listen[0].port;
 	ck_assert_int_ne(port, 0);
 }
@@ -48,7 +50,7 @@ static void teardown(void)
 {
 	proxy_shutdown();
 	udp_stop();
-	rooms_stop(&loop, &cfg, false);
+	rooms_stop(&loop, &cfg);
 }
 
 /** A client socket on 127.0.0.1; *cport gets its port. */
@@ -148,8 +150,8 @@ START_TEST(test_udp_64k_datagram_not_truncated)
 	int cport, fd = client(&cport);
 	int64_t cut = metrics_get(M_UDP_TRUNCATED);
 	/* The padding is a header: lift limits.max_header_size, which is not what this tests. */
-	int header_limit = g_config->limit_header_bytes;
-	g_config->limit_header_bytes = 128 * 1024;
+	int header_limit = cfg.limits.limit_header_bytes;
+	cfg.limits.limit_header_bytes = 128 * 1024;
 	/* Just under the IPv4 maximum of 65507 bytes of payload. */
 	char *req = options("127.0.0.1", cport, true, "big", 65000);
 	ck_assert_uint_gt(strlen(req), 65000);
@@ -158,7 +160,7 @@ START_TEST(test_udp_64k_datagram_not_truncated)
 	ck_assert_ptr_nonnull(resp);
 	ck_assert_msg(strncmp(resp, "SIP/2.0 200 ", 12) == 0, "%.200s", resp);
 	ck_assert_int_eq(metrics_get(M_UDP_TRUNCATED), cut);
-	g_config->limit_header_bytes = header_limit;
+	cfg.limits.limit_header_bytes = header_limit;
 	free(resp);
 	free(req);
 	close(fd);
@@ -178,7 +180,7 @@ START_TEST(test_udp_flow_per_peer_and_idle_expiry)
 	free(client_recv(a, 2000));
 	ck_assert_uint_eq(udp_flow_count(), 2);
 	ck_assert_uint_eq(udp_expire(uv_now(&loop)), 0);
-	ck_assert_uint_eq(udp_expire(uv_now(&loop) + (uint64_t)cfg.udp_flow_idle * 1000), 2);
+	ck_assert_uint_eq(udp_expire(uv_now(&loop) + (uint64_t)cfg.udp.udp_flow_idle * 1000), 2);
 	ck_assert_uint_eq(udp_flow_count(), 0);
 	free(r1);
 	free(r2);
@@ -204,7 +206,7 @@ START_TEST(test_udp_registration_survives_flow_expiry)
 	char *resp = client_recv(fd, 2000);
 	ck_assert_ptr_nonnull(resp);
 	ck_assert_msg(strncmp(resp, "SIP/2.0 200 ", 12) == 0, "%s", resp);
-	ck_assert_uint_eq(udp_expire(uv_now(&loop) + (uint64_t)cfg.udp_flow_idle * 1000), 1);
+	ck_assert_uint_eq(udp_expire(uv_now(&loop) + (uint64_t)cfg.udp.udp_flow_idle * 1000), 1);
 	const struct binding *b[2];
 	ck_assert_int_eq(location_lookup("sip:carol@example.com", b, 2), 1);
 	free(resp);
@@ -255,7 +257,7 @@ END_TEST
 START_TEST(test_udp_dest_from_url)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
-	struct txn_dest d;
+	struct transport_dest d;
 	ck_assert_int_eq(transport_dest_from_url(url_make(home, "sip:192.0.2.1"), &d), 0);
 	ck_assert_int_eq(d.proto, PROTO_UDP);
 	ck_assert_int_eq(ntohs(((struct sockaddr_in *)&d.addr)->sin_port), 5060);

@@ -140,10 +140,17 @@ static int set_sdp(msg_t *msg, const char *sdp, size_t len)
 }
 
 /* The NG flags that make the SDP right for the leg it goes to. */
-static void leg_flags(struct bencode_writer *w, bool webrtc)
+static void leg_flags(struct bencode_writer *w, bool webrtc, bool offer)
 {
 	bencode_w_kv(w, "ICE", webrtc ? "force" : "remove");
-	bencode_w_kv(w, "DTLS", webrtc ? "passive" : "off");
+	/* DTLS: rtpengine offers a browser the passive role. In an answer to a browser's offer
+	 * (actpass) it keeps the role it took when that offer came, active: it may already have sent
+	 * its ClientHello once ICE was through, and an answer saying "passive" then leaves both ends
+	 * waiting to be the client. Toward a plain leg no flag: RTP/AVP asks for no encryption
+	 * there, and "DTLS=off" in an offer from a browser would make rtpengine refuse the browser's
+	 * own DTLS-SRTP. Either mistake leaves the browser's leg without keys and no media flows. */
+	if (webrtc && offer)
+		bencode_w_kv(w, "DTLS", "passive");
 	bencode_w_kv(w, "transport-protocol", webrtc ? "UDP/TLS/RTP/SAVPF" : "RTP/AVP");
 	bencode_w_cstr(w, "rtcp-mux");
 	bencode_w_list(w);
@@ -301,7 +308,7 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, media_cont_fn cont, void *
 		bencode_w_kv(&w, "to-tag", ng_to);
 	bencode_w_cstr(&w, "sdp");
 	bencode_w_str(&w, sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-	leg_flags(&w, flow_is_webrtc(to));
+	leg_flags(&w, flow_is_webrtc(to), offer);
 	bencode_w_end(&w);
 	struct media_op *op = calloc(1, sizeof(*op));
 	if (bencode_w_finish(&w) != 0 || !op) {

@@ -7,8 +7,8 @@
  * Offer and answer are told apart by the offer/answer state of the call (RFC 3264): the first
  * SDP of an exchange is an offer (INVITE, re-INVITE, UPDATE, or a 200 to an INVITE without SDP),
  * the SDP that comes back in a response to that request, or in the ACK of that 200, the answer.
- * Toward a WebRTC leg (ws, wss) the SDP asks for ICE, DTLS-SRTP (rtpengine passive) and
- * UDP/TLS/RTP/SAVPF with rtcp-mux; toward a plain leg, RTP/AVP without ICE or DTLS, rtcp-mux
+ * Toward a WebRTC leg (ws, wss) the SDP asks for ICE, DTLS-SRTP (rtpengine passive in its own
+ * offers, active in answers to a browser's offer) and UDP/TLS/RTP/SAVPF with rtcp-mux; toward a plain leg, RTP/AVP without ICE or DTLS, rtcp-mux
  * demultiplexed. */
 #ifndef SIPEDGE_MEDIA_H
 #define SIPEDGE_MEDIA_H

@@ -39,7 +39,7 @@ async function startRtpengine(options = {}) {
   const port = options.port || await freeUdpPort();
   const portMin = options.portMin || 20000 + Math.floor(Math.random() * 400) * 100;
   const args = ['--config-file=none', '--table=-1', '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${port}`,
-    '--foreground', '--log-stderr', '--log-level=6', '--delete-delay=0',
+    '--foreground', '--log-stderr', `--log-level=${process.env.RTPENGINE_LOG_LEVEL || 6}`, '--delete-delay=0',
     `--port-min=${portMin}`, `--port-max=${portMin + 99}`, '--num-threads=2'];
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

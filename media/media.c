@@ -255,8 +255,10 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, media_cont_fn cont, void *
 	const char *call_id = sip->sip_call_id->i_id;
 	struct call *c = call_find(call_id);
 	if (!c) {
-		/* Only an initial INVITE with an offer, between legs the policy anchors, starts one. */
-		if (!request || method != sip_method_invite || sip->sip_to->a_tag || !has_sdp(sip) ||
+		/* Only an initial INVITE between legs the policy anchors starts one: with an offer, or
+		 * without SDP (a late offer: the offer comes in the 2xx, the answer in the ACK, and
+		 * those must find the call). */
+		if (!request || method != sip_method_invite || sip->sip_to->a_tag ||
 		    !media_relay_wanted(policy, flow_is_webrtc(from), flow_is_webrtc(to)))
 			return MEDIA_PASS;
 		c = calloc(1, sizeof(*c));
@@ -296,7 +298,9 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, media_cont_fn cont, void *
 	}
 	/* Tags: the offerer's is from-tag, the answerer's to-tag. */
 	const char *from_tag = sip->sip_from->a_tag, *to_tag = sip->sip_to->a_tag;
-	bool offerer_is_from = request ? offer || method == sip_method_ack : !offer;
+	/* Requests carry offers from their From (the answer in an ACK answers the To's offer in
+	 * the 2xx); responses carry offers from their To. */
+	bool offerer_is_from = request ? offer : !offer;
 	const char *ng_from = offerer_is_from ? from_tag : to_tag, *ng_to = offerer_is_from ? to_tag : from_tag;
 	struct bencode_writer w;
 	bencode_w_init(&w);

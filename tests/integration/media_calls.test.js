@@ -1,6 +1,7 @@
 'use strict';
 // Calls anchored in Debian's real rtpengine (media.rtpengine, relay "cross"): a plain SIP phone
-// over UDP calls a WebSocket user. The WebSocket side must see WebRTC SDP (SAVPF, ICE,
+// over UDP calls a WebSocket user; hold and resume by re-INVITE from either side, and a late
+// offer (INVITE without SDP, offer in the 200, answer in the ACK). The WebSocket side must see WebRTC SDP (SAVPF, ICE,
 // fingerprint) on rtpengine's address, the UDP side plain RTP/AVP without ICE or DTLS; no call
 // leaves a session in rtpengine after BYE, CANCEL or an error; rtpengine down means 503; a
 // silent rtpengine fails over to the next one.
@@ -50,7 +51,7 @@ function invite(phone, callId, fromTag, body = PLAIN_SDP) {
   return lines.join('\r\n');
 }
 
-function inDialog(phone, method, ok, { callId, fromTag, cseq }) {
+function inDialog(phone, method, ok, { callId, fromTag, cseq, body = '' }) {
   const l = phone.local;
   const routes = routeSet(ok, true);
   const contact = /<([^>]+)>/.exec(ok.getHeader('contact'))[1];
@@ -58,7 +59,39 @@ function inDialog(phone, method, ok, { callId, fromTag, cseq }) {
     `Via: SIP/2.0/UDP 127.0.0.1:${l.port};rport;branch=z9hG4bK${rand()}`, 'Max-Forwards: 70',
     ...routes.map((r) => `Route: ${r}`), `To: <sip:bob@example.com>;tag=${tagOf(ok.getHeader('to'))}`,
     `From: <sip:phone@example.net>;tag=${fromTag}`, `Call-ID: ${callId}`, `CSeq: ${cseq} ${method}`,
-    'Content-Length: 0', '', ''].join('\r\n');
+    `Contact: <sip:phone@127.0.0.1:${l.port}>`, ...(body ? ['Content-Type: application/sdp'] : []),
+    `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+}
+
+// The phone answers a request that came to it over UDP (Via, From, To, Call-ID, CSeq copied).
+function phoneRespond(phone, req, status, reason, body = '') {
+  const lines = [`SIP/2.0 ${status} ${reason}`, ...req.getHeaders('via').map((v) => `Via: ${v}`),
+    `To: ${req.getHeader('to')}`, `From: ${req.getHeader('from')}`, `Call-ID: ${req.call_id}`,
+    `CSeq: ${req.getHeader('cseq')}`, `Contact: <sip:phone@127.0.0.1:${phone.local.port}>`];
+  if (body) lines.push('Content-Type: application/sdp');
+  lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
+  return phone.send(lines.join('\r\n'));
+}
+
+// An SDP with its direction attribute changed (hold: sendonly, resume: sendrecv) and its
+// o= version raised, as a phone sends in a re-INVITE.
+function withDirection(sdp, dir, version) {
+  return sdp.replace(/^a=(sendrecv|sendonly|recvonly|inactive)$/m, `a=${dir}`)
+    .replace(/^(o=\S+ \S+) \d+/m, `$1 ${version}`);
+}
+
+const direction = (sdp) => (/^a=(sendrecv|sendonly|recvonly|inactive)\r?$/m.exec(sdp) || [])[1];
+
+// The phone's call to bob up to the ACK: the 200 the phone got and what bob saw.
+async function establish(phone, bob, callId, fromTag, toTag) {
+  await phone.send(invite(phone, callId, fromTag));
+  const inv = await bob.expectRequest('INVITE');
+  bob.respond(inv, 200, 'OK', { toTag, body: WEBRTC_SDP });
+  const ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+  assert.ok(ok, 'the phone got the 200');
+  await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag, cseq: 1 }));
+  await bob.expectRequest('ACK');
+  return { inv, ok };
 }
 
 test('a UDP phone calls a WebSocket user: each side gets its own SDP, BYE deletes the session', async () => {
@@ -208,5 +241,111 @@ test('an rtpengine that stops answering: the offer moves to the next one', async
     await phone.close();
     await d.stop();
     await b.stop();
+  }
+});
+
+test('hold and resume by re-INVITE from either side: each leg keeps its SDP, one session', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    const callId = `hold-${rand(6)}`;
+    const { inv, ok } = await establish(phone, bob, callId, 'ph', 'bh');
+    const webPort = mediaOf(inv.body).port;
+    const plainPort = mediaOf(ok.body).port;
+
+    // The phone holds (sendonly) and resumes (sendrecv).
+    let cseq = 2;
+    for (const [dir, back] of [['sendonly', 'recvonly'], ['sendrecv', 'sendrecv']]) {
+      await phone.send(inDialog(phone, 'INVITE', ok, { callId, fromTag: 'ph', cseq, body: withDirection(PLAIN_SDP, dir, cseq) }));
+      const re = await bob.expectRequest('INVITE');
+      assert.match(re.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, re.body);
+      assert.match(re.body, /^a=ice-ufrag:/m);
+      assert.match(re.body, /^a=fingerprint:/m);
+      assert.strictEqual(direction(re.body), dir, re.body);
+      assert.strictEqual(mediaOf(re.body).port, webPort, 'the browser leg keeps its rtpengine port');
+      bob.respond(re, 200, 'OK', { body: withDirection(WEBRTC_SDP, back, cseq) });
+      const reOk = await phone.next((m) => m.status_code === 200 && m.call_id === callId && m.cseq === cseq, 5000);
+      assert.ok(reOk, `the phone got the 200 to its ${dir} re-INVITE`);
+      assert.match(reOk.body, /^m=audio \d+ RTP\/AVP /m, reOk.body);
+      assert.doesNotMatch(reOk.body, /^a=(ice-|fingerprint:|candidate:)/m);
+      assert.strictEqual(direction(reOk.body), back, reOk.body);
+      assert.strictEqual(mediaOf(reOk.body).port, plainPort, 'the plain leg keeps its rtpengine port');
+      await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'ph', cseq }));
+      await bob.expectRequest('ACK');
+      assert.deepStrictEqual(await r.calls(), [callId], 'still one session');
+      cseq++;
+    }
+
+    // bob (the WebSocket side, the callee) holds: his re-INVITE goes to the phone's Contact.
+    const routes = routeSet(inv, false);
+    const phoneContact = /<([^>]+)>/.exec(inv.getHeader('contact'))[1];
+    bob.send(bob.request({ method: 'INVITE', ruri: phoneContact, to: 'sip:phone@example.net', toTag: 'ph',
+      fromTag: 'bh', callId, cseq: 1, routes, body: withDirection(WEBRTC_SDP, 'sendonly', 10) }).text);
+    const re = await phone.next((m) => m.method === 'INVITE' && m.call_id === callId && !m.status_code, 5000);
+    assert.ok(re, 'bob\'s re-INVITE reaches the phone');
+    assert.match(re.body, /^m=audio \d+ RTP\/AVP /m, re.body);
+    assert.doesNotMatch(re.body, /^a=(ice-|fingerprint:|candidate:)/m);
+    assert.strictEqual(direction(re.body), 'sendonly', re.body);
+    assert.strictEqual(mediaOf(re.body).port, plainPort);
+    await phoneRespond(phone, re, 200, 'OK', withDirection(PLAIN_SDP, 'recvonly', 10));
+    const reOk = await bob.expectResponse('INVITE', 200);
+    assert.match(reOk.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, reOk.body);
+    assert.match(reOk.body, /^a=fingerprint:/m);
+    assert.strictEqual(direction(reOk.body), 'recvonly', reOk.body);
+    assert.strictEqual(mediaOf(reOk.body).port, webPort);
+    assert.deepStrictEqual(await r.calls(), [callId], 'still one session');
+
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'ph', cseq }));
+    const bye = await bob.expectRequest('BYE');
+    bob.respond(bye, 200, 'OK');
+    assert.ok(await phone.final(callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'the session is gone after BYE');
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('late offer: INVITE without SDP, the offer in the 200, the answer in the ACK', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    const callId = `late-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pl', ''));
+    const inv = await bob.expectRequest('INVITE');
+    assert.strictEqual(inv.body || '', '', 'no SDP to rewrite yet');
+    bob.respond(inv, 200, 'OK', { toTag: 'bl', body: WEBRTC_SDP });
+    const ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+    assert.ok(ok, 'the phone got the 200');
+    // The offer, turned for the plain phone.
+    assert.match(ok.body, /^m=audio \d+ RTP\/AVP /m, ok.body);
+    assert.doesNotMatch(ok.body, /^a=(ice-|fingerprint:|candidate:)/m);
+    const plain = mediaOf(ok.body);
+    assert.ok(plain.port >= r.portMin && plain.port < r.portMin + 100, `port ${plain.port} is rtpengine's`);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+
+    // The answer in the ACK, turned for the browser.
+    await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'pl', cseq: 1, body: PLAIN_SDP }));
+    const ack = await bob.expectRequest('ACK');
+    assert.match(ack.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, ack.body);
+    assert.match(ack.body, /^a=ice-ufrag:/m);
+    assert.match(ack.body, /^a=fingerprint:/m);
+    assert.match(ack.body, /^a=rtcp-mux/m);
+    const web = mediaOf(ack.body);
+    assert.ok(web.port >= r.portMin && web.port < r.portMin + 100, `port ${web.port} is rtpengine's`);
+    assert.notStrictEqual(web.port, 40000, 'not the phone\'s own port');
+
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'pl', cseq: 2 }));
+    const bye = await bob.expectRequest('BYE');
+    bob.respond(bye, 200, 'OK');
+    assert.ok(await phone.final(callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'the session is gone after BYE');
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
   }
 });

@@ -19,6 +19,8 @@
 #include "transport/flow.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
+#include "transport/tls.h"
+#include "transport/tls_client.h"
 #include "transport/udp.h"
 #include "transport/ws.h"
 
@@ -112,11 +114,12 @@ void app_reload(void)
 	auth_reload();
 	/* The pair is checked once, then put into the listeners of both kinds and into the
 	 * connections we open; a broken pair changes nothing. */
-	int pair = stream_tls_check();
+	const struct app_config *cfg = App.cfg;
+	int pair = cfg && App.network ? tls_check_pair(&cfg->tls, cfg->listen, cfg->n_listen) : 1;
 	if (pair == 0) {
 		ws_tls_reload();
 		stream_tls_reload();
 	}
 	if (pair != -1)
-		stream_tls_client_reload();
+		tls_client_reload();
 }

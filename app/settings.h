@@ -12,6 +12,7 @@
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/http.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
 #include "transport/tls.h"

@@ -62,6 +62,9 @@ int location_update(struct binding *cur, const struct binding *from);
 void location_remove(struct binding *b, enum location_why why);
 /** Remove every binding that was registered over flow_id; returns how many. */
 int location_drop_flow(uint64_t flow_id);
+/** How many writes to the store have failed at once so far: the registrar compares the count
+ *  around its changes to know that a REGISTER cannot be acknowledged. */
+unsigned location_store_errors(void);
 /** Number of live bindings and of AORs holding at least one. */
 unsigned location_binding_count(void);
 unsigned location_aor_count(void);

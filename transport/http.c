@@ -53,7 +53,7 @@ static int http_begin(struct lws *wsi, struct http_pss *pss, const char *path)
 		len = 3;
 		pss->type = "text/plain";
 	} else if (!strcmp(path, "/metrics")) {
-		size_t cap = 16384;
+		size_t cap = 65536; /* every metric, the per-rtpengine ones included */
 		body = malloc(cap);
 		if (body)
 			len = metrics_render(body, cap);

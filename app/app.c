@@ -65,6 +65,7 @@ int app_start(uv_loop_t *loop, struct app_config *cfg, bool network)
 		return -1;
 	registrar_set_auth(auth_register_check);
 	proxy_set_policy(auth_request_policy);
+	proxy_set_forward_filter(auth_strip_credentials);
 	return network ? start_network(cfg) : 0;
 }
 
@@ -80,6 +81,7 @@ void app_stop(void)
 	media_shutdown(); /* deletes go out for calls still up */
 	registrar_set_auth(NULL);
 	proxy_set_policy(NULL);
+	proxy_set_forward_filter(NULL);
 	if (App.network) {
 		/* Close connections politely first (WebSocket close frames go out and are answered).
 		 * UDP has nothing to say goodbye with: its peers are forgotten at once, and nothing more

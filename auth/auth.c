@@ -13,7 +13,8 @@
  *   digest uri names someone else      → 400 (auth.strict_digest_uri: ≠ Request-URI)
  *   unknown user, wrong password       → challenge (failure; the same answer, so that user names
  *                                        cannot be probed)
- *   nc not higher than before          → challenge (failure, replay)
+ *   nc not higher than before          → challenge with stale=true (a resent request or a
+ *                                        replay: the password was right, so no failure)
  *   user does not own the AOR          → 403
  */
 #include "auth/auth.h"
@@ -376,8 +377,13 @@ static int auth_verify(struct auth_req *r)
 
 	switch (nc_table_use(c.nonce, issued, nc, now)) {
 	case NC_REPLAY:
+		/* The digest matched, so whoever sent it knows the password or copied a request: a
+		 * fresh nonce (stale=true) lets an honest client that resent its last credentials
+		 * (SIP.js does on un-REGISTER) answer without a failure on record, and gives a
+		 * replayer nothing. */
 		metrics_inc(M_AUTH_REPLAYS);
-		return auth_fail(r, "nonce count did not increase (replay)", false);
+		return auth_fail(r, "nonce count did not increase (resent or replayed): challenged with stale=true",
+				 true);
 	case NC_FORGOTTEN: return auth_fail(r, "nonce no longer tracked: challenged with stale=true", true);
 	case NC_OK: break;
 	}
@@ -392,6 +398,30 @@ static int auth_verify(struct auth_req *r)
 	if (r->kind == KIND_PROXY)
 		msg_header_remove(r->req, (msg_pub_t *)sip, (msg_header_t *)h);
 	return 0;
+}
+
+/** realm is one we challenge with: the configured one, else one of our domains. */
+static bool realm_is_ours(const char *realm)
+{
+	if (A.cfg->realm && A.cfg->realm[0])
+		return strcmp(realm, A.cfg->realm) == 0;
+	return self_is_our_domain(realm);
+}
+
+void auth_strip_credentials(msg_t *fwd, sip_t *sip)
+{
+	if (!A.running)
+		return;
+	msg_auth_t *h = sip->sip_proxy_authorization;
+	while (h) {
+		msg_auth_t *next = h->au_next;
+		char const *realm = msg_params_find(h->au_params, "realm=");
+		char *unquoted = realm ? msg_unquote_dup(NULL, realm) : NULL;
+		if (unquoted && realm_is_ours(unquoted))
+			msg_header_remove(fwd, (msg_pub_t *)sip, (msg_header_t *)h);
+		su_free(NULL, unquoted);
+		h = next;
+	}
 }
 
 static const char *realm_for(const url_t *identity)

@@ -49,6 +49,9 @@ void auth_shutdown(void);
 
 /** The registrar's check (registrar_auth_fn). */
 int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor);
+/** The proxy's forward filter (proxy_forward_fn): Proxy-Authorization for our realm leaves
+ *  no request we forward, in dialog or not, ACK included (RFC 3261 §22.3: ours to consume). */
+void auth_strip_credentials(msg_t *fwd, sip_t *sip);
 /** The proxy's policy (proxy_policy_fn). */
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
 

@@ -94,6 +94,7 @@ struct lookup;
 static struct lookup *lookups; /* requests waiting for a next hop's name to be looked up */
 static void lookup_free(struct lookup *lk);
 static proxy_policy_fn policy;
+static proxy_forward_fn forward_filter;
 
 /* routing.upstreams as configured: a numeric address is used as it is; a name is looked up
  * (RFC 3263) at start and again when its records expire, and until it resolves it has no
@@ -255,6 +256,7 @@ int proxy_init(const struct proxy_config *cfg, bool edge)
 }
 
 void proxy_set_policy(proxy_policy_fn fn) { policy = fn; }
+void proxy_set_forward_filter(proxy_forward_fn fn) { forward_filter = fn; }
 
 
 /* ---- context life cycle ---- */
@@ -490,6 +492,8 @@ static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct
 		msg_destroy(fwd);
 		return NULL;
 	}
+	if (forward_filter)
+		forward_filter(fwd, sip);
 	return fwd;
 }
 

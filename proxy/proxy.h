@@ -41,5 +41,9 @@ enum proxy_dest {
  *  go on and relaying is refused with 403. */
 typedef int (*proxy_policy_fn)(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
 void proxy_set_policy(proxy_policy_fn fn);
+/** Runs on the copy of every request the proxy forwards (in dialog and ACK too), for taking out
+ *  what was for us alone (credentials for our realm, RFC 3261 §22.3). */
+typedef void (*proxy_forward_fn)(msg_t *fwd, sip_t *sip);
+void proxy_set_forward_filter(proxy_forward_fn fn);
 
 #endif

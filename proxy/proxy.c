@@ -14,6 +14,7 @@
 #include "sip/self.h"
 #include "sip/resolve.h"
 #include "sip/txn.h"
+#include "registrar/gruu.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
@@ -1264,6 +1265,41 @@ static enum route_outcome route_named_remote_target(struct routing *r)
 	return look_up(r, r->ruri);
 }
 
+/* Every binding as a target, its Contact the Request-URI. */
+static enum route_outcome add_binding_targets(struct routing *r, const struct binding **bindings, int nb)
+{
+	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
+		r->uris[r->n] = strdup(bindings[i]->uri);
+		add_target(r, binding_target(bindings[i], r->uris[r->n]));
+	}
+	return ROUTE_TARGETS;
+}
+
+/* A GRUU of ours (RFC 5627 §7, registrar/gruu.h): a pub-gruu or a temp-gruu reaches the bindings
+ * of its one instance, over their flows; one that names nobody is 404, an instance offline 480.
+ * An edge holds no bindings: the registrar upstream made the GRUUs and knows them. */
+static enum route_outcome route_gruu(struct routing *r)
+{
+	if (edge_mode || !self_is_our_domain(r->ruri->url_host))
+		return ROUTE_PASS;
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = 0;
+	bool temporary = false;
+	enum gruu_verdict v = gruu_lookup(r->ruri, bindings, MAX_BRANCHES, &nb, &temporary);
+	if (v == GRUU_NOT_ONE)
+		return ROUTE_PASS;
+	if (v != GRUU_FOUND && P_cfg->route_unregistered && n_upstreams && !from_upstream(r->in))
+		return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
+	if (v != GRUU_FOUND) {
+		metrics_inc(M_PROXY_GRUU_REFUSED);
+		log_info("proxy: %s from %s to a %s-gruu naming %s", r->sip->sip_request->rq_method_name,
+			 r->in->peer_text, temporary ? "temp" : "pub", v == GRUU_OFFLINE ? "an offline instance" : "nobody");
+		return v == GRUU_OFFLINE ? answer(r, 480, "Temporarily Unavailable") : answer(r, 404, "Not Found");
+	}
+	metrics_inc(M_PROXY_GRUU_ROUTED);
+	return add_binding_targets(r, bindings, nb);
+}
+
 /* A user of our domains, or at one of our listener addresses (how PBXs and SIPp address us:
  * a user of our first domain): every live binding, or the upstreams when they know users we
  * do not. */
@@ -1294,11 +1330,7 @@ static enum route_outcome route_local_user(struct routing *r)
 	if (nb == 0)
 		return state == AOR_UNKNOWN ? answer(r, 404, "Not Found")
 					    : answer(r, 480, "Temporarily Unavailable");
-	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
-		r->uris[r->n] = strdup(bindings[i]->uri);
-		add_target(r, binding_target(bindings[i], r->uris[r->n]));
-	}
-	return ROUTE_TARGETS;
+	return add_binding_targets(r, bindings, nb);
 }
 
 /* Another domain, the upstreams configured but none resolved yet. */
@@ -1351,6 +1383,7 @@ static const struct route_rule {
 	{"edge REGISTER to the registrar", route_edge_register},
 	{"in dialog, a numeric remote target", route_remote_target},
 	{"in dialog, a named remote target", route_named_remote_target},
+	{"a GRUU of ours", route_gruu},
 	{"a user of our domains", route_local_user},
 	{"upstreams not resolved", route_upstream_unresolved},
 	{"the upstreams", route_upstream},

@@ -1210,12 +1210,32 @@ static bool in_dialog_elsewhere(const struct routing *r)
 
 static bool for_another_domain(const struct routing *r) { return P_cfg->route_foreign; }
 
-/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays. */
+/* In dialog to a GRUU of ours (RFC 5627 §7: it is retargeted like any): the Contact its
+ * instance registered over flow_id, which the UA knows as its own (JsSIP answers 404 to a
+ * temp-gruu Request-URI). NULL: the Request-URI stays. The caller frees it. */
+static char *gruu_dialog_ruri(const url_t *ruri, uint64_t flow_id)
+{
+	if (edge_mode || !ruri || !self_is_our_domain(ruri->url_host))
+		return NULL;
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = 0;
+	bool temporary;
+	if (gruu_lookup(ruri, bindings, MAX_BRANCHES, &nb, &temporary) != GRUU_FOUND)
+		return NULL;
+	for (int i = 0; i < nb; i++)
+		if (bindings[i]->flow_id == flow_id)
+			return strdup(bindings[i]->uri);
+	return NULL;
+}
+
+/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays (but
+ * for a GRUU of ours, which becomes the instance's Contact). */
 static enum route_outcome route_by_token(struct routing *r)
 {
 	if (!r->route_flow)
 		return ROUTE_PASS;
-	return add_target(r, (struct target){.ruri = NULL, .flow_id = r->route_flow});
+	r->uris[r->n] = gruu_dialog_ruri(r->ruri, r->route_flow);
+	return add_target(r, (struct target){.ruri = r->uris[r->n], .flow_id = r->route_flow});
 }
 
 /* A route set beyond us: loose routing to its first entry's address, or the addresses its
@@ -1523,7 +1543,9 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 
 static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
 {
-	msg_t *fwd = make_forward(ack, NULL, in, out, false);
+	char *ruri = gruu_dialog_ruri(sip_object(ack)->sip_request->rq_url, out->id);
+	msg_t *fwd = make_forward(ack, ruri, in, out, false);
+	free(ruri);
 	if (!fwd)
 		return;
 	if (transport_send_msg(out, fwd) == 0)

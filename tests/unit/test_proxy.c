@@ -398,6 +398,47 @@ START_TEST(test_proxy_gruu_nobody_404_offline_480)
 }
 END_TEST
 
+START_TEST(test_proxy_gruu_in_dialog_becomes_contact)
+{
+	/* alice calls bob's temp-gruu; bob's answer sets up the dialog. alice's BYE names the
+	 * temp-gruu again with our Record-Route: it must reach bob as his own Contact (JsSIP
+	 * answers 404 to a Request-URI it does not know). */
+	char t1[256], text[2048];
+	register_bob_instance(1, 1, 600, t1, sizeof(t1));
+	snprintf(text, sizeof(text),
+		 "INVITE %s SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKginv1\r\n"
+		 "Max-Forwards: 70\r\nTo: <%s>\r\n"
+		 "From: <sip:alice@example.com>;tag=at\r\nCall-ID: gcall1\r\nCSeq: 1 INVITE\r\n"
+		 "Contact: <sip:a1@alice.invalid;transport=ws>\r\n"
+		 "Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+		 t1, t1);
+	deliver(0, text);
+	ck_assert_ptr_nonnull(find_sent(1, "INVITE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL));
+	bob_answers(200);
+	const char *ok = find_sent(0, "SIP/2.0 200", "CSeq: 1 INVITE");
+	ck_assert_ptr_nonnull(ok);
+	/* The caller's route set: the Record-Route entries in reverse. */
+	char rr[2][256];
+	int nrr = 0;
+	for (const char *p = ok; (p = strstr(p, "\r\nRecord-Route: ")) && nrr < 2; p++) {
+		p += strlen("\r\nRecord-Route: ");
+		snprintf(rr[nrr++], sizeof(rr[0]), "%.*s", (int)(strstr(p, "\r\n") - p), p);
+	}
+	ck_assert_int_eq(nrr, 2);
+	clear_box(1);
+	snprintf(text, sizeof(text),
+		 "BYE %s SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKgbye1\r\n"
+		 "Max-Forwards: 70\r\nRoute: %s\r\nRoute: %s\r\nTo: <%s>;tag=bt\r\n"
+		 "From: <sip:alice@example.com>;tag=at\r\nCall-ID: gcall1\r\nCSeq: 2 BYE\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 t1, rr[1], rr[0], t1);
+	deliver(0, text);
+	ck_assert_ptr_nonnull(find_sent(1, "BYE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL));
+}
+END_TEST
+
 Suite *proxy_suite(void)
 {
 	Suite *s = suite_create("proxy");
@@ -417,6 +458,7 @@ Suite *proxy_suite(void)
 	tcase_add_test(tc, test_keepalive_answered_with_crlf);
 	tcase_add_test(tc, test_proxy_gruu_reaches_one_instance);
 	tcase_add_test(tc, test_proxy_gruu_nobody_404_offline_480);
+	tcase_add_test(tc, test_proxy_gruu_in_dialog_becomes_contact);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,6 +10,8 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/sipmsg.h"
+#include "media/media.h"
+#include "media/rtpengine.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "sip/self.h"
@@ -17,6 +19,8 @@
 #include "transport/flow.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
+#include "transport/tls.h"
+#include "transport/tls_client.h"
 #include "transport/udp.h"
 #include "transport/ws.h"
 
@@ -55,7 +59,9 @@ int app_start(uv_loop_t *loop, struct app_config *cfg, bool network)
 	txn_init();
 	bool edge = registrar_config_is_edge(&cfg->registrar);
 	dispatch_init(&cfg->limits, edge);
-	if (registrar_init(&cfg->registrar) != 0 || auth_init(&cfg->auth) != 0 || proxy_init(&cfg->proxy, edge) != 0)
+	media_init(&cfg->media);
+	if (registrar_init(&cfg->registrar) != 0 || auth_init(&cfg->auth) != 0 || proxy_init(&cfg->proxy, edge) != 0 ||
+	    rtpengine_init(loop, &cfg->media) != 0)
 		return -1;
 	registrar_set_auth(auth_register_check);
 	proxy_set_policy(auth_request_policy);
@@ -71,6 +77,7 @@ void app_stop(void)
 	/* The proxy cuts its ties to every transaction first: nothing calls back into a context
 	 * that is going. */
 	proxy_shutdown();
+	media_shutdown(); /* deletes go out for calls still up */
 	registrar_set_auth(NULL);
 	proxy_set_policy(NULL);
 	if (App.network) {
@@ -84,6 +91,7 @@ void app_stop(void)
 		flow_close_all();
 	}
 	/* Then every room's timers, and the loop closes the remaining handles. */
+	rtpengine_shutdown();
 	auth_shutdown();
 	if (App.network)
 		limits_shutdown();
@@ -106,11 +114,12 @@ void app_reload(void)
 	auth_reload();
 	/* The pair is checked once, then put into the listeners of both kinds and into the
 	 * connections we open; a broken pair changes nothing. */
-	int pair = stream_tls_check();
+	const struct app_config *cfg = App.cfg;
+	int pair = cfg && App.network ? tls_check_pair(&cfg->tls, cfg->listen, cfg->n_listen) : 1;
 	if (pair == 0) {
 		ws_tls_reload();
 		stream_tls_reload();
 	}
 	if (pair != -1)
-		stream_tls_client_reload();
+		tls_client_reload();
 }

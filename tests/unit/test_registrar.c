@@ -1,5 +1,6 @@
 /** @file test_registrar.c  The registrar's rules, driven by REGISTER texts through a real flow. */
 #include <arpa/inet.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1325,6 +1326,42 @@ START_TEST(test_store_written_through_and_loaded)
 }
 END_TEST
 
+START_TEST(test_store_sqlite_older_file_gains_reg_epoch)
+{
+	/* A database written before reg_epoch existed opens, loads and takes new bindings. */
+	sqlite_begin();
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+		"CREATE TABLE bindings (aor TEXT NOT NULL, key TEXT NOT NULL, contact TEXT NOT NULL,"
+		" uri TEXT NOT NULL, instance TEXT, reg_id INTEGER NOT NULL, q INTEGER NOT NULL,"
+		" flow_id INTEGER NOT NULL, path TEXT, call_id TEXT, cseq INTEGER NOT NULL,"
+		" expires_at INTEGER NOT NULL, outbound INTEGER NOT NULL, connection INTEGER NOT NULL,"
+		" updated_at INTEGER NOT NULL, PRIMARY KEY (aor, key)) WITHOUT ROWID;"
+		"INSERT INTO bindings VALUES ('sip:a@x', 'o:urn:uuid:1;1', '<sip:1@h>', 'sip:1@h', NULL, 0, 1000,"
+		" 0, NULL, 'c1', 1, 4000000000, 0, 0, 1);", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store s;
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	struct binding back = {0};
+	store_load(&s, keep_binding, &back);
+	ck_assert_str_eq(back.aor, "sip:a@x");
+	ck_assert(back.reg_epoch == 0); /* location_add draws one */
+	location_binding_clear(&back);
+	struct binding b = {.aor = "sip:b@x", .key = "u:sip:2@h", .uri = "sip:2@h", .contact = "<sip:2@h>",
+			    .q = 1000, .expires_at = time(NULL) + 60, .reg_epoch = 42};
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_close(&s);
+	/* Opened again: the column is there already. */
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	int n = 0;
+	store_load(&s, count_records, &n);
+	ck_assert_int_eq(n, 2);
+	store_close(&s);
+	sqlite_end();
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1333,6 +1370,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_store_memory_grows);
 	tcase_add_test(tc, test_store_sqlite_put_replace_del_load);
 	tcase_add_test(tc, test_store_sqlite_survives_reopen);
+	tcase_add_test(tc, test_store_sqlite_older_file_gains_reg_epoch);
 	tcase_add_test(tc, test_store_sqlite_unopenable);
 	tcase_add_test(tc, test_store_sqlite_answers_after_commit);
 	tcase_add_test(tc, test_store_sqlite_close_answers_waiters);

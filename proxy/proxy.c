@@ -15,6 +15,7 @@
 #include "sip/resolve.h"
 #include "sip/txn.h"
 #include "media/media.h"
+#include "registrar/gruu.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
@@ -1414,12 +1415,32 @@ static bool in_dialog_elsewhere(const struct routing *r)
 
 static bool for_another_domain(const struct routing *r) { return P_cfg->route_foreign; }
 
-/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays. */
+/* In dialog to a GRUU of ours (RFC 5627 §7: it is retargeted like any): the Contact its
+ * instance registered over flow_id, which the UA knows as its own (JsSIP answers 404 to a
+ * temp-gruu Request-URI). NULL: the Request-URI stays. The caller frees it. */
+static char *gruu_dialog_ruri(const url_t *ruri, uint64_t flow_id)
+{
+	if (edge_mode || !ruri || !self_is_our_domain(ruri->url_host))
+		return NULL;
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = 0;
+	bool temporary;
+	if (gruu_lookup(ruri, bindings, MAX_BRANCHES, &nb, &temporary) != GRUU_FOUND)
+		return NULL;
+	for (int i = 0; i < nb; i++)
+		if (bindings[i]->flow_id == flow_id)
+			return strdup(bindings[i]->uri);
+	return NULL;
+}
+
+/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays (but
+ * for a GRUU of ours, which becomes the instance's Contact). */
 static enum route_outcome route_by_token(struct routing *r)
 {
 	if (!r->route_flow)
 		return ROUTE_PASS;
-	return add_target(r, (struct target){.ruri = NULL, .flow_id = r->route_flow});
+	r->uris[r->n] = gruu_dialog_ruri(r->ruri, r->route_flow);
+	return add_target(r, (struct target){.ruri = r->uris[r->n], .flow_id = r->route_flow});
 }
 
 /* A route set beyond us: loose routing to its first entry's address, or the addresses its
@@ -1469,6 +1490,41 @@ static enum route_outcome route_named_remote_target(struct routing *r)
 	return look_up(r, r->ruri);
 }
 
+/* Every binding as a target, its Contact the Request-URI. */
+static enum route_outcome add_binding_targets(struct routing *r, const struct binding **bindings, int nb)
+{
+	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
+		r->uris[r->n] = strdup(bindings[i]->uri);
+		add_target(r, binding_target(bindings[i], r->uris[r->n]));
+	}
+	return ROUTE_TARGETS;
+}
+
+/* A GRUU of ours (RFC 5627 §7, registrar/gruu.h): a pub-gruu or a temp-gruu reaches the bindings
+ * of its one instance, over their flows; one that names nobody is 404, an instance offline 480.
+ * An edge holds no bindings: the registrar upstream made the GRUUs and knows them. */
+static enum route_outcome route_gruu(struct routing *r)
+{
+	if (edge_mode || !self_is_our_domain(r->ruri->url_host))
+		return ROUTE_PASS;
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = 0;
+	bool temporary = false;
+	enum gruu_verdict v = gruu_lookup(r->ruri, bindings, MAX_BRANCHES, &nb, &temporary);
+	if (v == GRUU_NOT_ONE)
+		return ROUTE_PASS;
+	if (v != GRUU_FOUND && P_cfg->route_unregistered && n_upstreams && !from_upstream(r->in))
+		return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
+	if (v != GRUU_FOUND) {
+		metrics_inc(M_PROXY_GRUU_REFUSED);
+		log_info("proxy: %s from %s to a %s-gruu naming %s", r->sip->sip_request->rq_method_name,
+			 r->in->peer_text, temporary ? "temp" : "pub", v == GRUU_OFFLINE ? "an offline instance" : "nobody");
+		return v == GRUU_OFFLINE ? answer(r, 480, "Temporarily Unavailable") : answer(r, 404, "Not Found");
+	}
+	metrics_inc(M_PROXY_GRUU_ROUTED);
+	return add_binding_targets(r, bindings, nb);
+}
+
 /* A user of our domains, or at one of our listener addresses (how PBXs and SIPp address us:
  * a user of our first domain): every live binding, or the upstreams when they know users we
  * do not. */
@@ -1499,11 +1555,7 @@ static enum route_outcome route_local_user(struct routing *r)
 	if (nb == 0)
 		return state == AOR_UNKNOWN ? answer(r, 404, "Not Found")
 					    : answer(r, 480, "Temporarily Unavailable");
-	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
-		r->uris[r->n] = strdup(bindings[i]->uri);
-		add_target(r, binding_target(bindings[i], r->uris[r->n]));
-	}
-	return ROUTE_TARGETS;
+	return add_binding_targets(r, bindings, nb);
 }
 
 /* Another domain, the upstreams configured but none resolved yet. */
@@ -1556,6 +1608,7 @@ static const struct route_rule {
 	{"edge REGISTER to the registrar", route_edge_register},
 	{"in dialog, a numeric remote target", route_remote_target},
 	{"in dialog, a named remote target", route_named_remote_target},
+	{"a GRUU of ours", route_gruu},
 	{"a user of our domains", route_local_user},
 	{"upstreams not resolved", route_upstream_unresolved},
 	{"the upstreams", route_upstream},
@@ -1701,7 +1754,9 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 
 static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
 {
-	msg_t *fwd = make_forward(ack, NULL, in, out, false);
+	char *ruri = gruu_dialog_ruri(sip_object(ack)->sip_request->rq_url, out->id);
+	msg_t *fwd = make_forward(ack, ruri, in, out, false);
+	free(ruri);
 	if (!fwd)
 		return;
 	if (transport_send_msg(out, fwd) == 0)

@@ -17,6 +17,7 @@
 #include "base/metrics.h"
 #include "registrar/store.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -399,6 +400,20 @@ static void store_write(const struct binding *b)
 
 unsigned location_store_errors(void) { return T.store_errors; }
 
+/* A new registration epoch: 63 random bits (a signed 64-bit column holds it), never 0. */
+static uint64_t new_epoch(void)
+{
+	uint64_t e = 0;
+	while (e == 0) {
+		if (RAND_bytes((unsigned char *)&e, sizeof(e)) != 1) {
+			log_error("registrar: no random bytes for a registration epoch");
+			abort();
+		}
+		e &= 0x7fffffffffffffffULL;
+	}
+	return e;
+}
+
 struct binding *location_add(const struct binding *b)
 {
 	if (!T.running || !b->aor || !b->key)
@@ -410,6 +425,8 @@ struct binding *location_add(const struct binding *b)
 		free(lb);
 		return NULL;
 	}
+	if (!lb->b.reg_epoch)
+		lb->b.reg_epoch = new_epoch();
 	struct loc_aor *a = aor_get(b->aor);
 	if (!a || heap_push(lb) != 0) {
 		location_binding_clear(&lb->b);
@@ -439,6 +456,9 @@ int location_update(struct binding *cur, const struct binding *from)
 	bool moved = cur->flow_id != from->flow_id;
 	if (location_binding_copy(&nb, from) != 0)
 		return -1;
+	/* The same registration while the Call-ID is the same (RFC 5627 §6: its temp-gruus live on). */
+	bool same_call = cur->call_id && nb.call_id && strcmp(cur->call_id, nb.call_id) == 0;
+	nb.reg_epoch = same_call && cur->reg_epoch ? cur->reg_epoch : new_epoch();
 	/* Identity and owner stay; everything the REGISTER says is taken. */
 	free(nb.aor);
 	free(nb.key);

@@ -29,6 +29,11 @@ struct binding {
 	bool connection; /* its flow is a connection (WS, TCP, TLS), not a UDP peer: with
 			  * registrar.drop_bindings_on_flow_close it goes when that closes */
 	time_t updated_at; /* wall clock of the last REGISTER that added or refreshed it */
+	uint64_t reg_epoch; /* names this registration of the binding (RFC 5627 temp-gruus carry it):
+			     * drawn at random (63 bits, never 0) when the binding is added or its
+			     * Call-ID changes, kept across refreshes with the same Call-ID, stored
+			     * with the binding; so a temp-gruu dies with the registration it came
+			     * from even if the same Call-ID registers again later */
 };
 
 enum aor_state { AOR_UNKNOWN, AOR_NO_BINDING, AOR_BOUND };
@@ -53,10 +58,12 @@ int location_init(struct store *store, const struct registrar_config *cfg);
 void location_shutdown(void);
 /** Every live binding of aor in lookup order, mutable, for the registrar; returns how many. */
 int location_bindings(const char *aor, struct binding **out, int max);
-/** Insert a copy of b (aor, key and every field set by the caller). NULL on failure. */
+/** Insert a copy of b (aor, key and every field set by the caller; a reg_epoch of 0 is drawn
+ *  at random). NULL on failure. */
 struct binding *location_add(const struct binding *b);
 /** Overwrite the binding's contact, uri, path, flow, q, call_id, cseq, expires_at, outbound and
- *  instance with those of from (same aor and key). 0 on success; on failure cur is unchanged. */
+ *  instance with those of from (same aor and key). reg_epoch stays while the Call-ID does, and is
+ *  drawn anew when it changes. 0 on success; on failure cur is unchanged. */
 int location_update(struct binding *cur, const struct binding *from);
 /** Remove one binding (the pointer is invalid afterwards). */
 void location_remove(struct binding *b, enum location_why why);

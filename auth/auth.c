@@ -417,6 +417,14 @@ static int load_users(void)
 	return 0;
 }
 
+static void parse_trusted(void)
+{
+	A.n_trusted = 0;
+	for (int i = 0; i < A.cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
+		if (net_cidr_parse(A.cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+			A.n_trusted++;
+}
+
 int auth_init(const struct auth_config *cfg)
 {
 	auth_shutdown();
@@ -427,10 +435,7 @@ int auth_init(const struct auth_config *cfg)
 			A.n_algs++;
 	if (A.n_algs == 0)
 		A.algs[A.n_algs++] = DIGEST_MD5;
-	A.n_trusted = 0;
-	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
-		if (net_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
-			A.n_trusted++;
+	parse_trusted();
 	A.challenge_all = false;
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
 		if (strcmp(cfg->auth_challenge_methods.item[i], "*") == 0)
@@ -467,6 +472,8 @@ int auth_reload(void)
 {
 	if (!A.running)
 		return -1;
+	/* auth.trusted_peers may have changed in the configuration it keeps by pointer. */
+	parse_trusted();
 	if (A.cfg->no_auth || !A.cfg->users_file || !*A.cfg->users_file) {
 		log_info("auth: reload: no users file in use");
 		return 0;

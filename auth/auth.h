@@ -30,9 +30,11 @@ struct auth_config {
 	bool auth_repeat_first;			  /* first challenge again at the end, for JsSIP */
 	char *nonce_secret;			  /* HMAC key for nonces; random per run if empty */
 	int nonce_ttl;				  /* seconds a nonce stays fresh */
-	int nonce_table_size;			  /* used nonces remembered for nc replay checks */
+	int nonce_table_size;			  /* challenges whose nc is tracked (one byte each) */
 	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
 	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
+	struct string_list auth_ws_algorithms;	  /* challenged over ws/wss; browsers speak MD5 only */
+	bool auth_strict_uri;			  /* digest uri must be the Request-URI itself */
 };
 extern const struct setting auth_settings[];
 /** Check the auth settings of cfg; logs each problem and returns how many there are. */

@@ -59,6 +59,7 @@ static struct {
 	unsigned ngone;
 	uv_timer_t timer;
 	struct store *store;
+	unsigned store_errors; /* writes the store refused at once (the registrar answers 500) */
 } T;
 
 static const char *why_name(enum location_why why)
@@ -391,6 +392,16 @@ static void log_binding(const char *what, const struct binding *b)
 		 b->outbound ? " (outbound)" : "");
 }
 
+static void store_write(const struct binding *b)
+{
+	if (T.store && store_put(T.store, b) != 0) {
+		T.store_errors++;
+		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, b->aor);
+	}
+}
+
+unsigned location_store_errors(void) { return T.store_errors; }
+
 struct binding *location_add(const struct binding *b)
 {
 	if (!T.running || !b->aor || !b->key)
@@ -420,8 +431,7 @@ struct binding *location_add(const struct binding *b)
 	flow_link(lb);
 	T.nbindings++;
 	metrics_set(M_REG_BINDINGS, T.nbindings);
-	if (T.store && store_put(T.store, &lb->b) != 0)
-		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, b->aor);
+	store_write(&lb->b);
 	log_binding("added", &lb->b);
 	timer_arm();
 	return &lb->b;
@@ -448,8 +458,7 @@ int location_update(struct binding *cur, const struct binding *from)
 	flow_link(lb);
 	aor_link_binding(lb->owner, lb);
 	heap_fix(lb->heap_idx);
-	if (T.store && store_put(T.store, cur) != 0)
-		log_warn("registrar: store %s: could not save binding of %s", T.store->ops->name, cur->aor);
+	store_write(cur);
 	log_binding(moved ? "refreshed over a new flow" : "refreshed", cur);
 	timer_arm();
 	return 0;
@@ -465,8 +474,10 @@ void location_remove(struct binding *b, enum location_why why)
 		metrics_inc(M_REG_EXPIRED);
 	else if (why == LOC_FLOW_CLOSED)
 		metrics_inc(M_REG_FLOW_DROPPED);
-	if (T.store && store_del(T.store, b->aor, b->key) != 0)
+	if (T.store && store_del(T.store, b->aor, b->key) != 0) {
+		T.store_errors++;
 		log_warn("registrar: store %s: could not delete binding of %s", T.store->ops->name, b->aor);
+	}
 	heap_remove(lb);
 	flow_unlink(lb);
 	aor_unlink_binding(a, lb);

@@ -71,6 +71,9 @@ void location_each(const char *aor, location_each_fn fn, void *arg);
 /** The operator removes the bindings of aor (only the one whose key is key, unless it is
  *  NULL); returns how many went. */
 int location_remove_by_key(const char *aor, const char *key);
+/** How many writes to the store have failed at once so far: the registrar compares the count
+ *  around its changes to know that a REGISTER cannot be acknowledged. */
+unsigned location_store_errors(void);
 /** Number of live bindings and of AORs holding at least one. */
 unsigned location_binding_count(void);
 unsigned location_aor_count(void);

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define REG_LIST_MAX 1024 /* bindings one AOR can list in a 200 (more than any max_bindings) */
 
@@ -333,65 +334,139 @@ static bool reg_out_of_order(const struct binding *cur, sip_t *sip)
 	       sip->sip_cseq->cs_seq <= cur->cseq;
 }
 
-static void reg_process(struct reg_ctx *c)
+/* ---- holding the answer until the store has it (store.h, the durability rule) ---- */
+
+/* The group of a REGISTER already answered (500): its writes still go, nobody waits for them. */
+static void reg_stored_nobody(enum store_status status, void *arg) {}
+
+/* A REGISTER whose changes are in the location table and on their way to the store. */
+struct reg_pending {
+	struct txn *st; /* NULL once the transaction is gone (shutdown): nobody to answer */
+	char *aor;
+	bool outbound, path;
+	bool write_failed; /* a put or del failed before the commit */
+};
+
+static unsigned n_held;
+
+static void reg_pending_gone(struct txn *t, void *arg)
 {
-	const struct registrar_config *cfg = R.cfg;
+	struct reg_pending *p = arg;
+	p->st = NULL;
+}
+
+static const struct txn_user reg_pending_user = {.on_gone = reg_pending_gone};
+
+static void reg_answer_unstored(struct txn *st, msg_t *req, const char *aor, enum store_status status)
+{
+	sip_t *sip = sip_object(req);
+	if (status == STORE_UNAVAILABLE) {
+		char after[16];
+		snprintf(after, sizeof(after), "%d", R.cfg->reg_store_retry_after);
+		metrics_inc(M_REG_STORE_UNAVAILABLE);
+		reg_reject(st, req, sip, aor, 503, "Binding Store Unavailable", sip_retry_after_class, after);
+	} else {
+		reg_reject(st, req, sip, aor, 500, "Binding Store Write Failed", NULL, NULL);
+	}
+}
+
+/* The store's verdict on the writes of one REGISTER: now it may be answered. */
+static void reg_stored(enum store_status status, void *arg)
+{
+	struct reg_pending *p = arg;
+	metrics_set(M_REG_STORE_HELD, --n_held);
+	if (status == STORE_OK && p->write_failed)
+		status = STORE_FAILED;
+	if (!p->st) {
+		log_info("registrar: REGISTER %s: stored (%d), but its transaction is gone: no answer",
+			 p->aor, (int)status);
+	} else {
+		struct txn *st = p->st;
+		txn_set_user(st, NULL, NULL);
+		msg_t *req = txn_request(st);
+		if (status != STORE_OK)
+			reg_answer_unstored(st, req, p->aor, status);
+		else
+			reg_answer_ok(st, req, sip_object(req), p->aor, p->outbound, p->path);
+	}
+	free(p->aor);
+	free(p);
+}
+
+/* The changes are applied: the 200 goes out once the store says they are durable. */
+static void reg_commit_and_answer(struct reg_ctx *c, unsigned errors_before, bool path)
+{
+	struct reg_pending *p = calloc(1, sizeof(*p));
+	if (p)
+		p->aor = strdup(c->aor);
+	if (!p || !p->aor) {
+		free(p);
+		/* The writes are queued all the same; only this answer cannot wait for them. */
+		store_commit(&R.store, reg_stored_nobody, NULL);
+		reg_reject(c->st, c->req, c->sip, c->aor, 500, "Out Of Memory", NULL, NULL);
+		return;
+	}
+	p->st = c->st;
+	p->outbound = c->used_outbound;
+	p->path = path;
+	p->write_failed = location_store_errors() != errors_before;
+	txn_set_user(c->st, &reg_pending_user, p);
+	metrics_set(M_REG_STORE_HELD, ++n_held);
+	store_commit(&R.store, reg_stored, p); /* may answer before it returns (memory store) */
+}
+
+/* ---- the steps of one REGISTER ---- */
+
+/* Malformed Contact or Expires headers do not parse into sip: refuse rather than ignore. */
+static bool reg_refuse_malformed(struct reg_ctx *c)
+{
+	const char *what = reg_header_malformed(c->sip, "Contact", "m")	  ? "Malformed Contact header"
+			   : reg_header_malformed(c->sip, "Expires", NULL) ? "Malformed Expires header"
+									     : NULL;
+	if (what)
+		reg_reject(c->st, c->req, c->sip, c->aor, 400, what, NULL, NULL);
+	return what != NULL;
+}
+
+/* A change the store cannot take now is refused before anything changes: 503, try later. */
+static bool reg_refuse_store_down(struct reg_ctx *c)
+{
+	if (!c->sip->sip_contact || store_ready(&R.store))
+		return false;
+	reg_answer_unstored(c->st, c->req, c->aor, STORE_UNAVAILABLE);
+	return true;
+}
+
+/* Contact: * — only alone and with Expires: 0 (§10.3 step 6): every binding goes. */
+static void reg_remove_all(struct reg_ctx *c, int ncontacts, struct binding **cur, int ncur)
+{
 	sip_t *sip = c->sip;
-	const char *reason = NULL;
-	int status = 0;
-
-	/* Malformed Contact or Expires headers do not parse into sip: refuse rather than ignore. */
-	if (reg_header_malformed(sip, "Contact", "m")) {
-		reg_reject(c->st, c->req, sip, c->aor, 400, "Malformed Contact header", NULL, NULL);
+	if (ncontacts != 1 || !sip->sip_expires || sip->sip_expires->ex_delta != 0) {
+		reg_reject(c->st, c->req, sip, c->aor, 400,
+			   ncontacts != 1 ? "Contact: * must be the only Contact" : "Contact: * requires Expires: 0",
+			   NULL, NULL);
 		return;
 	}
-	if (reg_header_malformed(sip, "Expires", NULL)) {
-		reg_reject(c->st, c->req, sip, c->aor, 400, "Malformed Expires header", NULL, NULL);
-		return;
-	}
-
-	static struct binding *cur[REG_LIST_MAX];
-	int ncur = location_bindings(c->aor, cur, REG_LIST_MAX);
-
-	/* Contact: * — only alone and with Expires: 0 (§10.3 step 6). */
-	bool star = false;
-	int ncontacts = 0;
-	for (sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
-		ncontacts++;
-		if (m->m_url->url_type == url_any)
-			star = true;
-	}
-	if (star) {
-		if (ncontacts != 1 || !sip->sip_expires || sip->sip_expires->ex_delta != 0) {
-			reg_reject(c->st, c->req, sip, c->aor, 400,
-				   ncontacts != 1 ? "Contact: * must be the only Contact"
-						  : "Contact: * requires Expires: 0",
-				   NULL, NULL);
+	for (int i = 0; i < ncur; i++)
+		if (reg_out_of_order(cur[i], sip)) {
+			reg_reject(c->st, c->req, sip, c->aor, 500, "Out Of Order CSeq", NULL, NULL);
 			return;
 		}
-		for (int i = 0; i < ncur; i++)
-			if (reg_out_of_order(cur[i], sip)) {
-				reg_reject(c->st, c->req, sip, c->aor, 500, "Out Of Order CSeq", NULL, NULL);
-				return;
-			}
-		for (int i = 0; i < ncur; i++)
-			location_remove(cur[i], LOC_UNREGISTERED);
-		reg_answer_ok(c->st, c->req, sip, c->aor, false, false);
-		return;
-	}
+	unsigned errors = location_store_errors();
+	store_begin(&R.store);
+	for (int i = 0; i < ncur; i++)
+		location_remove(cur[i], LOC_UNREGISTERED);
+	reg_commit_and_answer(c, errors, false);
+}
 
-	struct reg_op *ops = ncontacts ? calloc((size_t)ncontacts, sizeof(*ops)) : NULL;
-	if (ncontacts && !ops) {
-		reg_reject(c->st, c->req, sip, c->aor, 500, "Out Of Memory", NULL, NULL);
-		return;
-	}
-	int i = 0, noutbound = 0;
-	for (sip_contact_t *m = sip->sip_contact; m; m = m->m_next, i++) {
-		status = reg_plan_contact(c, m, &ops[i], &reason);
+/* Every Contact into ops[], matched with the current bindings. 0, or the status to refuse with. */
+static int reg_plan(struct reg_ctx *c, struct reg_op *ops, struct binding **cur, int ncur, const char **reason)
+{
+	int i = 0;
+	for (sip_contact_t *m = c->sip->sip_contact; m; m = m->m_next, i++) {
+		int status = reg_plan_contact(c, m, &ops[i], reason);
 		if (status)
-			break;
-		if (ops[i].nb.outbound)
-			noutbound++;
+			return status;
 		/* A later Contact with the same key wins over an earlier one. */
 		for (int j = 0; j < i; j++)
 			if (!ops[j].skip && strcmp(ops[j].nb.key, ops[i].nb.key) == 0)
@@ -400,37 +475,36 @@ static void reg_process(struct reg_ctx *c)
 			if (strcmp(cur[k]->key, ops[i].nb.key) == 0)
 				ops[i].cur = cur[k];
 	}
-	if (status == 423) {
-		char min[16];
-		snprintf(min, sizeof(min), "%d", cfg->reg_min_expires);
-		reg_reject(c->st, c->req, sip, c->aor, 423, reason, sip_min_expires_class, min);
-		goto done;
-	}
-	if (status) {
-		reg_reject(c->st, c->req, sip, c->aor, status, reason, NULL, NULL);
-		goto done;
-	}
+	return 0;
+}
+
+/* The rules over the whole plan. 0, or the status to refuse with. */
+static int reg_check_plan(struct reg_ctx *c, const struct reg_op *ops, int n, int ncur, const char **reason)
+{
+	sip_t *sip = c->sip;
+	int noutbound = 0, after = ncur;
+	for (int i = 0; i < n; i++)
+		noutbound += ops[i].nb.outbound;
 	/* RFC 5626 §6: one flow per REGISTER; an edge in front of us must speak outbound too. */
 	if (noutbound > 1) {
-		reg_reject(c->st, c->req, sip, c->aor, 400, "More than one Contact with reg-id", NULL, NULL);
-		goto done;
+		*reason = "More than one Contact with reg-id";
+		return 400;
 	}
 	if (noutbound && sip->sip_path) {
 		const sip_path_t *first_hop = sip->sip_path;
 		while (first_hop->r_next)
 			first_hop = first_hop->r_next;
 		if (!url_has_param(first_hop->r_url, "ob")) {
-			reg_reject(c->st, c->req, sip, c->aor, 439, "First Hop Lacks Outbound Support", NULL, NULL);
-			goto done;
+			*reason = "First Hop Lacks Outbound Support";
+			return 439;
 		}
 	}
-	int after = ncur;
-	for (i = 0; i < ncontacts; i++) {
+	for (int i = 0; i < n; i++) {
 		if (ops[i].skip)
 			continue;
 		if (ops[i].cur && reg_out_of_order(ops[i].cur, sip)) {
-			reg_reject(c->st, c->req, sip, c->aor, 500, "Out Of Order CSeq", NULL, NULL);
-			goto done;
+			*reason = "Out Of Order CSeq";
+			return 500;
 		}
 		if (!ops[i].cur && ops[i].expires)
 			after++;
@@ -439,21 +513,17 @@ static void reg_process(struct reg_ctx *c)
 	}
 	/* Refuse growth beyond the limit, but never a refresh: a lowered limit must not lock
 	 * out users who are already over it. */
-	if (after > cfg->reg_max_bindings && after > ncur) {
-		reg_reject(c->st, c->req, sip, c->aor, 403, "Too Many Bindings", NULL, NULL);
-		goto done;
+	if (after > R.cfg->reg_max_bindings && after > ncur) {
+		*reason = "Too Many Bindings";
+		return 403;
 	}
+	return 0;
+}
 
-	char *path = NULL;
-	if (sip->sip_path && ncontacts) {
-		path = reg_path_text(c->home, sip->sip_path);
-		if (!path) {
-			reg_reject(c->st, c->req, sip, c->aor, 500, "Out Of Memory", NULL, NULL);
-			goto done;
-		}
-	}
-	/* Everything is checked: apply. */
-	for (i = 0; i < ncontacts; i++) {
+/* Everything is checked: change the table (and, through it, the store). 0 or 500. */
+static int reg_apply(struct reg_ctx *c, struct reg_op *ops, int n, char *path)
+{
+	for (int i = 0; i < n; i++) {
 		struct reg_op *op = &ops[i];
 		if (op->skip)
 			continue;
@@ -465,14 +535,71 @@ static void reg_process(struct reg_ctx *c)
 		}
 		if (op->nb.outbound)
 			c->used_outbound = true;
-		if (op->cur ? location_update(op->cur, &op->nb) != 0 : !location_add(&op->nb)) {
-			reg_reject(c->st, c->req, sip, c->aor, 500, "Out Of Memory", NULL, NULL);
-			goto done;
-		}
+		if (op->cur ? location_update(op->cur, &op->nb) != 0 : !location_add(&op->nb))
+			return 500;
 	}
-	reg_answer_ok(c->st, c->req, sip, c->aor, c->used_outbound, path != NULL);
-done:
+	return 0;
+}
+
+static void reg_refuse(struct reg_ctx *c, int status, const char *reason)
+{
+	if (status == 423) {
+		char min[16];
+		snprintf(min, sizeof(min), "%d", R.cfg->reg_min_expires);
+		reg_reject(c->st, c->req, c->sip, c->aor, 423, reason, sip_min_expires_class, min);
+	} else {
+		reg_reject(c->st, c->req, c->sip, c->aor, status, reason, NULL, NULL);
+	}
+}
+
+/* Contacts that add, refresh or remove bindings: plan, check, apply, then answer once stored. */
+static void reg_change(struct reg_ctx *c, int ncontacts, struct binding **cur, int ncur)
+{
+	const char *reason = NULL;
+	char *path = NULL;
+	struct reg_op *ops = ncontacts ? calloc((size_t)ncontacts, sizeof(*ops)) : NULL;
+	int status = ncontacts && !ops ? 500 : 0;
+	if (status)
+		reason = "Out Of Memory";
+	if (!status)
+		status = reg_plan(c, ops, cur, ncur, &reason);
+	if (!status)
+		status = reg_check_plan(c, ops, ncontacts, ncur, &reason);
+	if (!status && c->sip->sip_path && ncontacts && !(path = reg_path_text(c->home, c->sip->sip_path))) {
+		status = 500;
+		reason = "Out Of Memory";
+	}
+	if (status) {
+		reg_refuse(c, status, reason);
+		free(ops);
+		return;
+	}
+	unsigned errors = location_store_errors();
+	store_begin(&R.store);
+	int rc = reg_apply(c, ops, ncontacts, path);
 	free(ops);
+	if (rc != 0) {
+		store_commit(&R.store, reg_stored_nobody, NULL); /* what was applied still goes */
+		reg_reject(c->st, c->req, c->sip, c->aor, 500, "Out Of Memory", NULL, NULL);
+		return;
+	}
+	reg_commit_and_answer(c, errors, path != NULL);
+}
+
+static void reg_process(struct reg_ctx *c)
+{
+	if (reg_refuse_malformed(c) || reg_refuse_store_down(c))
+		return;
+	static struct binding *cur[REG_LIST_MAX];
+	int ncur = location_bindings(c->aor, cur, REG_LIST_MAX);
+	bool star = false;
+	int ncontacts = 0;
+	for (sip_contact_t *m = c->sip->sip_contact; m; m = m->m_next, ncontacts++)
+		star |= m->m_url->url_type == url_any;
+	if (star)
+		reg_remove_all(c, ncontacts, cur, ncur);
+	else
+		reg_change(c, ncontacts, cur, ncur);
 }
 
 void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
@@ -546,6 +673,49 @@ static void reg_flow_gone(struct flow *f)
 			 f->peer_text, n, n == 1 ? "" : "s");
 }
 
+/* cluster.node_id, or the host name when it is empty. */
+static const char *registrar_node_id(const struct registrar_config *cfg)
+{
+	static char host[256];
+	if (*cfg->cluster_node_id)
+		return cfg->cluster_node_id;
+	if (!host[0] && (gethostname(host, sizeof(host) - 1) != 0 || !host[0]))
+		snprintf(host, sizeof(host), "sipedge");
+	return host;
+}
+
+/* Which store, where, how long a batch may wait, and the name this node records. */
+static int registrar_store_check(const struct registrar_config *cfg)
+{
+	int problems = 0;
+	const char *st = cfg->reg_store;
+	if (!store_find(st)) {
+		log_error("config: registrar.store must be \"memory\", \"sqlite\" or \"redis\", not '%s'", st);
+		problems++;
+	} else if (strcmp(st, "sqlite") == 0 && !*cfg->reg_store_path) {
+		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
+		problems++;
+	} else if (strcmp(st, "redis") == 0 && strncmp(cfg->reg_store_path, "redis://", 8) != 0) {
+		log_error("config: registrar.store = \"redis\" needs registrar.store_path = \"redis://HOST:PORT/DB\", "
+			  "not '%s'", cfg->reg_store_path);
+		problems++;
+	}
+	if (cfg->reg_store_batch_ms < 0 || cfg->reg_store_batch_ms > 1000) {
+		log_error("config: registrar.store_batch_ms must be 0..1000, not %d", cfg->reg_store_batch_ms);
+		problems++;
+	}
+	if (cfg->reg_store_retry_after < 1 || cfg->reg_store_retry_after > 3600) {
+		log_error("config: registrar.store_retry_after must be 1..3600, not %d", cfg->reg_store_retry_after);
+		problems++;
+	}
+	if (strpbrk(cfg->cluster_node_id, " \t\r\n{}")) {
+		log_error("config: cluster.node_id must be a name without spaces or braces, not '%s'",
+			  cfg->cluster_node_id);
+		problems++;
+	}
+	return problems;
+}
+
 const struct setting registrar_settings[] = {
 	SETTING_INT("registrar.min_expires", struct registrar_config, reg_min_expires, 60),
 	SETTING_INT("registrar.max_expires", struct registrar_config, reg_max_expires, 3600),
@@ -555,6 +725,11 @@ const struct setting registrar_settings[] = {
 	SETTING_STRING("registrar.mode", struct registrar_config, reg_mode, "local"),
 	SETTING_STRING("registrar.store", struct registrar_config, reg_store, "memory"),
 	SETTING_STRING("registrar.store_path", struct registrar_config, reg_store_path, ""),
+	SETTING_INT("registrar.store_batch_ms", struct registrar_config, reg_store_batch_ms, 10),
+	SETTING_STRING("registrar.store_password", struct registrar_config, reg_store_password, ""),
+	SETTING_INT("registrar.store_retry_after", struct registrar_config, reg_store_retry_after, 5),
+	/* The cluster is not a room yet; its first setting names this node for the store. */
+	SETTING_STRING("cluster.node_id", struct registrar_config, cluster_node_id, ""),
 	SETTING_END,
 };
 
@@ -577,14 +752,7 @@ int registrar_config_check(const struct registrar_config *cfg)
 		log_error("config: registrar.mode must be \"local\" or \"edge\", not '%s'", cfg->reg_mode);
 		problems++;
 	}
-	if (strcmp(cfg->reg_store, "memory") != 0 && strcmp(cfg->reg_store, "sqlite") != 0) {
-		log_error("config: registrar.store must be \"memory\" or \"sqlite\", not '%s'", cfg->reg_store);
-		problems++;
-	} else if (strcmp(cfg->reg_store, "sqlite") == 0 && !*cfg->reg_store_path) {
-		log_error("config: registrar.store = \"sqlite\" needs registrar.store_path (the database file)");
-		problems++;
-	}
-	return problems;
+	return problems + registrar_store_check(cfg);
 }
 
 int registrar_init(const struct registrar_config *cfg)
@@ -598,10 +766,15 @@ int registrar_init(const struct registrar_config *cfg)
 		observing = true;
 	}
 	R.cfg = cfg;
-	bool sqlite = strcmp(cfg->reg_store, "sqlite") == 0;
-	const struct store_ops *ops = sqlite ? &store_sqlite_ops : &store_memory_ops;
-	if (store_open(&R.store, ops, sqlite ? cfg->reg_store_path : "") != 0) {
-		log_error("registrar: cannot open the %s store", ops->name);
+	const struct store_ops *ops = store_find(cfg->reg_store);
+	struct store_params params = {
+		.spec = ops == &store_memory_ops ? "" : cfg->reg_store_path,
+		.password = cfg->reg_store_password,
+		.node = registrar_node_id(cfg),
+		.batch_ms = cfg->reg_store_batch_ms,
+	};
+	if (!ops || store_open(&R.store, ops, &params) != 0) {
+		log_error("registrar: cannot open the %s store", cfg->reg_store);
 		return -1;
 	}
 	if (location_init(&R.store, cfg) != 0) {
@@ -611,7 +784,7 @@ int registrar_init(const struct registrar_config *cfg)
 	}
 	R.running = true;
 	log_info("registrar: store %s%s%s; expires %d..%d (default %d), at most %d bindings per AOR%s",
-		 R.store.ops->name, sqlite ? " " : "", sqlite ? cfg->reg_store_path : "",
+		 R.store.ops->name, *params.spec ? " " : "", params.spec,
 		 cfg->reg_min_expires, cfg->reg_max_expires,
 		 cfg->reg_default_expires, cfg->reg_max_bindings,
 		 cfg->reg_drop_on_flow_close ? ", dropped with their flow" : "");
@@ -623,7 +796,9 @@ void registrar_shutdown(void)
 	if (!R.running)
 		return;
 	R.running = false;
-	location_shutdown();
+	/* The store first: its last writes are committed and the REGISTERs waiting for them are
+	 * answered while the table still lists their bindings. */
 	store_close(&R.store);
+	location_shutdown();
 	R.warned_no_auth = false;
 }

@@ -12,8 +12,12 @@ struct registrar_config {
 	int reg_max_bindings; /* per AOR */
 	bool reg_drop_on_flow_close;
 	char *reg_mode;	      /* "local", or "edge": REGISTER goes to routing.upstreams with Path */
-	char *reg_store;      /* "memory" or "sqlite" (registrar/store.h) */
-	char *reg_store_path; /* the SQLite file */
+	char *reg_store;      /* "memory", "sqlite" or "redis" (registrar/store.h) */
+	char *reg_store_path; /* the SQLite file, or redis://[:PASSWORD@]HOST[:PORT][/DB] */
+	int reg_store_batch_ms;	   /* sqlite: how long a group commit collects writes */
+	char *reg_store_password;  /* redis AUTH ("" = none, or the one in the URL) */
+	int reg_store_retry_after; /* Retry-After (s) of the 503 while the store is unreachable */
+	char *cluster_node_id;	   /* recorded with every binding; "" = the host name */
 };
 extern const struct setting registrar_settings[];
 /** Logs each problem with the registrar settings and returns how many there are. */

@@ -1,33 +1,65 @@
 /** @file store.h  Where bindings persist: the small interface every binding store implements.
  *
  * The location table (location.c) is the truth while the daemon runs; a store is written
- * through on every change so that a restart (SQLite) or another node (Redis) can load the
- * bindings back. A store never calls back into the registrar except from load(). A binding is
- * identified by (aor, key); put replaces the record with the same identity.
+ * through on every change so that a restart (SQLite, Redis) or another node (Redis) can load the
+ * bindings back. A store never calls back into the registrar except from load() and through the
+ * completion of commit(). A binding is identified by (aor, key); put replaces the record with the
+ * same identity.
  *
- * Implementations: memory (store_memory.c), sqlite (store_sqlite.c). Redis comes later and must
- * fit this.
+ * The durability rule: a REGISTER is answered 200 only once what it changed is stored. The
+ * registrar brackets the writes of one request with begin() and commit(); commit() calls its
+ * done function once every write since begin() is durable (SQLite: its transaction committed;
+ * Redis: the server acknowledged the MULTI/EXEC), or has failed. done may run before commit()
+ * returns (the memory store) or later from the loop. Writes outside a bracket (expiry, a closed
+ * flow) go the same way but nobody waits for them.
+ *
+ * Implementations: memory (store_memory.c), sqlite (store_sqlite.c), redis (store_redis.c).
  */
 #ifndef SIPEDGE_STORE_H
 #define SIPEDGE_STORE_H
 #include "registrar/location.h"
+
+#include <stdbool.h>
 
 struct store;
 
 /** Called by load() once per stored binding; the binding is borrowed for the call. */
 typedef void (*store_load_fn)(const struct binding *b, void *arg);
 
+/** How a group of writes ended: a SIP status for the REGISTER that waits on it. */
+enum store_status {
+	STORE_OK = 0,		  /* durable */
+	STORE_FAILED = 500,	  /* the store refused or lost the writes */
+	STORE_UNAVAILABLE = 503,  /* the store could not be reached (try again later) */
+};
+typedef void (*store_done_fn)(enum store_status status, void *arg);
+
+/** What open() gets besides its spec: settings some stores need. */
+struct store_params {
+	const char *spec;     /* a file name (sqlite), a URL (redis), "" (memory) */
+	const char *password; /* redis AUTH; "" = none, or the one in the URL */
+	const char *node;     /* this node's name (cluster.node_id), recorded with every binding */
+	int batch_ms;	      /* sqlite: how long a group commit collects writes */
+};
+
 struct store_ops {
 	const char *name; /* "memory", "sqlite", "redis" */
-	/** Open with an implementation-specific spec (a file name, a URL; "" for memory). 0 = ok. */
-	int (*open)(struct store *s, const char *spec);
-	/** Insert or replace the binding (b->aor, b->key). 0 = ok. */
+	/** Open (and, for a network store, connect). 0 = ok. */
+	int (*open)(struct store *s, const struct store_params *p);
+	/** Insert or replace the binding (b->aor, b->key). 0 = queued (or done). */
 	int (*put)(struct store *s, const struct binding *b);
-	/** Remove the binding (aor, key); removing an absent one is not an error. 0 = ok. */
+	/** Remove the binding (aor, key); removing an absent one is not an error. 0 = queued. */
 	int (*del)(struct store *s, const char *aor, const char *key);
-	/** Call fn for every stored binding (expired ones included: the caller drops them). */
+	/** Call fn for every stored binding of this node (expired ones included: the caller drops
+	 *  them). Runs at start, before the loop. */
 	int (*load)(struct store *s, store_load_fn fn, void *arg);
-	/** Release everything the store holds. */
+	/** Open a group of writes; NULL when every write is a group of its own anyway. */
+	void (*begin)(struct store *s);
+	/** Close the group: done(status, arg) once it is durable or failed (see above). */
+	void (*commit)(struct store *s, store_done_fn done, void *arg);
+	/** false while writes cannot succeed (Redis unreachable); NULL = always true. */
+	bool (*ready)(struct store *s);
+	/** Finish what is pending (the waiting done functions run) and release everything. */
 	void (*close)(struct store *s);
 };
 
@@ -38,9 +70,12 @@ struct store {
 
 extern const struct store_ops store_memory_ops;
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_redis_ops;
 
-/** Open a store with ops and spec into s. 0 on success. */
-int store_open(struct store *s, const struct store_ops *ops, const char *spec);
+/** The implementation called name ("memory", "sqlite", "redis"), or NULL. */
+const struct store_ops *store_find(const char *name);
+/** Open a store with ops and p into s. 0 on success. */
+int store_open(struct store *s, const struct store_ops *ops, const struct store_params *p);
 void store_close(struct store *s);
 static inline int store_put(struct store *s, const struct binding *b) { return s->ops->put(s, b); }
 static inline int store_del(struct store *s, const char *aor, const char *key)
@@ -48,5 +83,12 @@ static inline int store_del(struct store *s, const char *aor, const char *key)
 	return s->ops->del(s, aor, key);
 }
 static inline int store_load(struct store *s, store_load_fn fn, void *arg) { return s->ops->load(s, fn, arg); }
+static inline void store_begin(struct store *s)
+{
+	if (s->ops->begin)
+		s->ops->begin(s);
+}
+static inline void store_commit(struct store *s, store_done_fn done, void *arg) { s->ops->commit(s, done, arg); }
+static inline bool store_ready(struct store *s) { return !s->ops->ready || s->ops->ready(s); }
 
 #endif

@@ -67,7 +67,7 @@ static void mem_grow(struct mem_store *m)
 	m->nbuckets = n;
 }
 
-static int mem_open(struct store *s, const char *spec)
+static int mem_open(struct store *s, const struct store_params *p)
 {
 	struct mem_store *m = calloc(1, sizeof(*m));
 	if (m)
@@ -132,6 +132,9 @@ static int mem_load(struct store *s, store_load_fn fn, void *arg)
 	return 0;
 }
 
+/* Nothing to wait for: what is in memory is all this store promises. */
+static void mem_commit(struct store *s, store_done_fn done, void *arg) { done(STORE_OK, arg); }
+
 static void mem_close(struct store *s)
 {
 	struct mem_store *m = s->impl;
@@ -157,14 +160,24 @@ const struct store_ops store_memory_ops = {
 	.put = mem_put,
 	.del = mem_del,
 	.load = mem_load,
+	.commit = mem_commit,
 	.close = mem_close,
 };
 
-int store_open(struct store *s, const struct store_ops *ops, const char *spec)
+const struct store_ops *store_find(const char *name)
+{
+	static const struct store_ops *const all[] = {&store_memory_ops, &store_sqlite_ops, &store_redis_ops};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->name, name) == 0)
+			return all[i];
+	return NULL;
+}
+
+int store_open(struct store *s, const struct store_ops *ops, const struct store_params *p)
 {
 	s->ops = ops;
 	s->impl = NULL;
-	return ops->open(s, spec ? spec : "");
+	return ops->open(s, p);
 }
 
 void store_close(struct store *s)

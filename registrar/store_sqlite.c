@@ -1,11 +1,13 @@
 /** @file store_sqlite.c  Bindings in an SQLite file, so that a restart finds them again.
  *
- * One table, one row per binding, keyed by (aor, key). The file is in WAL mode with
- * synchronous=NORMAL, and writes are batched: the first put or del after a quiet spell opens a
- * transaction that a timer commits STORE_SQLITE_BATCH_MS later, so a burst of REGISTERs costs
- * one commit and the loop never waits for a disk flush per request. A crash loses at most that
- * batch; a clean stop commits it. A file that cannot be opened or written is logged and
- * counted; the location table, which is the truth while the daemon runs, goes on without it.
+ * One table, one row per binding, keyed by (aor, key). Writes are group-committed: the first put
+ * or del after a quiet spell opens a transaction that a timer commits registrar.store_batch_ms
+ * later, so a burst of REGISTERs costs one commit. The REGISTERs of a batch wait for it
+ * (commit() queues their done functions, which run once COMMIT has returned): a 200 is never
+ * sent for a binding a crash could still lose. The file is in WAL mode with synchronous=FULL, so
+ * a returned COMMIT is on disk, not only in the kernel's cache; that flush is paid once per batch.
+ * A failed batch is rolled back and every REGISTER in it answered 500. A clean stop commits
+ * the last batch and answers its REGISTERs.
  */
 #include "registrar/store.h"
 #include "base/log.h"
@@ -17,15 +19,22 @@
 #include <string.h>
 #include <uv.h>
 
-#define STORE_SQLITE_BATCH_MS 50
+struct waiter {
+	store_done_fn done;
+	void *arg;
+};
 
 struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *put, *del;
 	bool in_txn;
+	bool txn_failed; /* a write of the open batch failed: it is rolled back, not committed */
 	uv_timer_t commit;
 	bool timer_open;
+	int batch_ms;
 	char *path;
+	struct waiter *waiters; /* the REGISTERs whose answers wait for the open batch */
+	size_t nwaiters, capwaiters;
 };
 
 static const char SCHEMA[] =
@@ -49,13 +58,35 @@ static void failed(struct sqlite_store *q, const char *what)
 	log_error("registrar: store sqlite %s: %s: %s", q->path, what, sqlite3_errmsg(q->db));
 }
 
+/* The batch is over (committed, or not): answer everyone who waited for it. The list is taken
+ * first, as a done function may start the next batch. */
+static void release_waiters(struct sqlite_store *q, enum store_status status)
+{
+	struct waiter *w = q->waiters;
+	size_t n = q->nwaiters;
+	q->waiters = NULL;
+	q->nwaiters = q->capwaiters = 0;
+	for (size_t i = 0; i < n; i++)
+		w[i].done(status, w[i].arg);
+	free(w);
+}
+
 static void commit(struct sqlite_store *q)
 {
 	if (!q->in_txn)
 		return;
 	q->in_txn = false;
-	if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		failed(q, "commit");
+	enum store_status status = STORE_OK;
+	if (q->txn_failed || sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (!q->txn_failed)
+			failed(q, "commit");
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		status = STORE_FAILED;
+	} else {
+		metrics_inc(M_REG_STORE_COMMITS);
+	}
+	q->txn_failed = false;
+	release_waiters(q, status);
 }
 
 static void on_commit_timer(uv_timer_t *t) { commit(t->data); }
@@ -71,8 +102,29 @@ static int begin(struct sqlite_store *q)
 	}
 	q->in_txn = true;
 	if (q->timer_open)
-		uv_timer_start(&q->commit, on_commit_timer, STORE_SQLITE_BATCH_MS, 0);
+		uv_timer_start(&q->commit, on_commit_timer, (uint64_t)q->batch_ms, 0);
 	return 0;
+}
+
+/* The REGISTER's writes are in the open batch (or failed at once): it waits for the commit. */
+static void sq_commit(struct store *s, store_done_fn done, void *arg)
+{
+	struct sqlite_store *q = s->impl;
+	if (!q->in_txn) {
+		done(STORE_OK, arg); /* nothing written (or all of it committed already) */
+		return;
+	}
+	if (q->nwaiters == q->capwaiters) {
+		size_t cap = q->capwaiters ? q->capwaiters * 2 : 64;
+		struct waiter *w = realloc(q->waiters, cap * sizeof(*w));
+		if (!w) {
+			done(STORE_FAILED, arg);
+			return;
+		}
+		q->waiters = w;
+		q->capwaiters = cap;
+	}
+	q->waiters[q->nwaiters++] = (struct waiter){done, arg};
 }
 
 static void on_timer_closed(uv_handle_t *h) { free(h->data); }
@@ -91,8 +143,9 @@ static void release(struct sqlite_store *q)
 	}
 }
 
-static int sq_open(struct store *s, const char *spec)
+static int sq_open(struct store *s, const struct store_params *p)
 {
+	const char *spec = p->spec;
 	struct sqlite_store *q = calloc(1, sizeof(*q));
 	if (!q)
 		return -1;
@@ -104,7 +157,7 @@ static int sq_open(struct store *s, const char *spec)
 		return -1;
 	}
 	if (sqlite3_open_v2(spec, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
-	    sqlite3_exec(q->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", NULL, NULL,
+	    sqlite3_exec(q->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", NULL, NULL,
 			 NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(q->db, 1000) != SQLITE_OK ||
 	    sqlite3_exec(q->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
@@ -118,6 +171,7 @@ static int sq_open(struct store *s, const char *spec)
 	uv_timer_init(loop_get(), &q->commit);
 	q->commit.data = q;
 	q->timer_open = true;
+	q->batch_ms = p->batch_ms > 0 ? p->batch_ms : 0;
 	s->impl = q;
 	return 0;
 }
@@ -137,6 +191,7 @@ static int run(struct sqlite_store *q, sqlite3_stmt *st, const char *what)
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
 		failed(q, what);
+		q->txn_failed = true; /* what the batch acknowledges must be all of it */
 		return -1;
 	}
 	return 0;
@@ -239,7 +294,7 @@ static void sq_close(struct store *s)
 	struct sqlite_store *q = s->impl;
 	if (!q)
 		return;
-	commit(q); /* a clean stop keeps the last batch */
+	commit(q); /* a clean stop keeps the last batch and answers its REGISTERs */
 	release(q);
 	s->impl = NULL;
 }
@@ -250,5 +305,6 @@ const struct store_ops store_sqlite_ops = {
 	.put = sq_put,
 	.del = sq_del,
 	.load = sq_load,
+	.commit = sq_commit,
 	.close = sq_close,
 };

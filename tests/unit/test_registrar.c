@@ -774,6 +774,13 @@ static void collect(const struct binding *b, void *arg)
 		snprintf(s->keys[s->n++], 64, "%s|%s|%s", b->aor, b->key, b->uri);
 }
 
+/* Open a store on a spec alone, with the defaults for everything else. */
+static int store_open_spec(struct store *s, const struct store_ops *ops, const char *spec)
+{
+	struct store_params p = {.spec = spec, .password = "", .node = "test-node", .batch_ms = 5};
+	return store_open(s, ops, &p);
+}
+
 static void count_records(const struct binding *b, void *arg)
 {
 	(void)b;
@@ -785,7 +792,7 @@ static void count_records(const struct binding *b, void *arg)
 static void store_contract(const struct store_ops *ops, const char *spec)
 {
 	struct store s;
-	ck_assert_int_eq(store_open(&s, ops, spec), 0);
+	ck_assert_int_eq(store_open_spec(&s, ops, spec), 0);
 	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
 	ck_assert_int_eq(store_put(&s, &b), 0);
@@ -858,7 +865,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
 	time_t now = time(NULL);
 	struct binding full = {.aor = "sip:a@x", .key = "o:urn:uuid:1;1", .uri = "sip:1@h.invalid;transport=ws",
 			       .contact = "<sip:1@h.invalid;transport=ws>;reg-id=1", .instance = "<urn:uuid:1>",
@@ -875,7 +882,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 	ck_assert_int_eq(store_del(&s, gone.aor, gone.key), 0);
 	store_close(&s);
 
-	ck_assert_int_eq(store_open(&s, &store_sqlite_ops, db_path), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
 	int n = 0;
 	store_load(&s, count_records, &n);
 	ck_assert_int_eq(n, 2);
@@ -900,13 +907,83 @@ START_TEST(test_store_sqlite_survives_reopen)
 }
 END_TEST
 
+/* Group commit: a commit's done runs only once the batch's transaction has committed (on the
+ * loop's timer), with every waiter of the batch; what it acknowledges is then in the file for
+ * another connection to read. */
+static void note_done(enum store_status status, void *arg)
+{
+	int *out = arg;
+	*out = status == STORE_OK ? 1 : 2;
+}
+
+START_TEST(test_store_sqlite_answers_after_commit)
+{
+	sqlite_begin();
+	struct store s;
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+			    .expires_at = time(NULL) + 60};
+	int first = 0, second = 0, empty = 0;
+	store_begin(&s);
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_commit(&s, note_done, &first);
+	b.key = "u:sip:2@h";
+	store_begin(&s);
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_commit(&s, note_done, &second);
+	ck_assert_int_eq(first, 0); /* not yet: the batch is open */
+	ck_assert_int_eq(second, 0);
+	struct store other;
+	ck_assert_int_eq(store_open_spec(&other, &store_sqlite_ops, db_path), 0);
+	int n = 0;
+	store_load(&other, count_records, &n);
+	ck_assert_int_eq(n, 0); /* and nothing is in the file for anyone else */
+	while (!first)
+		uv_run(&store_loop, UV_RUN_ONCE);
+	ck_assert_int_eq(first, 1);
+	ck_assert_int_eq(second, 1); /* one commit answers the whole batch */
+	store_load(&other, count_records, &n);
+	ck_assert_int_eq(n, 2);
+	/* A group without writes has nothing to wait for. */
+	store_begin(&s);
+	store_commit(&s, note_done, &empty);
+	ck_assert_int_eq(empty, 1);
+	store_close(&other);
+	store_close(&s);
+	sqlite_end();
+}
+END_TEST
+
+/* A clean stop commits the open batch and answers its waiters. */
+START_TEST(test_store_sqlite_close_answers_waiters)
+{
+	sqlite_begin();
+	struct store s;
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+			    .expires_at = time(NULL) + 60};
+	int done = 0;
+	store_begin(&s);
+	ck_assert_int_eq(store_put(&s, &b), 0);
+	store_commit(&s, note_done, &done);
+	store_close(&s);
+	ck_assert_int_eq(done, 1);
+	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	int n = 0;
+	store_load(&s, count_records, &n);
+	ck_assert_int_eq(n, 1);
+	store_close(&s);
+	sqlite_end();
+}
+END_TEST
+
 /* A file that cannot be opened is refused, not crashed on. */
 START_TEST(test_store_sqlite_unopenable)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
-	ck_assert_int_ne(store_open(&s, &store_sqlite_ops, ""), 0);
+	ck_assert_int_ne(store_open_spec(&s, &store_sqlite_ops, "/nonexistent-dir/bindings.sqlite"), 0);
+	ck_assert_int_ne(store_open_spec(&s, &store_sqlite_ops, ""), 0);
 	sqlite_end();
 }
 END_TEST
@@ -916,7 +993,7 @@ START_TEST(test_store_memory_grows)
 {
 	enum { N = 10000 };
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	char aor[32], key[32];
 	struct binding b = {.aor = aor, .key = key, .uri = "sip:1@h", .contact = "<sip:1@h>",
 			    .expires_at = time(NULL) + 60};
@@ -956,7 +1033,7 @@ START_TEST(test_store_written_through_and_loaded)
 	uv_loop_init(&l);
 	loop_set(&l);
 	struct store s;
-	ck_assert_int_eq(store_open(&s, &store_memory_ops, ""), 0);
+	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	time_t now = time(NULL);
 	struct binding live = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
 			       .q = 1000, .expires_at = now + 60};
@@ -1006,6 +1083,8 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_store_sqlite_put_replace_del_load);
 	tcase_add_test(tc, test_store_sqlite_survives_reopen);
 	tcase_add_test(tc, test_store_sqlite_unopenable);
+	tcase_add_test(tc, test_store_sqlite_answers_after_commit);
+	tcase_add_test(tc, test_store_sqlite_close_answers_waiters);
 	tcase_add_test(tc, test_store_written_through_and_loaded);
 	suite_add_tcase(s, tc);
 	return s;

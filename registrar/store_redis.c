@@ -1,0 +1,611 @@
+/** @file store_redis.c  Bindings in Redis: written through, expiring with their registration.
+ *
+ * Keys (doc/configuration.md lists them for operators):
+ *   sipedge:b:{AOR}:KEY   a hash per binding: aor, key, contact, uri, instance, reg_id, q,
+ *                         flow_id, path, call_id, cseq, expires_at, outbound, connection,
+ *                         updated_at, node. Its Redis TTL ends with the registration.
+ *   sipedge:aor:{AOR}     a sorted set per AOR: the KEYs of its bindings, scored by expires_at,
+ *                         expiring with the last of them.
+ * {AOR} is a Redis Cluster hash tag: every key of one AOR lands in the same slot. `node` names
+ * the sipedge node that holds the binding's flow (cluster.node_id): a node loads only its own
+ * bindings at start, and nodes sharing one Redis will tell from it where a user's flow lives.
+ *
+ * Writes go on hiredis' async API on the daemon's libuv loop (hiredis' own adapter). The writes
+ * of one REGISTER are one MULTI/EXEC; its answer waits for EXEC's reply (store.h). Writes queue
+ * behind AUTH and SELECT on a connection still being set up (the stale bindings deleted at
+ * start do). While Redis cannot be reached ready() is false (REGISTERs get 503), the bindings
+ * already in memory still route calls, and a timer reconnects with a doubling backoff. Loading at start uses hiredis'
+ * blocking API once, before the loop runs; a Redis that cannot be reached then stops the start,
+ * as an SQLite file that cannot be opened does.
+ */
+#include "registrar/store.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 2000 /* hiredis 0.14 has no timeout for an async connect */
+#define SCAN_COUNT "500"
+
+struct redis_store {
+	char *host, *password, *node, *where; /* where: "HOST:PORT/DB" for the log */
+	int port, db;
+	redisAsyncContext *ac; /* NULL while disconnected */
+	bool ready;	       /* connected, and AUTH and SELECT acknowledged */
+	bool first;	       /* the connection made at open, just after a blocking probe succeeded */
+	bool closing;
+	bool in_group;	 /* between begin() and commit() */
+	int group_writes; /* writes sent since MULTI */
+	uv_timer_t retry;
+	unsigned backoff_ms;
+	bool down_logged; /* one warning per outage */
+};
+
+/* ---- redis://[:PASSWORD@]HOST[:PORT][/DB] ---- */
+
+static int parse_url(struct redis_store *r, const char *url)
+{
+	const char *p = url + strlen("redis://");
+	const char *at = strchr(p, '@');
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		const char *pw = colon ? colon + 1 : p; /* "user:password@" keeps the password */
+		free(r->password);
+		r->password = strndup(pw, (size_t)(at - pw));
+		p = at + 1;
+	}
+	const char *end = p + strcspn(p, "/");
+	const char *port = NULL;
+	if (*p == '[') { /* [IPv6] */
+		const char *close = memchr(p, ']', (size_t)(end - p));
+		if (!close)
+			return -1;
+		r->host = strndup(p + 1, (size_t)(close - p - 1));
+		port = close[1] == ':' ? close + 2 : NULL;
+	} else {
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+		r->host = strndup(p, (size_t)((colon ? colon : end) - p));
+		port = colon ? colon + 1 : NULL;
+	}
+	r->port = port ? atoi(port) : 6379;
+	r->db = *end == '/' && end[1] ? atoi(end + 1) : 0;
+	if (!r->host || !*r->host || r->port <= 0 || r->port > 65535 || r->db < 0)
+		return -1;
+	size_t n = strlen(r->host) + 32;
+	r->where = malloc(n);
+	if (r->where)
+		snprintf(r->where, n, "%s:%d/%d", r->host, r->port, r->db);
+	return r->where ? 0 : -1;
+}
+
+/* ---- commands ---- */
+
+#define CMD_MAX 40
+
+struct cmd {
+	int argc;
+	const char *argv[CMD_MAX];
+	size_t len[CMD_MAX];
+	char num[12][24];
+	int nnum;
+};
+
+static void arg(struct cmd *c, const char *s)
+{
+	if (c->argc < CMD_MAX) {
+		c->argv[c->argc] = s;
+		c->len[c->argc++] = strlen(s);
+	}
+}
+
+static void arg_num(struct cmd *c, long long v)
+{
+	if (c->nnum < 12) {
+		snprintf(c->num[c->nnum], sizeof(c->num[0]), "%lld", v);
+		arg(c, c->num[c->nnum++]);
+	}
+}
+
+/* A field only when it has a value: absent fields read back as NULL. */
+static void field(struct cmd *c, const char *name, const char *v)
+{
+	if (v) {
+		arg(c, name);
+		arg(c, v);
+	}
+}
+
+static void field_num(struct cmd *c, const char *name, long long v)
+{
+	arg(c, name);
+	arg_num(c, v);
+}
+
+static char *binding_key(const char *aor, const char *key)
+{
+	char *k = NULL;
+	return asprintf(&k, "sipedge:b:{%s}:%s", aor, key) < 0 ? NULL : k;
+}
+
+static char *aor_key(const char *aor)
+{
+	char *k = NULL;
+	return asprintf(&k, "sipedge:aor:{%s}", aor) < 0 ? NULL : k;
+}
+
+static int send_cmd(struct redis_store *r, struct cmd *c, redisCallbackFn *fn, void *priv)
+{
+	if (!r->ac)
+		return -1;
+	return redisAsyncCommandArgv(r->ac, fn, priv, c->argc, c->argv, c->len) == REDIS_OK ? 0 : -1;
+}
+
+static int send_words(struct redis_store *r, redisCallbackFn *fn, void *priv, int n, const char **words)
+{
+	struct cmd c = {0};
+	for (int i = 0; i < n; i++)
+		arg(&c, words[i]);
+	return send_cmd(r, &c, fn, priv);
+}
+
+/* ---- the verdict of one EXEC ---- */
+
+static enum store_status exec_status(const redisReply *reply)
+{
+	if (!reply)
+		return STORE_UNAVAILABLE; /* the connection went before the answer came */
+	if (reply->type != REDIS_REPLY_ARRAY)
+		return STORE_FAILED; /* EXECABORT: a command was refused when queued */
+	for (size_t i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_ERROR)
+			return STORE_FAILED;
+	return STORE_OK;
+}
+
+struct waiter {
+	struct redis_store *r;
+	store_done_fn done; /* NULL: a write nobody waits for (expiry, a closed flow) */
+	void *arg;
+};
+
+static void on_exec(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct waiter *w = priv;
+	enum store_status status = exec_status(reply);
+	if (status == STORE_OK) {
+		metrics_inc(M_REG_STORE_COMMITS);
+	} else {
+		metrics_inc(M_REG_STORE_ERRORS);
+		const redisReply *rp = reply;
+		log_warn("registrar: store redis %s: write %s%s", w->r->where,
+			 status == STORE_UNAVAILABLE ? "lost with the connection" : "refused: ",
+			 rp && rp->type == REDIS_REPLY_ERROR ? rp->str : "");
+	}
+	if (w->done)
+		w->done(status, w->arg);
+	free(w);
+}
+
+/* EXEC of the open MULTI; done(status) once Redis has answered it. */
+static void exec_group(struct redis_store *r, store_done_fn done, void *arg)
+{
+	struct waiter *w = malloc(sizeof(*w));
+	const char *exec[] = {"EXEC"};
+	if (w)
+		*w = (struct waiter){r, done, arg};
+	if (!w || send_words(r, on_exec, w, 1, exec) != 0) {
+		free(w);
+		if (done)
+			done(STORE_UNAVAILABLE, arg);
+	}
+}
+
+/* Every write is inside a MULTI: the REGISTER's group, or one of its own. */
+static int write_start(struct redis_store *r)
+{
+	const char *multi[] = {"MULTI"};
+	if (!r->ac)
+		return -1; /* between connection attempts */
+	if (r->in_group && r->group_writes++ > 0)
+		return 0;
+	return send_words(r, NULL, NULL, 1, multi);
+}
+
+static void write_end(struct redis_store *r)
+{
+	if (!r->in_group)
+		exec_group(r, NULL, NULL);
+}
+
+/* ---- store_ops ---- */
+
+static int rd_put(struct store *s, const struct binding *b)
+{
+	struct redis_store *r = s->impl;
+	char *k = binding_key(b->aor, b->key), *ak = aor_key(b->aor);
+	int rc = -1;
+	if (k && ak && b->contact && b->uri && write_start(r) == 0) {
+		struct cmd del = {0}, hset = {0}, exp = {0}, zadd = {0}, znx = {0}, zgt = {0}, prune = {0};
+		arg(&del, "DEL"), arg(&del, k);
+		arg(&hset, "HSET"), arg(&hset, k);
+		field(&hset, "aor", b->aor), field(&hset, "key", b->key), field(&hset, "contact", b->contact);
+		field(&hset, "uri", b->uri), field(&hset, "instance", b->instance), field(&hset, "path", b->path);
+		field(&hset, "call_id", b->call_id), field(&hset, "node", r->node);
+		field_num(&hset, "reg_id", b->reg_id), field_num(&hset, "q", b->q);
+		field_num(&hset, "flow_id", (long long)b->flow_id), field_num(&hset, "cseq", b->cseq);
+		field_num(&hset, "expires_at", (long long)b->expires_at);
+		field_num(&hset, "outbound", b->outbound), field_num(&hset, "connection", b->connection);
+		field_num(&hset, "updated_at", (long long)b->updated_at);
+		arg(&exp, "EXPIREAT"), arg(&exp, k), arg_num(&exp, (long long)b->expires_at);
+		arg(&zadd, "ZADD"), arg(&zadd, ak), arg_num(&zadd, (long long)b->expires_at), arg(&zadd, b->key);
+		/* The index lives as long as its longest binding: NX sets a first expiry, GT extends. */
+		arg(&znx, "EXPIREAT"), arg(&znx, ak), arg_num(&znx, (long long)b->expires_at), arg(&znx, "NX");
+		arg(&zgt, "EXPIREAT"), arg(&zgt, ak), arg_num(&zgt, (long long)b->expires_at), arg(&zgt, "GT");
+		arg(&prune, "ZREMRANGEBYSCORE"), arg(&prune, ak), arg(&prune, "-inf");
+		arg_num(&prune, (long long)time(NULL));
+		struct cmd *all[] = {&del, &hset, &exp, &zadd, &znx, &zgt, &prune};
+		rc = 0;
+		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && rc == 0; i++)
+			rc = send_cmd(r, all[i], NULL, NULL);
+		write_end(r);
+	}
+	free(k);
+	free(ak);
+	return rc;
+}
+
+static int rd_del(struct store *s, const char *aor, const char *key)
+{
+	struct redis_store *r = s->impl;
+	char *k = binding_key(aor, key), *ak = aor_key(aor);
+	int rc = -1;
+	if (k && ak && write_start(r) == 0) {
+		const char *del[] = {"DEL", k}, *zrem[] = {"ZREM", ak, key};
+		rc = send_words(r, NULL, NULL, 2, del) | send_words(r, NULL, NULL, 3, zrem);
+		write_end(r);
+	}
+	free(k);
+	free(ak);
+	return rc;
+}
+
+static void rd_begin(struct store *s)
+{
+	struct redis_store *r = s->impl;
+	r->in_group = true;
+	r->group_writes = 0;
+}
+
+static void rd_commit(struct store *s, store_done_fn done, void *arg)
+{
+	struct redis_store *r = s->impl;
+	bool wrote = r->in_group && r->group_writes > 0;
+	r->in_group = false;
+	if (!wrote)
+		done(STORE_OK, arg); /* nothing changed: nothing to wait for */
+	else
+		exec_group(r, done, arg);
+}
+
+/* The first connection counts as ready while it is set up: the probe at open has just reached
+ * Redis, and writes queue behind AUTH and SELECT (if it fails after all, they are answered 503). */
+static bool rd_ready(struct store *s)
+{
+	struct redis_store *r = s->impl;
+	return r->ready || (r->first && r->ac);
+}
+
+/* ---- connecting, and reconnecting with backoff ---- */
+
+static void connect_async(struct redis_store *r);
+
+static void on_retry(uv_timer_t *t) { connect_async(t->data); }
+
+/* The connection is lost or was refused: say so once per outage and try again later. */
+static void went_down(struct redis_store *r, const char *why)
+{
+	r->ready = false;
+	r->first = false;
+	metrics_set(M_REG_STORE_UP, 0);
+	if (r->closing)
+		return;
+	metrics_inc(M_REG_STORE_RECONNECTS);
+	if (!r->down_logged)
+		log_warn("registrar: store redis %s: unreachable (%s): REGISTERs get 503 until it is back; "
+			 "retrying with backoff", r->where, why);
+	else
+		log_info("registrar: store redis %s: still unreachable (%s), next try in %u ms", r->where,
+			 why, r->backoff_ms);
+	r->down_logged = true;
+	uv_timer_start(&r->retry, on_retry, r->backoff_ms, 0);
+	r->backoff_ms = r->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : r->backoff_ms * 2;
+}
+
+/* SELECT's reply: AUTH (queued before it) and SELECT went through; writes may go. */
+static void on_selected(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis_store *r = priv;
+	const redisReply *rp = reply;
+	if (!rp)
+		return; /* the connection went: on_disconnect says so */
+	if (rp->type == REDIS_REPLY_ERROR) {
+		log_error("registrar: store redis %s: %s", r->where, rp->str);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	uv_timer_stop(&r->retry); /* the connect watchdog */
+	r->ready = true;
+	r->backoff_ms = RETRY_MIN_MS;
+	metrics_set(M_REG_STORE_UP, 1);
+	if (r->down_logged)
+		log_notice("registrar: store redis %s: reachable again", r->where);
+	else
+		log_info("registrar: store redis %s: connected", r->where);
+	r->down_logged = false;
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis_store *r = priv;
+	const redisReply *rp = reply;
+	if (rp && rp->type == REDIS_REPLY_ERROR)
+		log_error("registrar: store redis %s: AUTH refused: %s", r->where, rp->str);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct redis_store *r = ac->data;
+	if (status != REDIS_OK && r->ac == ac) {
+		r->ac = NULL; /* hiredis frees it after this call */
+		went_down(r, ac->errstr);
+	}
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct redis_store *r = ac->data;
+	if (r->ac != ac)
+		return; /* freed by us (watchdog, close): already handled */
+	r->ac = NULL;
+	went_down(r, status == REDIS_OK ? "connection closed" : ac->errstr);
+}
+
+/* A connection not set up in time (a Redis that drops SYNs or hangs) is given up. */
+static void on_connect_timeout(uv_timer_t *t)
+{
+	struct redis_store *r = t->data;
+	if (r->ready || !r->ac)
+		return;
+	redisAsyncContext *ac = r->ac;
+	r->ac = NULL;
+	redisAsyncFree(ac); /* its queued writes are answered 503 */
+	went_down(r, "connect timed out");
+}
+
+static void connect_async(struct redis_store *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+	if (!ac || ac->err) {
+		char why[128];
+		snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		went_down(r, why);
+		return;
+	}
+	ac->data = r;
+	if (redisLibuvAttach(ac, loop_get()) != REDIS_OK) {
+		redisAsyncFree(ac);
+		went_down(r, "cannot watch its socket");
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->ac = ac;
+	uv_timer_start(&r->retry, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
+	/* Queued now, sent once connected; every write comes after them on the same connection. */
+	char db[16];
+	snprintf(db, sizeof(db), "%d", r->db);
+	if (*r->password)
+		redisAsyncCommand(ac, on_auth, r, "AUTH %s", r->password);
+	redisAsyncCommand(ac, on_selected, r, "SELECT %s", db);
+}
+
+/* ---- loading at start (blocking, before the loop runs) ---- */
+
+static redisContext *connect_sync(struct redis_store *r)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+	redisReply *rp = NULL;
+	if (c && !c->err && *r->password) {
+		rp = redisCommand(c, "AUTH %s", r->password);
+		if (!rp || rp->type == REDIS_REPLY_ERROR)
+			log_error("registrar: store redis %s: AUTH refused: %s", r->where, rp ? rp->str : c->errstr);
+		else
+			freeReplyObject(rp), rp = NULL;
+	}
+	if (c && !c->err && !rp) {
+		rp = redisCommand(c, "SELECT %d", r->db);
+		if (rp && rp->type != REDIS_REPLY_ERROR) {
+			freeReplyObject(rp);
+			return c;
+		}
+	}
+	log_error("registrar: store redis %s: cannot connect: %s", r->where,
+		  !c ? "out of memory" : c->err ? c->errstr : rp ? rp->str : "no answer");
+	if (rp)
+		freeReplyObject(rp);
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
+static const char *hash_get(const redisReply *h, const char *name)
+{
+	for (size_t i = 0; i + 1 < h->elements; i += 2)
+		if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
+		    h->element[i + 1]->type == REDIS_REPLY_STRING)
+			return h->element[i + 1]->str;
+	return NULL;
+}
+
+static long long hash_num(const redisReply *h, const char *name)
+{
+	const char *v = hash_get(h, name);
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
+/* One binding's hash into fn, if it is this node's. Strings are borrowed from the reply. */
+static void load_one(struct redis_store *r, const redisReply *h, store_load_fn fn, void *arg)
+{
+	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
+		return; /* expired between SCAN and HGETALL */
+	const char *node = hash_get(h, "node");
+	if (node && strcmp(node, r->node) != 0)
+		return; /* another node's flow */
+	struct binding b = {
+		.aor = (char *)hash_get(h, "aor"),
+		.key = (char *)hash_get(h, "key"),
+		.contact = (char *)hash_get(h, "contact"),
+		.uri = (char *)hash_get(h, "uri"),
+		.instance = (char *)hash_get(h, "instance"),
+		.reg_id = (int)hash_num(h, "reg_id"),
+		.q = (int)hash_num(h, "q"),
+		.flow_id = (uint64_t)hash_num(h, "flow_id"),
+		.path = (char *)hash_get(h, "path"),
+		.call_id = (char *)hash_get(h, "call_id"),
+		.cseq = (uint32_t)hash_num(h, "cseq"),
+		.expires_at = (time_t)hash_num(h, "expires_at"),
+		.outbound = hash_num(h, "outbound") != 0,
+		.connection = hash_num(h, "connection") != 0,
+		.updated_at = (time_t)hash_num(h, "updated_at"),
+	};
+	if (b.aor && b.key && b.contact && b.uri)
+		fn(&b, arg);
+}
+
+/* One SCAN page: HGETALL of each key, pipelined. */
+static int load_page(struct redis_store *r, redisContext *c, const redisReply *keys, store_load_fn fn, void *arg)
+{
+	for (size_t i = 0; i < keys->elements; i++)
+		redisAppendCommand(c, "HGETALL %s", keys->element[i]->str);
+	for (size_t i = 0; i < keys->elements; i++) {
+		redisReply *h = NULL;
+		if (redisGetReply(c, (void **)&h) != REDIS_OK)
+			return -1;
+		load_one(r, h, fn, arg);
+		freeReplyObject(h);
+	}
+	return 0;
+}
+
+/* Deletions fn asks for (stale bindings) are queued on the async connection, which sends them
+ * once the loop runs. */
+static int rd_load(struct store *s, store_load_fn fn, void *arg)
+{
+	struct redis_store *r = s->impl;
+	redisContext *c = connect_sync(r);
+	if (!c)
+		return -1;
+	char cursor[32] = "0";
+	int rc = 0;
+	do {
+		redisReply *rp = redisCommand(c, "SCAN %s MATCH sipedge:b:* COUNT " SCAN_COUNT, cursor);
+		if (!rp || rp->type != REDIS_REPLY_ARRAY || rp->elements != 2 ||
+		    rp->element[1]->type != REDIS_REPLY_ARRAY) {
+			rc = -1;
+			if (rp)
+				freeReplyObject(rp);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", rp->element[0]->str);
+		rc = load_page(r, c, rp->element[1], fn, arg);
+		freeReplyObject(rp);
+	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	if (rc != 0) {
+		metrics_inc(M_REG_STORE_ERRORS);
+		log_error("registrar: store redis %s: load failed: %s", r->where, c->err ? c->errstr : "bad reply");
+	}
+	redisFree(c);
+	return rc;
+}
+
+static void free_store(struct redis_store *r)
+{
+	free(r->host);
+	free(r->password);
+	free(r->node);
+	free(r->where);
+	free(r);
+}
+
+static void on_retry_closed(uv_handle_t *h) { free_store(h->data); }
+
+static int rd_open(struct store *s, const struct store_params *p)
+{
+	struct redis_store *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->password = strdup(p->password ? p->password : "");
+	r->node = strdup(p->node && *p->node ? p->node : "sipedge");
+	if (!r->password || !r->node || strncmp(p->spec, "redis://", 8) != 0 || parse_url(r, p->spec) != 0) {
+		log_error("registrar: store redis: '%s' is not redis://[:PASSWORD@]HOST[:PORT][/DB]", p->spec);
+		free_store(r);
+		return -1;
+	}
+	/* Reachable at start, or the daemon does not start (as with an SQLite file). */
+	redisContext *probe = connect_sync(r);
+	if (!probe) {
+		free_store(r);
+		return -1;
+	}
+	redisFree(probe);
+	uv_timer_init(loop_get(), &r->retry);
+	r->retry.data = r;
+	r->backoff_ms = RETRY_MIN_MS;
+	r->first = true;
+	s->impl = r;
+	connect_async(r);
+	return 0;
+}
+
+static void rd_close(struct store *s)
+{
+	struct redis_store *r = s->impl;
+	if (!r)
+		return;
+	r->closing = true;
+	uv_timer_stop(&r->retry);
+	/* Writes still unanswered get their callbacks now (no reply: 503 to their REGISTERs). */
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+		r->ac = NULL;
+		redisAsyncFree(ac);
+	}
+	r->ready = false;
+	metrics_set(M_REG_STORE_UP, 0);
+	uv_close((uv_handle_t *)&r->retry, on_retry_closed); /* frees r */
+	s->impl = NULL;
+}
+
+const struct store_ops store_redis_ops = {
+	.name = "redis",
+	.open = rd_open,
+	.put = rd_put,
+	.del = rd_del,
+	.load = rd_load,
+	.begin = rd_begin,
+	.commit = rd_commit,
+	.ready = rd_ready,
+	.close = rd_close,
+};

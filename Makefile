@@ -49,13 +49,13 @@ $(BUILD)/Makefile: configure
 	mkdir -p $(BUILD) && cd $(BUILD) && ../configure --quiet
 
 $(BUILD)/sipedge: $(BUILD)/Makefile FORCE
-	$(MAKE) -C $(BUILD) -j$(JOBS) sipedge
+	$(MAKE) -C $(BUILD) -j$(JOBS) sipedge sipedgectl
 
 $(ASAN_BUILD)/Makefile: configure
 	mkdir -p $(ASAN_BUILD) && cd $(ASAN_BUILD) && $(CURDIR)/configure --quiet --enable-sanitizers CFLAGS="-O1 -g"
 
 asan: $(ASAN_BUILD)/Makefile FORCE
-	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge tests/unit/test_unit
+	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge sipedgectl tests/unit/test_unit
 
 # The fuzzer: clang, ASan+UBSan, the library with coverage hooks (configure --enable-fuzzer).
 $(FUZZ_BUILD)/Makefile: configure

@@ -24,14 +24,20 @@ all: $(BUILD)/sipedge web
 # The demo softphone (web/phone/) runs JsSIP, whose npm package ships no browser bundle: esbuild
 # makes one from web-src/. The bundle is generated, not committed (.gitignore).
 WEB_BUNDLE := web/phone/phone.js
+ADMIN_BUNDLE := web/admin/admin.js
 
-web: $(WEB_BUNDLE)
+web: $(WEB_BUNDLE) $(ADMIN_BUNDLE)
 
 web-src/node_modules/.package-lock.json: web-src/package-lock.json
 	cd web-src && npm ci --no-audit --no-fund --loglevel=error
 
 $(WEB_BUNDLE): web-src/phone.js web-src/node_modules/.package-lock.json
 	web-src/node_modules/.bin/esbuild web-src/phone.js --bundle --minify --sourcemap \
+		--target=chrome100,firefox100,safari15 --log-level=warning --outfile=$@
+
+# The console's status page: uPlot for the charts; esbuild writes admin.css beside it.
+$(ADMIN_BUNDLE): web-src/admin.js web-src/node_modules/.package-lock.json
+	web-src/node_modules/.bin/esbuild web-src/admin.js --bundle --minify \
 		--target=chrome100,firefox100,safari15 --log-level=warning --outfile=$@
 
 deps:

@@ -377,6 +377,7 @@ int admin_start(const struct admin_config *cfg, struct lws_context *ctx, admin_r
 		log_error("admin: cannot listen on %s", cfg->listen);
 		return -1;
 	}
+	admin_history_start();
 	printf("listening admin %s%s%s:%d\n", v6 ? "[" : "", Adm.spec.host, v6 ? "]" : "", Adm.spec.port);
 	log_notice("admin: console on http://%s%s%s:%d/ (API under /api/v1/)", v6 ? "[" : "", Adm.spec.host,
 		   v6 ? "]" : "", Adm.spec.port);
@@ -386,6 +387,7 @@ int admin_start(const struct admin_config *cfg, struct lws_context *ctx, admin_r
 void admin_stop(void)
 {
 	/* The vhost and its connections go with the libwebsockets context (ws_destroy). */
+	admin_history_stop();
 	OPENSSL_cleanse(Adm.token_hash, sizeof(Adm.token_hash));
 	Adm.have_token = false;
 	Adm.vhost = NULL;

@@ -44,6 +44,11 @@ struct admin_request {
 const char *admin_arg(const struct admin_request *req, const char *name);
 /** Answer one authorized API request: the HTTP status, *body a new JSON value. */
 int admin_api_handle(const struct admin_request *req, admin_reload_fn reload, json_t **body);
+/** The charts' last hour (admin_history.c): sampling starts and stops with the console. */
+void admin_history_start(void);
+void admin_history_stop(void);
+/** {"interval_seconds": N, "samples": [{"t", "connections", "bindings", "calls"}, ...]}. */
+json_t *admin_history_json(void);
 /** When the daemon started (for uptime in /status). */
 void admin_api_started(time_t when);
 /** {"error": message} (a new reference), for every refusal. */

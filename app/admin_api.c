@@ -343,6 +343,10 @@ int admin_api_handle(const struct admin_request *req, admin_reload_fn reload_fn,
 		return flows(req, body);
 	if (!strcmp(p, API "/bans") || path_rest(p, API "/bans"))
 		return (status = unknown_args(req, none, body)) ? status : bans(req, body);
+	if (!strcmp(p, API "/history"))
+		return (status = method_only(req, "GET", body)) || (status = unknown_args(req, none, body))
+			       ? status
+			       : (*body = admin_history_json(), 200);
 	if (!strcmp(p, API "/warnings"))
 		return (status = method_only(req, "GET", body)) ? status : warnings(req, body);
 	if (!strcmp(p, API "/status") || !strcmp(p, API "/calls") || !strcmp(p, API "/reload")) {

@@ -69,7 +69,7 @@ $(FUZZ_BUILD)/Makefile: configure
 		--enable-fuzzer CC=clang CFLAGS="-O1 -g"
 
 fuzz-build: $(FUZZ_BUILD)/Makefile FORCE
-	$(MAKE) -C $(FUZZ_BUILD) -j$(JOBS) fuzz/fuzz_sip
+	$(MAKE) -C $(FUZZ_BUILD) -j$(JOBS) fuzz/fuzz_sip fuzz/fuzz_bencode
 
 fuzz: deps deps-test fuzz-build
 	FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzz_sip FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run

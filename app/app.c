@@ -11,6 +11,8 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/sipmsg.h"
+#include "media/media.h"
+#include "media/rtpengine.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "sip/self.h"
@@ -18,6 +20,8 @@
 #include "transport/flow.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
+#include "transport/tls.h"
+#include "transport/tls_client.h"
 #include "transport/udp.h"
 #include "transport/ws.h"
 
@@ -62,7 +66,9 @@ int app_start(uv_loop_t *loop, struct app_config *cfg, bool network)
 	txn_init();
 	bool edge = registrar_config_is_edge(&cfg->registrar);
 	dispatch_init(&cfg->limits, edge);
-	if (registrar_init(&cfg->registrar) != 0 || auth_init(&cfg->auth) != 0 || proxy_init(&cfg->proxy, edge) != 0)
+	media_init(&cfg->media);
+	if (registrar_init(&cfg->registrar) != 0 || auth_init(&cfg->auth) != 0 || proxy_init(&cfg->proxy, edge) != 0 ||
+	    rtpengine_init(loop, &cfg->media) != 0)
 		return -1;
 	registrar_set_auth(auth_register_check);
 	proxy_set_policy(auth_request_policy);
@@ -78,6 +84,7 @@ void app_stop(void)
 	/* The proxy cuts its ties to every transaction first: nothing calls back into a context
 	 * that is going. */
 	proxy_shutdown();
+	media_shutdown(); /* deletes go out for calls still up */
 	registrar_set_auth(NULL);
 	proxy_set_policy(NULL);
 	if (App.network) {
@@ -92,6 +99,7 @@ void app_stop(void)
 		flow_close_all();
 	}
 	/* Then every room's timers, and the loop closes the remaining handles. */
+	rtpengine_shutdown();
 	auth_shutdown();
 	if (App.network)
 		limits_shutdown();
@@ -116,7 +124,7 @@ void app_reload(struct reload_report *out)
 	struct reload_report mine;
 	struct reload_report *r = out ? out : &mine;
 	memset(r, 0, sizeof(*r));
-	reload_run(App.cfg, App.loader, r);
+	reload_run(App.cfg, App.network, App.loader, r);
 	if (!out)
 		reload_report_clear(r);
 }

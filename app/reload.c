@@ -15,6 +15,8 @@
 #include "proxy/proxy.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
+#include "transport/tls.h"
+#include "transport/tls_client.h"
 #include "transport/ws.h"
 
 #include <stdlib.h>
@@ -75,7 +77,7 @@ static void keep_error(const struct log_recent *line, void *arg)
 
 /** Tell each module whose settings changed; the users file and the TLS pair are read again
  *  whatever changed, as SIGHUP always did. */
-static void apply(const struct app_config *cfg, struct reload_report *r)
+static void apply(const struct app_config *cfg, bool network, struct reload_report *r)
 {
 	enum log_level level;
 	if (changed(r, "log_level") && log_level_parse(cfg->log_level, &level) == 0)
@@ -88,14 +90,14 @@ static void apply(const struct app_config *cfg, struct reload_report *r)
 	admin_reload_token();
 	/* The pair is checked once, then put into the listeners of both kinds and into the
 	 * connections we open; a broken pair changes nothing. */
-	int pair = stream_tls_check();
+	int pair = network ? tls_check_pair(&cfg->tls, cfg->listen, cfg->n_listen) : 1;
 	r->tls_ok = pair != -1;
 	if (pair == 0) {
 		r->tls_ok &= ws_tls_reload() == 0;
 		r->tls_ok &= stream_tls_reload() == 0;
 	}
 	if (pair != -1)
-		r->tls_ok &= stream_tls_client_reload() == 0;
+		r->tls_ok &= tls_client_reload() == 0;
 }
 
 static void log_summary(const struct reload_report *r)
@@ -113,7 +115,7 @@ static void log_summary(const struct reload_report *r)
 		log_warn("reload: changed but kept as running until a restart: %s", restart);
 }
 
-void reload_run(struct app_config *running, app_loader_fn loader, struct reload_report *r)
+void reload_run(struct app_config *running, bool network, app_loader_fn loader, struct reload_report *r)
 {
 	unsigned long mark = log_recent_last();
 	struct app_config *fresh = calloc(1, sizeof(*fresh));
@@ -131,7 +133,7 @@ void reload_run(struct app_config *running, app_loader_fn loader, struct reload_
 	settings_parts(running, now);
 	settings_parts(fresh, next);
 	config_diff(now, next, on_changed, r);
-	apply(running, r);
+	apply(running, network, r);
 	log_summary(r);
 	log_recent_each(mark, keep_error, &r->errors);
 	settings_free(fresh); /* with the values the swap took out of service */

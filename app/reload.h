@@ -21,8 +21,8 @@ void reload_report_clear(struct reload_report *r);
  *  line; checked. 0 on success; otherwise the problems are logged and cfg is to be freed. */
 typedef int (*app_loader_fn)(struct app_config *cfg);
 /** Read the configuration with loader and put in force, in running (which the modules keep by
- *  pointer), what can change without a restart; r says what happened (its lists are the
- *  caller's to clear). */
-void reload_run(struct app_config *running, app_loader_fn loader, struct reload_report *r);
+ *  pointer), what can change without a restart (the listeners' certificates only with network);
+ *  r says what happened (its lists are the caller's to clear). */
+void reload_run(struct app_config *running, bool network, app_loader_fn loader, struct reload_report *r);
 
 #endif

@@ -367,7 +367,8 @@ static bool scheme_is_valid(const char *scheme)
 	return true;
 }
 
-int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+/** The headers every request needs (§8.1.1): present, parsed, and only once. 0 or 400. */
+static int check_required(msg_t *msg, sip_t *sip, const char **reason)
 {
 	static const struct {
 		size_t off;
@@ -399,10 +400,37 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		*reason = why;
 		return 400;
 	}
-	if (header_malformed(sip, "Max-Forwards", 12)) {
-		*reason = "Malformed Max-Forwards header";
-		return 400;
+	return 0;
+}
+
+/** Headers the proxy and registrar read, which must not be silently dropped when they do not
+ *  parse (sofia-sip leaves their typed pointer NULL). 0 or 400. */
+static int check_malformed(sip_t *sip, const char **reason)
+{
+	static const struct {
+		const char *name, *compact, *reason;
+	} checked[] = {
+		{"Max-Forwards", NULL, "Malformed Max-Forwards header"},
+		{"Content-Length", "l", "Malformed Content-Length header"},
+		{"Contact", "m", "Malformed Contact header"},
+		{"Expires", NULL, "Malformed Expires header"},
+		{"Route", NULL, "Malformed Route header"},
+		{"Record-Route", NULL, "Malformed Route header"},
+	};
+	for (size_t i = 0; i < sizeof(checked) / sizeof(checked[0]); i++) {
+		const char *c = checked[i].compact;
+		if (header_malformed(sip, checked[i].name, strlen(checked[i].name)) ||
+		    (c && header_malformed(sip, c, strlen(c)))) {
+			*reason = checked[i].reason;
+			return 400;
+		}
 	}
+	return 0;
+}
+
+/** CSeq against the request line, and the body against Content-Length. 0 or 400. */
+static int check_cseq_and_length(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+{
 	if (sip->sip_cseq->cs_method != sip->sip_request->rq_method ||
 	    (sip->sip_request->rq_method == sip_method_unknown &&
 	     strcmp(sip->sip_cseq->cs_method_name, sip->sip_request->rq_method_name) != 0)) {
@@ -417,26 +445,16 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		*reason = "Body shorter than Content-Length";
 		return 400;
 	}
-	if (header_malformed(sip, "Content-Length", 14) || header_malformed(sip, "l", 1)) {
-		*reason = "Malformed Content-Length header";
-		return 400;
-	}
 	if (!sip->sip_content_length && !content_length_optional) {
 		*reason = "Missing Content-Length header";
 		return 400;
 	}
-	if (header_malformed(sip, "Contact", 7) || header_malformed(sip, "m", 1)) {
-		*reason = "Malformed Contact header";
-		return 400;
-	}
-	if (header_malformed(sip, "Expires", 7)) {
-		*reason = "Malformed Expires header";
-		return 400;
-	}
-	if (header_malformed(sip, "Route", 5) || header_malformed(sip, "Record-Route", 12)) {
-		*reason = "Malformed Route header";
-		return 400;
-	}
+	return 0;
+}
+
+/** The version, the Via count and the Request-URI. 0, 400, 416, 483 or 505. */
+static int check_request_line(sip_t *sip, const char **reason)
+{
 	if (!sip->sip_request->rq_version ||
 	    strcasecmp(sip->sip_request->rq_version, SIP_VERSION_CURRENT) != 0) {
 		*reason = "Version Not Supported";
@@ -473,6 +491,19 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		return 400;
 	}
 	return 0;
+}
+
+int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+{
+	/* In this order: what a 400 needs first (a Via to send it to), then the rest. */
+	int status = check_required(msg, sip, reason);
+	if (!status)
+		status = check_malformed(sip, reason);
+	if (!status)
+		status = check_cseq_and_length(msg, sip, content_length_optional, reason);
+	if (!status)
+		status = check_request_line(sip, reason);
+	return status;
 }
 
 bool sipmsg_response_ok(sip_t *sip)

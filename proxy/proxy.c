@@ -15,6 +15,7 @@
 #include "sip/self.h"
 #include "sip/resolve.h"
 #include "sip/txn.h"
+#include "media/media.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
@@ -56,6 +57,7 @@ struct branch {
 	bool responded;	    /* any response arrived (the upstream is alive) */
 	uv_timer_t timer_c; /* upstream branches: first the no-response timer, then Timer C */
 	bool timer_open;
+	uint64_t out_flow;  /* the flow it went out on (media: the callee's leg) */
 };
 
 struct proxy_ctx {
@@ -78,8 +80,14 @@ struct proxy_ctx {
 	int best_status;
 	msg_t *challenges[MAX_BRANCHES]; /* 401/407 responses for aggregation (§16.7 step 7) */
 	int n_challenges;
+	struct media_wait *media_waits; /* messages rtpengine is rewriting (media/media.h) */
 	struct proxy_ctx *next, *prev; /* all contexts, for shutdown */
 };
+static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up);
+static void media_waits_cut(struct proxy_ctx *ctx);
+struct ack_wait;
+static struct ack_wait *ack_waits;
+static void ack_wait_free(struct ack_wait *w, bool cancel);
 
 static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
@@ -371,6 +379,8 @@ void proxy_shutdown(void)
 		cfgs[i]->lookup_pending = false;
 		upstream_cfg_retire(cfgs[i]);
 	}
+	while (ack_waits)
+		ack_wait_free(ack_waits, true);
 	while (lookups)
 		lookup_free(lookups);
 	n_cfgs = 0;
@@ -381,6 +391,7 @@ void proxy_shutdown(void)
 	while (ctx) {
 		struct proxy_ctx *next = ctx->next;
 		ctx->open++; /* hold it while the ties are cut */
+		media_waits_cut(ctx);
 		if (ctx->st) {
 			txn_detach(ctx->st);
 			ctx->st = NULL;
@@ -642,6 +653,8 @@ static void send_best(struct proxy_ctx *ctx)
 		if (!ctx->branch[i].status)
 			return;
 	ctx->final_sent = true;
+	if (ctx->invite && !sip_object(ctx->req)->sip_to->a_tag)
+		media_call_end(sip_object(ctx->req), "no call"); /* error, CANCEL, Timer C, timeout */
 	edge_register_done(ctx, ctx->best_status ? ctx->best_status : ctx->upstream_failed ? 503 : 408);
 	if (!ctx->best_status && ctx->upstream_failed) {
 		/* Our own 503: no upstream could take the request, the caller may try elsewhere. */
@@ -792,7 +805,7 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 			return;
 		msg_t *up = response_for_upstream(resp);
 		if (up)
-			txn_respond(ctx->st, up);
+			respond_up(ctx, b, up);
 		return;
 	}
 	if (status < 300) {
@@ -802,7 +815,7 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 		if (ctx->st && (ctx->invite || !ctx->final_sent)) {
 			msg_t *up = response_for_upstream(resp);
 			if (up)
-				txn_respond(ctx->st, up);
+				respond_up(ctx, b, up);
 		}
 		if (ctx->invite)
 			dialogs_answered(sip, ctx->in_flow, txn_flow_id(ct));
@@ -905,6 +918,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		return;
 	}
 	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+	b->out_flow = out->id;
 	ctx->open++;
 	b->ct = txn_client_create(fwd, &dest, &client_user, b);
 	if (!b->ct) {
@@ -1053,6 +1067,193 @@ static void ctx_start(struct proxy_ctx *ctx, const struct target *targets, int n
 	}
 	send_best(ctx); /* every branch may have failed at once */
 	ctx_release(ctx);
+}
+
+/* ---- media (media/media.h): messages held while rtpengine rewrites their SDP ---- */
+
+struct media_wait {
+	struct proxy_ctx *ctx;
+	msg_t *msg; /* a response going up; NULL: the request, whose branches wait to start */
+	struct media_op *op;
+	struct target targets[MAX_BRANCHES];
+	char *uris[MAX_BRANCHES];
+	int n;
+	struct media_wait *next, *prev;
+};
+
+static struct media_wait *media_wait_new(struct proxy_ctx *ctx)
+{
+	struct media_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->ctx = ctx;
+	w->next = ctx->media_waits;
+	if (ctx->media_waits)
+		ctx->media_waits->prev = w;
+	ctx->media_waits = w;
+	ctx->open++;
+	return w;
+}
+
+/* Unlink and free w; the caller releases the context's hold. */
+static void media_wait_free(struct media_wait *w)
+{
+	struct proxy_ctx *ctx = w->ctx;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ctx->media_waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	if (w->msg)
+		msg_destroy(w->msg);
+	for (int i = 0; i < MAX_BRANCHES; i++)
+		free(w->uris[i]);
+	free(w);
+}
+
+static void media_waits_cut(struct proxy_ctx *ctx)
+{
+	while (ctx->media_waits) {
+		media_op_cancel(ctx->media_waits->op);
+		media_wait_free(ctx->media_waits);
+		ctx->open--;
+	}
+}
+
+static void on_media_response(void *arg, int status)
+{
+	struct media_wait *w = arg;
+	struct proxy_ctx *ctx = w->ctx;
+	/* An rtpengine failure on a response has been logged; the caller still gets it, with the
+	 * SDP as the callee sent it (refusing a 200 would leave the callee in a call). */
+	if (ctx->st) {
+		txn_respond(ctx->st, w->msg);
+		w->msg = NULL;
+	}
+	media_wait_free(w);
+	ctx_release(ctx);
+}
+
+/** A response for the caller: through rtpengine when it carries SDP of an anchored call. */
+static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up)
+{
+	struct media_wait *w = media_wait_new(ctx);
+	if (w) {
+		w->msg = up;
+		if (media_sdp(up, b->out_flow, ctx->in_flow, on_media_response, w, &w->op) == MEDIA_WAIT)
+			return;
+		w->msg = NULL;
+		media_wait_free(w);
+		ctx->open--;
+	}
+	txn_respond(ctx->st, up);
+}
+
+static void on_media_start(void *arg, int status)
+{
+	struct media_wait *w = arg;
+	struct proxy_ctx *ctx = w->ctx;
+	struct flow *in = flow_find(ctx->in_flow);
+	w->op = NULL;
+	if (!ctx->st) {
+		media_call_end(sip_object(ctx->req), "caller gone");
+	} else if (status || ctx->cancelled || !in) {
+		if (status)
+			log_warn("proxy: %s for Call-ID %s answered %d: media relay unavailable",
+				 sip_object(ctx->req)->sip_request->rq_method_name,
+				 sip_object(ctx->req)->sip_call_id->i_id, status);
+		ctx->final_sent = true;
+		media_call_end(sip_object(ctx->req), "cancelled");
+		txn_respond_status(ctx->st, status ? status : in ? 487 : 480,
+				   status == 503 ? "Media Relay Unavailable" : NULL);
+	} else {
+		ctx_start(ctx, w->targets, w->n, in);
+	}
+	media_wait_free(w);
+	ctx_release(ctx);
+}
+
+/** Before the branches start: the request's SDP through rtpengine, toward the first target's
+ *  leg. true: the request waits (the uris are taken: their slots are emptied) or was answered. */
+static bool media_hold_start(struct proxy_ctx *ctx, const struct target *targets, int n,
+			     char **uris)
+{
+	if (n == 0)
+		return false;
+	struct flow *out = targets[0].flow_id ? flow_find(targets[0].flow_id)
+					      : transport_flow_for(&targets[0].dest);
+	if (!out)
+		return false; /* the branch fails on its own */
+	struct media_wait *w = media_wait_new(ctx);
+	if (!w)
+		return false;
+	int rc = media_sdp(ctx->req, ctx->in_flow, out->id, on_media_start, w, &w->op);
+	if (rc == MEDIA_WAIT) {
+		memcpy(w->targets, targets, sizeof(*targets) * (size_t)n);
+		memcpy(w->uris, uris, sizeof(*uris) * (size_t)n);
+		memset(uris, 0, sizeof(*uris) * (size_t)n);
+		w->n = n;
+		return true;
+	}
+	media_wait_free(w);
+	ctx->open--;
+	if (rc == MEDIA_PASS)
+		return false;
+	ctx->final_sent = true;
+	txn_respond_status(ctx->st, rc, rc == 503 ? "Media Relay Unavailable" : NULL);
+	return true;
+}
+
+/* An ACK with SDP (the answer to an offer in a 200) waits for rtpengine like a response. */
+struct ack_wait {
+	msg_t *ack;
+	uint64_t in, out;
+	struct media_op *op;
+	struct ack_wait *next, *prev;
+};
+
+static void ack_wait_free(struct ack_wait *w, bool cancel)
+{
+	if (cancel)
+		media_op_cancel(w->op);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ack_waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	msg_unref(w->ack);
+	free(w);
+}
+
+static void forward_ack(msg_t *ack, struct flow *in, struct flow *out);
+
+static void on_media_ack(void *arg, int status)
+{
+	struct ack_wait *w = arg;
+	struct flow *in = flow_find(w->in), *out = flow_find(w->out);
+	if (in && out)
+		forward_ack(w->ack, in, out);
+	ack_wait_free(w, false);
+}
+
+static bool media_hold_ack(msg_t *ack, struct flow *in, struct flow *out)
+{
+	struct ack_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return false;
+	w->ack = msg_ref(ack);
+	w->in = in->id;
+	w->out = out->id;
+	w->next = ack_waits;
+	if (ack_waits)
+		ack_waits->prev = w;
+	ack_waits = w;
+	if (media_sdp(ack, in->id, out->id, on_media_ack, w, &w->op) == MEDIA_WAIT)
+		return true;
+	ack_wait_free(w, false);
+	return false;
 }
 
 /* ---- next hops by name (RFC 3263) ---- */
@@ -1512,6 +1713,10 @@ static void start_branches(struct routing *r)
 			 URL_PRINT_ARGS(r->sip->sip_to->a_url), (unsigned long long)r->in->id, r->in->peer_text,
 			 upstreams[0].uri);
 	}
+	if (r->sip->sip_request->rq_method == sip_method_bye)
+		media_call_end(r->sip, "BYE");
+	if (media_hold_start(ctx, r->targets, r->n, r->uris))
+		return; /* rtpengine first; the branches start when it has answered */
 	ctx_start(ctx, r->targets, r->n, r->in);
 }
 
@@ -1557,6 +1762,8 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
 		return;
 	}
+	if (media_hold_ack(ack, in, out))
+		return;
 	forward_ack(ack, in, out);
 }
 

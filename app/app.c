@@ -5,6 +5,7 @@
  * through the hooks attached here.
  */
 #include "app/app.h"
+#include "app/admin.h"
 #include "app/dispatch.h"
 #include "auth/auth.h"
 #include "base/log.h"
@@ -24,12 +25,17 @@
 #include "transport/udp.h"
 #include "transport/ws.h"
 
+#include <string.h>
+
 static struct {
 	uv_loop_t *loop;
 	struct app_config *cfg;
 	bool network;
 	bool started;
+	app_loader_fn loader;
 } App;
+
+static void reload_for_admin(struct reload_report *out) { app_reload(out); }
 
 static int start_network(struct app_config *cfg)
 {
@@ -43,7 +49,8 @@ static int start_network(struct app_config *cfg)
 	if (limits_init(&cfg->limits, &cfg->auth.trusted_peers) != 0 || ws_start(&cfg->ws, &cfg->http, &setup) != 0 ||
 	    stream_start(&cfg->tcp, &setup, ws_context()) != 0 || udp_start(&cfg->udp, &setup) != 0)
 		return -1;
-	return 0;
+	/* Last: its "listening admin" line comes after every SIP listener's. */
+	return admin_start(&cfg->admin, ws_context(), reload_for_admin);
 }
 
 int app_start(uv_loop_t *loop, struct app_config *cfg, bool network)
@@ -88,6 +95,7 @@ void app_stop(void)
 		 * is read while WebSocket drains. */
 		udp_stop();
 		stream_stop();
+		admin_stop();
 		if (ws_stop())
 			uv_run(loop, UV_RUN_DEFAULT); /* until ws has drained and calls uv_stop */
 		flow_close_all();
@@ -111,17 +119,14 @@ void app_stop(void)
 	sipmsg_shutdown();
 }
 
-void app_reload(void)
+void app_set_loader(app_loader_fn loader) { App.loader = loader; }
+
+void app_reload(struct reload_report *out)
 {
-	auth_reload();
-	/* The pair is checked once, then put into the listeners of both kinds and into the
-	 * connections we open; a broken pair changes nothing. */
-	const struct app_config *cfg = App.cfg;
-	int pair = cfg && App.network ? tls_check_pair(&cfg->tls, cfg->listen, cfg->n_listen) : 1;
-	if (pair == 0) {
-		ws_tls_reload();
-		stream_tls_reload();
-	}
-	if (pair != -1)
-		tls_client_reload();
+	struct reload_report mine;
+	struct reload_report *r = out ? out : &mine;
+	memset(r, 0, sizeof(*r));
+	reload_run(App.cfg, App.network, App.loader, r);
+	if (!out)
+		reload_report_clear(r);
 }

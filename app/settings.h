@@ -6,6 +6,7 @@
  */
 #ifndef SIPEDGE_SETTINGS_H
 #define SIPEDGE_SETTINGS_H
+#include "app/admin_config.h"
 #include "auth/auth.h"
 #include "base/config.h"
 #include "media/rtpengine.h"
@@ -37,6 +38,7 @@ struct app_config {
 	struct registrar_config registrar;
 	struct proxy_config proxy;
 	struct auth_config auth;
+	struct admin_config admin;
 	struct media_config media;
 
 	char *path; /* the file it was read from */

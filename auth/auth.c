@@ -514,6 +514,14 @@ static int load_users(void)
 	return 0;
 }
 
+static void parse_trusted(void)
+{
+	A.n_trusted = 0;
+	for (int i = 0; i < A.cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
+		if (net_cidr_parse(A.cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+			A.n_trusted++;
+}
+
 static void algs_from(const struct string_list *names, struct alg_list *out)
 {
 	out->n = 0;
@@ -565,10 +573,7 @@ int auth_init(const struct auth_config *cfg)
 	algs_from(&cfg->auth_algorithms, &A.net);
 	algs_from(&cfg->auth_ws_algorithms, &A.ws);
 	load_local_addrs();
-	A.n_trusted = 0;
-	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
-		if (net_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
-			A.n_trusted++;
+	parse_trusted();
 	A.challenge_all = false;
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
 		if (strcmp(cfg->auth_challenge_methods.item[i], "*") == 0)
@@ -606,6 +611,8 @@ int auth_reload(void)
 {
 	if (!A.running)
 		return -1;
+	/* auth.trusted_peers may have changed in the configuration it keeps by pointer. */
+	parse_trusted();
 	if (A.cfg->no_auth || !A.cfg->users_file || !*A.cfg->users_file) {
 		log_info("auth: reload: no users file in use");
 		return 0;

@@ -43,7 +43,8 @@ int auth_config_check(const struct auth_config *cfg);
  *  attaches auth_register_check to the registrar and auth_request_policy to the proxy.
  *  -1 if the users file cannot be read (logged). */
 int auth_init(const struct auth_config *cfg);
-/** Read the users file again (SIGHUP). On error the users in force stay. 0 on success. */
+/** Read the users file and the trusted peers again (SIGHUP, reload: cfg, kept by pointer, may
+ *  hold new values). On error the users in force stay. 0 on success. */
 int auth_reload(void);
 void auth_shutdown(void);
 

@@ -7,6 +7,7 @@
  * transaction and every branch are gone.
  */
 #include "proxy/proxy.h"
+#include "proxy/dialogs.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -99,22 +100,27 @@ static proxy_forward_fn forward_filter;
 
 /* routing.upstreams as configured: a numeric address is used as it is; a name is looked up
  * (RFC 3263) at start and again when its records expire, and until it resolves it has no
- * targets. */
+ * targets. Each entry is on the heap and owns its copy of the URI, so that a reload can retire
+ * the old entries while a lookup or a timer of theirs is still under way. */
 #define MAX_UPSTREAMS CONFIG_MAX_LIST
 #define DNS_REFRESH_MIN 10   /* s: never ask more often, whatever the TTL */
 #define DNS_REFRESH_MAX 3600 /* s: ask again at least this often */
 #define DNS_RETRY 10	     /* s: after a lookup that found nothing */
-static struct upstream_cfg {
-	const char *uri;
+struct upstream_cfg {
+	char *uri;
 	url_t *url;
+	su_home_t home[1];
 	bool named;
 	struct transport_dest dest[RESOLVE_MAX_TARGETS];
 	int n_dest;
 	uv_timer_t refresh;
 	bool timer_open;
-} cfgs[MAX_UPSTREAMS];
+	bool lookup_pending; /* resolve_start's callback is still to come */
+	bool retired;	     /* replaced by a reload: freed once its timer and lookup are done */
+	bool timer_closing;  /* retired with its timer still to close */
+};
+static struct upstream_cfg *cfgs[MAX_UPSTREAMS];
 static int n_cfgs;
-static su_home_t cfg_home[1] = {SU_HOME_INIT(cfg_home)};
 
 /* Every target of every upstream, in the order failover tries them. */
 static struct upstream upstreams[MAX_UPSTREAMS];
@@ -124,8 +130,37 @@ static void upstreams_rebuild(void)
 {
 	n_upstreams = 0;
 	for (int i = 0; i < n_cfgs; i++)
-		for (int j = 0; j < cfgs[i].n_dest && n_upstreams < MAX_UPSTREAMS; j++)
-			upstreams[n_upstreams++] = (struct upstream){.uri = cfgs[i].uri, .dest = cfgs[i].dest[j]};
+		for (int j = 0; j < cfgs[i]->n_dest && n_upstreams < MAX_UPSTREAMS; j++)
+			upstreams[n_upstreams++] = (struct upstream){.uri = cfgs[i]->uri, .dest = cfgs[i]->dest[j]};
+}
+
+static void upstream_cfg_free(struct upstream_cfg *c)
+{
+	su_home_deinit(c->home);
+	free(c->uri);
+	free(c);
+}
+
+static void on_refresh_closed(uv_handle_t *h)
+{
+	struct upstream_cfg *c = h->data;
+	c->timer_closing = false;
+	if (!c->lookup_pending)
+		upstream_cfg_free(c);
+}
+
+/** Stop using c: at once, or when its timer has closed and its lookup has answered. */
+static void upstream_cfg_retire(struct upstream_cfg *c)
+{
+	c->retired = true;
+	if (c->timer_open) {
+		c->timer_open = false;
+		c->timer_closing = true;
+		uv_timer_stop(&c->refresh);
+		uv_close((uv_handle_t *)&c->refresh, on_refresh_closed);
+	} else if (!c->lookup_pending) {
+		upstream_cfg_free(c);
+	}
 }
 
 static void on_refresh(uv_timer_t *h);
@@ -133,6 +168,12 @@ static void on_refresh(uv_timer_t *h);
 static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32_t ttl)
 {
 	struct upstream_cfg *c = arg;
+	c->lookup_pending = false;
+	if (c->retired) {
+		if (!c->timer_closing)
+			upstream_cfg_free(c);
+		return;
+	}
 	uint64_t next = DNS_RETRY;
 	if (n == 0) {
 		/* Keep what the last lookup found: a stale address beats none. */
@@ -175,8 +216,11 @@ static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32
 static void on_refresh(uv_timer_t *h)
 {
 	struct upstream_cfg *c = h->data;
-	if (resolve_start(c->url, on_resolved, c) != 0)
+	c->lookup_pending = true;
+	if (resolve_start(c->url, on_resolved, c) != 0) {
+		c->lookup_pending = false;
 		uv_timer_start(&c->refresh, on_refresh, DNS_RETRY * 1000, 0);
+	}
 }
 
 const struct setting proxy_settings[] = {
@@ -186,6 +230,7 @@ const struct setting proxy_settings[] = {
 	SETTING_INT("routing.upstream_timeout", struct proxy_config, upstream_timeout, 5000),
 	SETTING_STRING("routing.resolv_conf", struct proxy_config, resolv_conf, "/etc/resolv.conf"),
 	SETTING_INT("proxy.timer_c", struct proxy_config, timer_c, 180),
+	SETTING_INT("proxy.dialog_timeout", struct proxy_config, dialog_timeout, 7200),
 	SETTING_END,
 };
 
@@ -208,22 +253,30 @@ int proxy_config_check(const struct proxy_config *cfg)
 		log_error("config: proxy.timer_c must be positive");
 		problems++;
 	}
+	if (cfg->dialog_timeout < 60) {
+		log_error("config: proxy.dialog_timeout must be at least 60 seconds");
+		problems++;
+	}
 	return problems;
 }
 
-int proxy_init(const struct proxy_config *cfg, bool edge)
+/** routing.upstreams as P_cfg says now; the entries in use before are retired. -1 (logged) if
+ *  one cannot be used. */
+static int upstreams_configure(void)
 {
-	P_cfg = cfg;
-	edge_mode = edge;
+	int old = n_cfgs;
+	struct upstream_cfg *prev[MAX_UPSTREAMS];
+	memcpy(prev, cfgs, sizeof(prev));
 	n_cfgs = 0;
-	n_upstreams = 0;
 	int rc = 0;
 	for (int i = 0; i < P_cfg->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
-		const char *uri = P_cfg->upstreams.item[i];
-		url_t *url = url_make(cfg_home, uri);
-		struct upstream_cfg *c = &cfgs[n_cfgs];
-		memset(c, 0, sizeof(*c));
-		c->uri = uri;
+		struct upstream_cfg *c = calloc(1, sizeof(*c));
+		if (!c || !(c->uri = strdup(P_cfg->upstreams.item[i]))) {
+			free(c);
+			return -1;
+		}
+		su_home_init(c->home);
+		url_t *url = url_make(c->home, c->uri);
 		c->url = url;
 		bool numeric = url && url->url_host && host_is_ip_address(url->url_host);
 		if (numeric && transport_dest_from_url(url, &c->dest[0]) == 0) {
@@ -234,16 +287,19 @@ int proxy_init(const struct proxy_config *cfg, bool edge)
 		} else {
 			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:HOST[:PORT]"
 				  "[;transport=udp|tcp|tls], HOST a name or a numeric address)",
-				  uri);
+				  c->uri);
+			upstream_cfg_free(c);
 			rc = -1;
 			continue;
 		}
-		n_cfgs++;
-		log_info("proxy: upstream %d: %s%s", n_cfgs, uri, c->named ? " (DNS, RFC 3263)" : "");
+		cfgs[n_cfgs++] = c;
+		log_info("proxy: upstream %d: %s%s", n_cfgs, c->uri, c->named ? " (DNS, RFC 3263)" : "");
 	}
+	for (int i = 0; i < old; i++)
+		upstream_cfg_retire(prev[i]);
 	upstreams_rebuild();
 	for (int i = 0; i < n_cfgs && rc == 0; i++) {
-		struct upstream_cfg *c = &cfgs[i];
+		struct upstream_cfg *c = cfgs[i];
 		if (!c->named)
 			continue;
 		if (resolve_init(P_cfg->resolv_conf) != 0)
@@ -254,6 +310,23 @@ int proxy_init(const struct proxy_config *cfg, bool edge)
 		on_refresh(&c->refresh);
 	}
 	return rc;
+}
+
+int proxy_init(const struct proxy_config *cfg, bool edge)
+{
+	P_cfg = cfg;
+	edge_mode = edge;
+	n_cfgs = 0;
+	n_upstreams = 0;
+	dialogs_init(&cfg->dialog_timeout);
+	return upstreams_configure();
+}
+
+int proxy_reload(void)
+{
+	/* Branches under way keep the destination they were sent to; only the failover of a
+	 * request still looking for an upstream reads the new list. */
+	return upstreams_configure();
 }
 
 void proxy_set_policy(proxy_policy_fn fn) { policy = fn; }
@@ -304,22 +377,18 @@ static void branch_stop_timer(struct branch *b)
 
 void proxy_shutdown(void)
 {
-	for (int i = 0; i < n_cfgs; i++) {
-		if (cfgs[i].timer_open) {
-			cfgs[i].timer_open = false;
-			uv_timer_stop(&cfgs[i].refresh);
-			uv_close((uv_handle_t *)&cfgs[i].refresh, NULL);
-		}
-	}
 	resolve_shutdown(); /* no lookup calls back any more */
+	for (int i = 0; i < n_cfgs; i++) {
+		cfgs[i]->lookup_pending = false;
+		upstream_cfg_retire(cfgs[i]);
+	}
 	while (ack_waits)
 		ack_wait_free(ack_waits, true);
 	while (lookups)
 		lookup_free(lookups);
 	n_cfgs = 0;
 	n_upstreams = 0;
-	su_home_deinit(cfg_home);
-	su_home_init(cfg_home);
+	dialogs_shutdown();
 	/* Cut every tie to transactions; timers close asynchronously and release their context. */
 	struct proxy_ctx *ctx = contexts;
 	while (ctx) {
@@ -753,6 +822,8 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 			if (up)
 				respond_up(ctx, b, up);
 		}
+		if (ctx->invite)
+			dialogs_answered(sip, ctx->in_flow, txn_flow_id(ct));
 		if (!ctx->final_sent && ctx->invite)
 			cancel_pending(ctx, (int)(b - ctx->branch));
 		if (!ctx->final_sent)
@@ -1714,6 +1785,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	}
 	if (refuse_invalid(st, req, sip))
 		return;
+	dialogs_request(sip); /* a BYE ends a call in the operator's list; anything else refreshes it */
 	struct routing r = {.st = st, .req = req, .sip = sip, .in = in};
 	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
 	r.edge_register = edge_mode && sip->sip_request->rq_method == sip_method_register && !sip->sip_route &&

@@ -70,6 +70,7 @@ static const char *why_name(enum location_why why)
 	case LOC_EXPIRED: return "expired";
 	case LOC_FLOW_CLOSED: return "flow closed";
 	case LOC_REPLACED: return "replaced";
+	case LOC_OPERATOR: return "by the operator";
 	}
 	return "?";
 }
@@ -104,7 +105,8 @@ void location_binding_clear(struct binding *b)
 	free(b->instance);
 	free(b->path);
 	free(b->call_id);
-	b->aor = b->key = b->contact = b->uri = b->instance = b->path = b->call_id = NULL;
+	free(b->user_agent);
+	b->aor = b->key = b->contact = b->uri = b->instance = b->path = b->call_id = b->user_agent = NULL;
 }
 
 int location_binding_copy(struct binding *dst, const struct binding *src)
@@ -118,6 +120,7 @@ int location_binding_copy(struct binding *dst, const struct binding *src)
 	dst->instance = dup_or_null(src->instance, &fail);
 	dst->path = dup_or_null(src->path, &fail);
 	dst->call_id = dup_or_null(src->call_id, &fail);
+	dst->user_agent = dup_or_null(src->user_agent, &fail);
 	if (fail) {
 		location_binding_clear(dst);
 		return -1;
@@ -427,6 +430,8 @@ struct binding *location_add(const struct binding *b)
 	}
 	if (!lb->b.reg_epoch)
 		lb->b.reg_epoch = new_epoch();
+	if (!lb->b.registered_at)
+		lb->b.registered_at = time(NULL);
 	struct loc_aor *a = aor_get(b->aor);
 	if (!a || heap_push(lb) != 0) {
 		location_binding_clear(&lb->b);
@@ -464,6 +469,7 @@ int location_update(struct binding *cur, const struct binding *from)
 	free(nb.key);
 	nb.aor = cur->aor;
 	nb.key = cur->key;
+	nb.registered_at = cur->registered_at;
 	cur->aor = cur->key = NULL;
 	location_binding_clear(cur);
 	flow_unlink(lb);
@@ -533,6 +539,40 @@ int location_bindings(const char *aor, struct binding **out, int max)
 	for (struct loc_binding *lb = a->bindings; lb && n < max; lb = lb->next)
 		if (lb->b.expires_at > now)
 			out[n++] = &lb->b;
+	return n;
+}
+
+void location_each(const char *aor, location_each_fn fn, void *arg)
+{
+	time_t now = time(NULL);
+	if (aor) {
+		struct loc_aor *a = aor_find(aor);
+		for (struct loc_binding *lb = a ? a->bindings : NULL; lb; lb = lb->next)
+			if (lb->b.expires_at > now)
+				fn(&lb->b, arg);
+		return;
+	}
+	for (unsigned i = 0; i < T.nbuckets; i++)
+		for (struct loc_aor *a = T.buckets[i]; a; a = a->hnext)
+			for (struct loc_binding *lb = a->bindings; lb; lb = lb->next)
+				if (lb->b.expires_at > now)
+					fn(&lb->b, arg);
+}
+
+int location_remove_by_key(const char *aor, const char *key)
+{
+	struct loc_aor *a = T.running ? aor_find(aor) : NULL;
+	int n = 0;
+	/* An AOR that becomes empty stays in the table (remembered as gone), so a stays valid. */
+	struct loc_binding *lb = a ? a->bindings : NULL;
+	while (lb) {
+		struct loc_binding *next = lb->next;
+		if (!key || strcmp(lb->b.key, key) == 0) {
+			location_remove(&lb->b, LOC_OPERATOR);
+			n++;
+		}
+		lb = next;
+	}
 	return n;
 }
 

@@ -344,6 +344,7 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	nb->connection = c->f && proto_is_reliable(c->f->proto);
 	nb->call_id = (char *)c->sip->sip_call_id->i_id;
 	nb->cseq = c->sip->sip_cseq->cs_seq;
+	nb->user_agent = c->sip->sip_user_agent ? (char *)c->sip->sip_user_agent->g_string : NULL;
 	nb->updated_at = time(NULL);
 	nb->expires_at = nb->updated_at + (time_t)e;
 	if (!nb->key) {

@@ -336,6 +336,7 @@ static int conn_receive(struct stream_conn *c, const char *in, size_t len)
 	if (c->state == CONN_CLOSING)
 		return 0; /* nothing more is read from a connection we are closing */
 	c->last_ms = uv_now(S.loop);
+	flow_received(c->flow, len);
 	msg_t *bad = NULL;
 	int rc = sipmsg_stream_feed(c->rx, in, len, on_stream_message, c, &bad);
 	if (rc == 0)

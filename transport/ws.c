@@ -213,6 +213,7 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 {
 	if (lws_is_first_fragment(wsi))
 		c->rx_binary = lws_frame_is_binary(wsi);
+	flow_received(c->flow, len);
 	size_t max = (size_t)W.cfg->ws_max_message;
 	/* The frame header announces the rest of the frame: refuse a frame that will not fit
 	 * now, not after its sender has trickled in the allowed bytes. */

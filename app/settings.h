@@ -6,11 +6,14 @@
  */
 #ifndef SIPEDGE_SETTINGS_H
 #define SIPEDGE_SETTINGS_H
+#include "app/admin_config.h"
 #include "auth/auth.h"
 #include "base/config.h"
+#include "media/rtpengine.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/http.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
 #include "transport/tls.h"
@@ -35,6 +38,8 @@ struct app_config {
 	struct registrar_config registrar;
 	struct proxy_config proxy;
 	struct auth_config auth;
+	struct admin_config admin;
+	struct media_config media;
 
 	char *path; /* the file it was read from */
 };

@@ -13,7 +13,8 @@
  *   digest uri names someone else      → 400 (auth.strict_digest_uri: ≠ Request-URI)
  *   unknown user, wrong password       → challenge (failure; the same answer, so that user names
  *                                        cannot be probed)
- *   nc not higher than before          → challenge (failure, replay)
+ *   nc not higher than before          → challenge with stale=true (a resent request or a
+ *                                        replay: the password was right, so no failure)
  *   user does not own the AOR          → 403
  */
 #include "auth/auth.h"
@@ -376,8 +377,13 @@ static int auth_verify(struct auth_req *r)
 
 	switch (nc_table_use(c.nonce, issued, nc, now)) {
 	case NC_REPLAY:
+		/* The digest matched, so whoever sent it knows the password or copied a request: a
+		 * fresh nonce (stale=true) lets an honest client that resent its last credentials
+		 * (SIP.js does on un-REGISTER) answer without a failure on record, and gives a
+		 * replayer nothing. */
 		metrics_inc(M_AUTH_REPLAYS);
-		return auth_fail(r, "nonce count did not increase (replay)", false);
+		return auth_fail(r, "nonce count did not increase (resent or replayed): challenged with stale=true",
+				 true);
 	case NC_FORGOTTEN: return auth_fail(r, "nonce no longer tracked: challenged with stale=true", true);
 	case NC_OK: break;
 	}
@@ -392,6 +398,30 @@ static int auth_verify(struct auth_req *r)
 	if (r->kind == KIND_PROXY)
 		msg_header_remove(r->req, (msg_pub_t *)sip, (msg_header_t *)h);
 	return 0;
+}
+
+/** realm is one we challenge with: the configured one, else one of our domains. */
+static bool realm_is_ours(const char *realm)
+{
+	if (A.cfg->realm && A.cfg->realm[0])
+		return strcmp(realm, A.cfg->realm) == 0;
+	return self_is_our_domain(realm);
+}
+
+void auth_strip_credentials(msg_t *fwd, sip_t *sip)
+{
+	if (!A.running)
+		return;
+	msg_auth_t *h = sip->sip_proxy_authorization;
+	while (h) {
+		msg_auth_t *next = h->au_next;
+		char const *realm = msg_params_find(h->au_params, "realm=");
+		char *unquoted = realm ? msg_unquote_dup(NULL, realm) : NULL;
+		if (unquoted && realm_is_ours(unquoted))
+			msg_header_remove(fwd, (msg_pub_t *)sip, (msg_header_t *)h);
+		su_free(NULL, unquoted);
+		h = next;
+	}
 }
 
 static const char *realm_for(const url_t *identity)
@@ -484,6 +514,14 @@ static int load_users(void)
 	return 0;
 }
 
+static void parse_trusted(void)
+{
+	A.n_trusted = 0;
+	for (int i = 0; i < A.cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
+		if (net_cidr_parse(A.cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+			A.n_trusted++;
+}
+
 static void algs_from(const struct string_list *names, struct alg_list *out)
 {
 	out->n = 0;
@@ -535,10 +573,7 @@ int auth_init(const struct auth_config *cfg)
 	algs_from(&cfg->auth_algorithms, &A.net);
 	algs_from(&cfg->auth_ws_algorithms, &A.ws);
 	load_local_addrs();
-	A.n_trusted = 0;
-	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
-		if (net_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
-			A.n_trusted++;
+	parse_trusted();
 	A.challenge_all = false;
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
 		if (strcmp(cfg->auth_challenge_methods.item[i], "*") == 0)
@@ -576,6 +611,8 @@ int auth_reload(void)
 {
 	if (!A.running)
 		return -1;
+	/* auth.trusted_peers may have changed in the configuration it keeps by pointer. */
+	parse_trusted();
 	if (A.cfg->no_auth || !A.cfg->users_file || !*A.cfg->users_file) {
 		log_info("auth: reload: no users file in use");
 		return 0;

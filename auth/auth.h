@@ -43,12 +43,16 @@ int auth_config_check(const struct auth_config *cfg);
  *  attaches auth_register_check to the registrar and auth_request_policy to the proxy.
  *  -1 if the users file cannot be read (logged). */
 int auth_init(const struct auth_config *cfg);
-/** Read the users file again (SIGHUP). On error the users in force stay. 0 on success. */
+/** Read the users file and the trusted peers again (SIGHUP, reload: cfg, kept by pointer, may
+ *  hold new values). On error the users in force stay. 0 on success. */
 int auth_reload(void);
 void auth_shutdown(void);
 
 /** The registrar's check (registrar_auth_fn). */
 int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor);
+/** The proxy's forward filter (proxy_forward_fn): Proxy-Authorization for our realm leaves
+ *  no request we forward, in dialog or not, ACK included (RFC 3261 §22.3: ours to consume). */
+void auth_strip_credentials(msg_t *fwd, sip_t *sip);
 /** The proxy's policy (proxy_policy_fn). */
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
 

@@ -244,7 +244,7 @@ test('an expired nonce is challenged again with stale=true, then the new one wor
   await waitLog(d, /nonce expired/);
 });
 
-test('a replayed nonce count is refused; a higher one is accepted', async (t) => {
+test('a replayed nonce count is refused with a fresh nonce (stale, not a failure); a higher one is accepted', async (t) => {
   const d = await start(t);
   const alice = await connect(t, d, 'alice');
   const nonce = challenges(await register(alice))[0].nonce;
@@ -253,8 +253,13 @@ test('a replayed nonce count is refused; a higher one is accepted', async (t) =>
   // The very same credentials in a new REGISTER (as an eavesdropper would send them).
   const replay = await register(alice, { authorization: creds });
   assert.equal(replay.status_code, 401);
-  assert.equal(challenges(replay)[0].stale, undefined);
-  await waitLog(d, /nonce count did not increase \(replay\)/);
+  // The digest was right: a new nonce (stale=true) that an honest client answering again can
+  // use, and no failed login on record; the replayer learns nothing it did not know.
+  assert.equal(challenges(replay)[0].stale, 'true');
+  await waitLog(d, /nonce count did not increase \(resent or replayed\)/);
+  const m = await d.metrics();
+  assert.equal(m.sipedge_auth_nc_replays_total, 1);
+  assert.equal(m.sipedge_auth_failures_total, 0);
   const next = digest({ user: 'alice', password: 'alice-pw', nonce, nc: 2, method: 'REGISTER', uri: `sip:${DOMAIN}` });
   assert.equal((await register(alice, { authorization: next })).status_code, 200);
 });

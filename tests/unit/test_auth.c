@@ -835,14 +835,16 @@ START_TEST(test_register_nc_replay)
 								   "SHA-256", "REGISTER", "sip:" DOMAIN, 1)));
 	ck_assert_int_eq(status_of(r), 200);
 	msg_destroy(r);
-	/* The same credentials again in a new request: a replay. */
-	int64_t replays = metrics_get(M_AUTH_REPLAYS);
+	/* The same credentials again in a new request: refused, with a fresh nonce the client may
+	 * answer without asking its user again (stale=true), and no failure on record. */
+	int64_t replays = metrics_get(M_AUTH_REPLAYS), failures = metrics_get(M_AUTH_FAILURES);
 	r = exchange(NET, register_text("alice", credentials("Authorization", "alice", "alice-pw", DOMAIN, nonce,
 							    "SHA-256", "REGISTER", "sip:" DOMAIN, 1)));
 	ck_assert_int_eq(status_of(r), 401);
-	ck_assert_ptr_null(challenge_param(r, 0, "stale="));
+	ck_assert_str_eq(challenge_param(r, 0, "stale="), "true");
 	msg_destroy(r);
 	ck_assert_int_eq(metrics_get(M_AUTH_REPLAYS), replays + 1);
+	ck_assert_int_eq(metrics_get(M_AUTH_FAILURES), failures);
 	/* The next count is fine, a lower one is not. */
 	r = exchange(NET, register_text("alice", credentials("Authorization", "alice", "alice-pw", DOMAIN, nonce,
 							    "SHA-256", "REGISTER", "sip:" DOMAIN, 3)));
@@ -1037,6 +1039,36 @@ START_TEST(test_message_from_our_user_407_then_forwarded)
 }
 END_TEST
 
+/* RFC 3261 §22.3: credentials for our realm are ours to consume, also on requests the policy
+ * lets through without them (in dialog, ACK); another realm's go on to whoever asked. */
+START_TEST(test_our_credentials_never_forwarded)
+{
+	register_bob_on_flow1();
+	char token[FLOW_TOKEN_LEN + 1], text[1536];
+	flow_token_make(flows[1]->id, token);
+	snprintf(text, sizeof(text),
+		 "BYE sip:bob@b.invalid;transport=ws SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS a.invalid;branch=z9hG4bKbye1\r\n"
+		 "Max-Forwards: 70\r\n"
+		 "Route: <sip:%s@127.0.0.1:8080;transport=ws;lr>\r\n"
+		 "To: <sip:bob@" DOMAIN ">;tag=b1\r\n"
+		 "From: <sip:alice@" DOMAIN ">;tag=a1\r\n"
+		 "Call-ID: dialog-1\r\n"
+		 "CSeq: 2 BYE\r\n"
+		 "Proxy-Authorization: Digest username=\"alice\", realm=\"" DOMAIN "\", nonce=\"n1\", "
+		 "uri=\"sip:bob@" DOMAIN "\", response=\"00000000000000000000000000000000\"\r\n"
+		 "Proxy-Authorization: Digest username=\"alice\", realm=\"pbx.example\", nonce=\"n2\", "
+		 "uri=\"sip:bob@" DOMAIN "\", response=\"11111111111111111111111111111111\"\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 token);
+	dispatch_receive(flows[0], text, strlen(text));
+	ck_assert_int_eq(boxes[1].n, 1);
+	ck_assert(strncmp(boxes[1].msg[0], "BYE ", 4) == 0);
+	ck_assert_ptr_null(strstr(boxes[1].msg[0], "realm=\"" DOMAIN "\""));
+	ck_assert_ptr_nonnull(strstr(boxes[1].msg[0], "realm=\"pbx.example\""));
+}
+END_TEST
+
 START_TEST(test_message_identity_mismatch_403)
 {
 	register_bob_on_flow1();
@@ -1212,6 +1244,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_register_malformed_credentials_400);
 	tcase_add_test(tc, test_users_reload);
 	tcase_add_test(tc, test_message_from_our_user_407_then_forwarded);
+	tcase_add_test(tc, test_our_credentials_never_forwarded);
 	tcase_add_test(tc, test_message_identity_mismatch_403);
 	tcase_add_test(tc, test_relay_foreign_denied);
 	tcase_add_test(tc, test_relay_authenticated_user_passes_policy);

@@ -92,7 +92,7 @@ check: deps deps-test asan web fuzz-build
 	SIPEDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/sipedge UNIT_BIN=$(CURDIR)/$(ASAN_BUILD)/tests/unit/test_unit \
 		FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzz_sip tests/run-all
 
-# make bench: sipedge and Kamailio side by side (tests/bench/README.md); about 9 minutes.
+# make bench: sipedge and Kamailio side by side (tests/bench/README.md); about 8 minutes.
 bench: deps $(BUILD)/sipedge
 	@tools/install-deps bench
 	$(MAKE) -C $(BUILD) tests/bench/sipload

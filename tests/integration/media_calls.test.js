@@ -28,11 +28,11 @@ function mediaOf(sdp) {
   return { port: m && Number(m[1]), proto: m && m[2], addr: c && c[1] };
 }
 
-async function setup(engines, extra = '') {
+async function setup(engines, extra = '', more = '') {
   const d = await startDaemon({
     listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'],
     args: ['--no-auth'],
-    config: `http = { web_root = ""; };\nmedia = { rtpengine = [ ${engines.map((e) => `"${e}"`).join(', ')} ]; ${extra} };\n`,
+    config: `http = { web_root = ""; };\nmedia = { rtpengine = [ ${engines.map((e) => `"${e}"`).join(', ')} ]; ${extra} };\n${more}`,
   });
   const bob = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'bob', domain: 'example.com' });
   assert.strictEqual((await bob.register()).status_code, 200);
@@ -507,6 +507,90 @@ test('forking to a browser and a plain phone: each branch gets the offer for its
     await deskRtp.close();
     await desk.close();
     await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+const waitNoCalls = async (r, ms = 3000) => {
+  for (let t = 0; t < ms / 100 && (await r.calls()).length; t++) await new Promise((res) => setTimeout(res, 100));
+  return r.calls();
+};
+
+test('Timer C and a silent callee leave no session in rtpengine', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng], '', 'proxy = { timer_c = 1; };\n');
+  const desk = await registerUdp(d, 'bob');
+  try {
+    // Both branches ring past Timer C: each is CANCELled and answers 487; the caller gets 408.
+    let callId = `timerc-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pt1'));
+    const web = await bob.expectRequest('INVITE');
+    const dsk = await inviteTo(desk, callId);
+    bob.respond(web, 180, 'Ringing', { toTag: 'tw1' });
+    await phoneRespond(desk, dsk, 180, 'Ringing', '', 'td1');
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    const cancel = await bob.expectRequest('CANCEL', 5000);
+    bob.respond(cancel, 200, 'OK');
+    bob.respond(web, 487, 'Request Terminated', { toTag: 'tw1' });
+    const dc = await desk.next((m) => m.method === 'CANCEL' && m.call_id === callId, 5000);
+    assert.ok(dc, 'Timer C cancels the desk phone\'s branch');
+    await phoneRespond(desk, dc, 200, 'OK', '', 'td1');
+    await phoneRespond(desk, dsk, 487, 'Request Terminated', '', 'td1');
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 408);
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after Timer C');
+
+    // Callees that never answer at all (no provisional): the branches end at Timer C (408).
+    callId = `silent-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pt2'));
+    await bob.expectRequest('INVITE');
+    await inviteTo(desk, callId);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 408);
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after the transactions timed out');
+    assert.match(d.log(), new RegExp(`media: call ${callId} ends \\(no call\\)`));
+    assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+  } finally {
+    await desk.close();
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('a WebSocket dropped without a close mid-call (callee or caller) leaves no session', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    // The browser callee's socket is destroyed (no close frame) during the call.
+    let callId = `drop-${rand(6)}`;
+    await establish(phone, bob, callId, 'pk1', 'bk1');
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    bob.ws.terminate();
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after the callee\'s connection died');
+    assert.match(d.log(), new RegExp(`media: call ${callId} ends \\(connection closed\\)`));
+
+    // A browser caller's socket dies mid-call: the phone it called keeps nothing either.
+    const alice = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'alice', domain: 'example.com' });
+    assert.strictEqual((await alice.register()).status_code, 200);
+    const desk = await registerUdp(d, 'carol');
+    callId = `drop2-${rand(6)}`;
+    alice.send(alice.request({ method: 'INVITE', ruri: 'sip:carol@example.com', to: 'sip:carol@example.com',
+      fromTag: 'ak2', callId, cseq: 1, body: WEBRTC_SDP.replace('a=setup:active', 'a=setup:actpass') }).text);
+    const inv = await inviteTo(desk, callId);
+    assert.ok(inv, 'the desk phone got the browser\'s call');
+    assert.match(inv.body, /^m=audio \d+ RTP\/AVP /m, inv.body);
+    await phoneRespond(desk, inv, 200, 'OK', PLAIN_SDP, 'ck2');
+    const ok = await alice.expectResponse('INVITE', 200);
+    assert.match(ok.body, /UDP\/TLS\/RTP\/SAVPF/);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    alice.ws._socket.destroy();
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after the caller\'s connection died');
+    assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+    await desk.close();
+  } finally {
     await phone.close();
     await d.stop();
     await r.stop();

@@ -100,18 +100,39 @@ static void call_unlink(struct call *c)
 	call_unref(c);
 }
 
+/* A delete in flight, for its log line; at shutdown it is cancelled and freed. */
+struct pending_delete {
+	char *call_id;
+	struct rtpengine_req *req;
+	struct pending_delete *next, *prev;
+};
+static struct pending_delete *deletes;
+
+static void pending_delete_free(struct pending_delete *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		deletes = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	free(d->call_id);
+	free(d);
+}
+
 static void on_deleted(void *arg, int index, enum ng_status status, const struct bencode *reply)
 {
-	char *call_id = arg;
+	struct pending_delete *d = arg;
 	char reason[128] = "";
-	if (!call_id)
+	if (!d)
 		return;
+	const char *call_id = d->call_id;
 	if (status != NG_REPLY)
 		log_warn("media: call %s: rtpengine %s did not answer delete", call_id, rtpengine_name(index));
 	else if (!bencode_is_str(bencode_get(reply, "result"), "ok"))
 		log_warn("media: call %s: rtpengine %s refused delete: %s", call_id, rtpengine_name(index),
 			 bencode_get_str(reply, "error-reason", reason, sizeof(reason)) ? reason : "error");
-	free(call_id);
+	pending_delete_free(d);
 }
 
 /* An NG delete of the call, or of one leg (via_branch) of it, in its rtpengine. */
@@ -126,11 +147,24 @@ static void send_delete(struct call *c, const char *via_branch)
 	if (via_branch)
 		bencode_w_kv(&w, "via-branch", via_branch);
 	bencode_w_end(&w);
-	char *arg = stopping ? NULL : strdup(c->call_id);
-	if (bencode_w_finish(&w) == 0 && (arg || stopping) &&
-	    rtpengine_request(c->engine, "delete", w.buf, w.len, on_deleted, arg))
-		arg = NULL;
-	free(arg);
+	struct pending_delete *d = stopping ? NULL : calloc(1, sizeof(*d));
+	if (d && !(d->call_id = strdup(c->call_id))) {
+		free(d);
+		d = NULL;
+	}
+	if (d) {
+		d->next = deletes;
+		if (deletes)
+			deletes->prev = d;
+		deletes = d;
+	}
+	struct rtpengine_req *req = NULL;
+	if (bencode_w_finish(&w) == 0 && (d || stopping))
+		req = rtpengine_request(c->engine, "delete", w.buf, w.len, on_deleted, d);
+	if (d && !req)
+		pending_delete_free(d);
+	else if (d)
+		d->req = req;
 	bencode_w_free(&w);
 }
 
@@ -585,6 +619,10 @@ void media_init(const struct media_config *cfg)
 
 void media_shutdown(void)
 {
+	while (deletes) {
+		rtpengine_cancel(deletes->req);
+		pending_delete_free(deletes);
+	}
 	stopping = true;
 	while (ops)
 		media_op_cancel(ops);

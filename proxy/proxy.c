@@ -60,6 +60,7 @@ struct branch {
 	bool timer_open;
 	uint64_t out_flow;  /* the flow it went out on (media: the callee's leg) */
 	char via_branch[96]; /* our Via branch on it (media: the leg's NG via-branch) */
+	bool answer_refused; /* its 2xx could not be anchored: we ACKed it and sent BYE */
 };
 
 struct proxy_ctx {
@@ -87,6 +88,7 @@ struct proxy_ctx {
 	struct proxy_ctx *next, *prev; /* all contexts, for shutdown */
 };
 static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up);
+static void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, bool bye);
 static void media_waits_cut(struct proxy_ctx *ctx);
 struct ack_wait;
 static struct ack_wait *ack_waits;
@@ -834,6 +836,14 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 			respond_up(ctx, b, up);
 		return;
 	}
+	if (status < 300 && b->answer_refused) {
+		msg_t *up = response_for_upstream(resp);
+		if (up) {
+			end_callee_dialog(ctx, b, up, false); /* our ACK was lost: again */
+			msg_destroy(up);
+		}
+		return;
+	}
 	if (status < 300) {
 		b->status = status;
 		branch_stop_timer(b);
@@ -1168,13 +1178,89 @@ static void media_waits_cut(struct proxy_ctx *ctx)
 	}
 }
 
+static const struct txn_user bye_user; /* our own BYE: its response ends it, nothing else */
+
+/* The ACK for a callee's 2xx (resp, our Via removed) that we end ourselves, and with bye the BYE
+ * after it (Reason: 503): as the caller would send them, along the route set beyond us, from
+ * our address on the branch's flow. */
+static void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, bool bye)
+{
+	struct flow *out = flow_find(b->out_flow);
+	sip_t *rs = sip_object(resp), *qs = sip_object(ctx->req);
+	if (!out || !rs->sip_to || !rs->sip_call_id || !qs->sip_from || !qs->sip_cseq)
+		return;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	const url_t *target = rs->sip_contact ? rs->sip_contact->m_url : qs->sip_request->rq_url;
+	/* The route set: the Record-Route entries above ours (downstream of us), the nearest first. */
+	const sip_record_route_t *beyond[MAX_BRANCHES];
+	int n = 0;
+	uint64_t id;
+	for (const sip_record_route_t *rr = rs->sip_record_route; rr && n < MAX_BRANCHES; rr = rr->r_next) {
+		if (route_is_ours(rr->r_url, &id))
+			break;
+		beyond[n++] = rr;
+	}
+	char routes[2048] = "";
+	size_t off = 0;
+	for (int i = n - 1; i >= 0 && off < sizeof(routes); i--) {
+		char *r = sip_header_as_string(home, (const sip_header_t *)beyond[i]);
+		int k = r ? snprintf(routes + off, sizeof(routes) - off, "Route: %s\r\n", r) : 0;
+		off += k > 0 ? (size_t)k : 0;
+	}
+	char *ruri = url_as_string(home, target);
+	char *from = sip_header_as_string(home, (const sip_header_t *)qs->sip_from);
+	char *to = sip_header_as_string(home, (const sip_header_t *)rs->sip_to);
+	for (int i = 0; i < (bye ? 2 : 1) && ruri && from && to && off < sizeof(routes); i++) {
+		const char *method = i ? "BYE" : "ACK";
+		char text[4096];
+		const char *why = NULL;
+		int len = snprintf(text, sizeof(text),
+				   "%s %s SIP/2.0\r\nMax-Forwards: 70\r\n%sFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\n"
+				   "CSeq: %u %s\r\n%sContent-Length: 0\r\n\r\n",
+				   method, ruri, routes, from, to, rs->sip_call_id->i_id, qs->sip_cseq->cs_seq + i, method,
+				   i ? "Reason: SIP;cause=503;text=\"Media Relay Unavailable\"\r\n" : "");
+		msg_t *m = len > 0 && (size_t)len < sizeof(text) ? sipmsg_parse(text, (size_t)len, &why) : NULL;
+		sip_t *ms = m ? sip_object(m) : NULL;
+		if (!ms || msg_header_insert(m, (msg_pub_t *)ms, (msg_header_t *)make_via(msg_home(m), ms, out)) != 0) {
+			if (m)
+				msg_destroy(m);
+			break;
+		}
+		if (!i) {
+			transport_send_msg(out, m);
+			msg_destroy(m);
+			continue;
+		}
+		dialogs_request(ms); /* the call leaves the operator's list */
+		struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+		txn_client_create(m, &dest, &bye_user, NULL);
+	}
+	su_home_deinit(home);
+}
+
 static void on_media_response(void *arg, int status)
 {
 	struct media_wait *w = arg;
 	struct proxy_ctx *ctx = w->ctx;
-	/* An rtpengine failure on a response has been logged; the caller still gets it, with the
-	 * SDP as the callee sent it (refusing a 200 would leave the callee in a call). */
-	if (ctx->st) {
+	sip_t *rs = sip_object(w->msg);
+	int code = rs->sip_status->st_status;
+	if (status == 503 && w->branch && code >= 200 && code < 300 && ctx->invite &&
+	    !sip_object(ctx->req)->sip_to->a_tag) {
+		/* media.on_failure = "refuse" and rtpengine failed the callee's answer: a call without
+		 * audio is no call. The caller gets 503 instead of the 200 (when no other 2xx went up),
+		 * the callee an ACK and a BYE; the session has been deleted. */
+		struct branch *b = w->branch;
+		b->answer_refused = true;
+		bool told = ctx->st && txn_status(ctx->st) < 200;
+		log_warn("proxy: call %s: the callee's %d could not be anchored: %sACK and BYE to the callee",
+			 rs->sip_call_id->i_id, code, told ? "503 to the caller, " : "");
+		metrics_inc(M_MEDIA_ANSWERS_REFUSED);
+		end_callee_dialog(ctx, b, w->msg, true);
+		if (told)
+			txn_respond_status(ctx->st, 503, "Media Relay Unavailable");
+	} else if (ctx->st) {
+		/* A failure otherwise (media.on_failure = "unanchored", or in dialog) has been logged:
+		 * the caller gets the response with the SDP as the callee sent it. */
 		txn_respond(ctx->st, w->msg);
 		w->msg = NULL;
 	}
@@ -1194,6 +1280,7 @@ static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up)
 	struct media_wait *w = media_wait_new(ctx);
 	if (w) {
 		w->msg = up;
+		w->branch = b;
 		if (media_sdp(up, b->out_flow, ctx->in_flow, media_via(ctx, b), on_media_response, w, &w->op) ==
 		    MEDIA_WAIT)
 			return;

@@ -596,3 +596,47 @@ test('a WebSocket dropped without a close mid-call (callee or caller) leaves no 
     await r.stop();
   }
 });
+
+test('rtpengine fails the callee\'s 200: refuse ends the call on both legs, unanchored passes it on', async () => {
+  for (const policy of ['refuse', 'unanchored']) {
+    const r = await startRtpengine();
+    const { d, bob, phone } = await setup([r.ng], `ng_timeout = 300; ping_interval = 3600; on_failure = "${policy}";`);
+    try {
+      const callId = `ans-${policy}-${rand(6)}`;
+      await phone.send(invite(phone, callId, 'pa'));
+      const inv = await bob.expectRequest('INVITE');
+      assert.match(inv.body, /UDP\/TLS\/RTP\/SAVPF/);
+      await r.stop(); // the answer will find nobody
+      bob.respond(inv, 200, 'OK', { toTag: 'ba', body: WEBRTC_SDP });
+      const fin = await phone.final(callId, 5000);
+      if (policy === 'refuse') {
+        assert.strictEqual(fin.status_code, 503);
+        assert.strictEqual(fin.reason_phrase, 'Media Relay Unavailable');
+        const ack = await bob.expectRequest('ACK');
+        assert.strictEqual(tagOf(ack.getHeader('to')), 'ba');
+        assert.strictEqual(ack.getHeader('cseq'), '1 ACK');
+        const bye = await bob.expectRequest('BYE');
+        assert.strictEqual(tagOf(bye.getHeader('to')), 'ba');
+        assert.strictEqual(tagOf(bye.getHeader('from')), 'pa');
+        assert.match(bye.getHeader('reason'), /cause=503/);
+        bob.respond(bye, 200, 'OK');
+        assert.match(d.log(), new RegExp(`media: call ${callId}: rtpengine ${r.ng} failed the answer \\(no answer\\): 503`));
+        assert.match(d.log(), new RegExp(`proxy: call ${callId}: the callee's 200 could not be anchored: 503 to the caller, ACK and BYE to the callee`));
+        assert.strictEqual((await d.metrics()).sipedge_media_answers_refused_total, 1);
+        assert.strictEqual(await phone.next((m) => m.status_code === 200 && m.call_id === callId, 300), null,
+          'the callee\'s 200 never reaches the caller');
+      } else {
+        assert.strictEqual(fin.status_code, 200);
+        assert.strictEqual(mediaOf(fin.body).port, 41000, 'the callee\'s own SDP');
+        assert.match(d.log(), new RegExp(`media: call ${callId}: rtpengine ${r.ng} failed the answer \\(no answer\\): going on unanchored`));
+        await bob.expectNothing((m) => m.method === 'BYE', 300);
+      }
+      assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+    } finally {
+      await bob.close();
+      await phone.close();
+      await d.stop();
+      await r.stop();
+    }
+  }
+});

@@ -640,3 +640,40 @@ test('rtpengine fails the callee\'s 200: refuse ends the call on both legs, unan
     }
   }
 });
+
+test('a next hop looked up in DNS at call time is anchored too', async () => {
+  const { startDns } = require('../lib/dnsmasq');
+  const r = await startRtpengine();
+  const dns = await startDns(['--host-record=edge.far.test,127.0.0.1']);
+  const peer = await SipUdp.open({ port: 1 });
+  const d = await startDaemon({
+    listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], args: ['--no-auth'],
+    config: `http = { web_root = ""; };\nauth = { trusted_peers = [ "127.0.0.0/8" ]; };\n` +
+      `routing = { resolv_conf = "${dns.conf}"; };\nmedia = { rtpengine = [ "${r.ng}" ]; };\n`,
+  });
+  peer.port = d.ports.udp; // where its responses go
+  const alice = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'alice', domain: 'example.com' });
+  try {
+    assert.strictEqual((await alice.register()).status_code, 200);
+    const callId = `dns-${rand(6)}`;
+    alice.send(alice.request({ method: 'INVITE', ruri: 'sip:bob@far.test', to: 'sip:bob@far.test', fromTag: 'ad',
+      callId, cseq: 1, headers: [`Route: <sip:edge.far.test:${peer.local.port};lr>`],
+      body: WEBRTC_SDP.replace('a=setup:active', 'a=setup:actpass') }).text);
+    const inv = await peer.next((m) => m.method === 'INVITE' && m.call_id === callId, 5000);
+    assert.ok(inv, 'the INVITE reached the host the name stands for');
+    assert.match(inv.body, /^m=audio \d+ RTP\/AVP /m, inv.body);
+    assert.doesNotMatch(inv.body, /^a=(ice-|fingerprint:|candidate:)/m);
+    const port = mediaOf(inv.body).port;
+    assert.ok(port >= r.portMin && port < r.portMin + 100, `port ${port} is rtpengine's`);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    await phoneRespond(peer, inv, 486, 'Busy Here', '', 'pd');
+    assert.strictEqual((await alice.expectResponse('INVITE', 486, 5000)).status_code, 486);
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after 486');
+  } finally {
+    await alice.close();
+    await peer.close();
+    await d.stop();
+    await dns.stop();
+    await r.stop();
+  }
+});

@@ -25,7 +25,8 @@ void log_recent_each(unsigned long after, log_recent_fn fn, void *arg)
 		fn(&recent[s % LOG_RECENT_MAX], arg);
 }
 
-static void keep_recent(enum log_level level, long when, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void keep_recent(enum log_level level, long when, const char *fmt,
+								  va_list ap)
 {
 	struct log_recent *r = &recent[++recent_seq % LOG_RECENT_MAX];
 	r->seq = recent_seq;

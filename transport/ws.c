@@ -19,6 +19,7 @@
 #include "transport/stream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -28,7 +29,16 @@
 #include <sys/socket.h>
 
 #define SIP_PROTOCOL "sip"
-#define RX_CHUNK 4096
+/* lws gives each connection a receive buffer of the protocol's rx_buffer_size for as long as it
+ * is open, and hands a message over in pieces of at most that size. 1 KiB holds a REGISTER or a
+ * response in one piece; longer messages (an INVITE with SDP) are put back together in
+ * conn_receive's buffer, which exists only while one is arriving. At 4 KiB this buffer was
+ * more than half of an idle connection's memory (tests/bench/README.md). */
+#define RX_CHUNK 1024
+/* lws sets each connection's SO_SNDBUF to rx_buffer_size + LWS_PRE; keep the send buffer it had
+ * with 4 KiB (the kernel doubles it), so that a smaller receive buffer does not make writes
+ * wait for WRITEABLE more often. */
+#define SNDBUF_BYTES (4096 + LWS_PRE)
 #define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
 #define SHUTDOWN_DRAIN_MS 500	       /* time given to close frames at shutdown */
 
@@ -254,9 +264,12 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 		return 0;
 	}
 	if (c->rx_len + len > c->rx_cap) {
-		size_t cap = c->rx_cap ? c->rx_cap : RX_CHUNK;
-		while (cap < c->rx_len + len)
-			cap *= 2;
+		/* The rest of this frame is announced: room for all of it at once, and for a message
+		 * in several frames twice what it has grown to. */
+		size_t need = c->rx_len + len + lws_remaining_packet_payload(wsi);
+		size_t cap = c->rx_cap ? 2 * c->rx_cap : need;
+		if (cap < need)
+			cap = need;
 		char *p = realloc(c->rx, cap);
 		if (!p)
 			return -1;
@@ -313,6 +326,11 @@ static int sip_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		*slot = conn_open(wsi);
 		if (!*slot)
 			return -1;
+		if (!len) { /* len: carried in an h2 stream, whose socket lws leaves alone too */
+			int sndbuf = SNDBUF_BYTES;
+			if (setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))
+				log_debug("ws: SO_SNDBUF: %s", strerror(errno));
+		}
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		if (!c)

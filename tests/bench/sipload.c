@@ -23,6 +23,8 @@
  *   --sdp-size B         SDP body size (default 1024)        --idle S     idle seconds (default 30)
  *   --timeout MS         per operation (default 5000)        --label L    first column of the result
  *   --out FILE           append the result as one tab-separated line
+ *   --user-base N        the first connection's user is bN (default 0): several sipload
+ *                        processes, each under its own fd limit, hold distinct AORs
  * Users are b0, b1, ... with the password pw-b0, pw-b1, ... (tests/bench/run writes them for
  * both servers). The result line: label scenario ops failures rate/s cpu_us/op p50_us p99_us
  * pss_B/conn rss_B/conn idle_cpu_% failures-by-code.
@@ -83,7 +85,7 @@ static struct {
 	enum scenario sc;
 	struct sockaddr_in addr;
 	char hostport[160], domain[128];
-	int pid, conns;
+	int pid, conns, user_base;
 	double duration, rate, idle_secs;
 	int sdp_size, timeout_ms;
 	const char *label, *out;
@@ -103,6 +105,7 @@ static const char USAGE[] =
 	"  --sdp-size B        SDP body size (1024)           --idle S       idle seconds (30)\n"
 	"  --timeout MS        per operation (5000)           --label L      first column of the result\n"
 	"  --out FILE          append the result as one tab-separated line\n"
+	"  --user-base N       the first connection's user is bN (0)\n"
 	"Users b0, b1, ... have the password pw-b0, pw-b1, ...\n";
 
 static int ep;
@@ -1120,6 +1123,7 @@ int main(int argc, char **argv)
 		{"sdp-size", required_argument, NULL, 'b'}, {"idle", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, 'T'}, {"label", required_argument, NULL, 'l'},
 		{"out", required_argument, NULL, 'o'},    {"help", no_argument, NULL, 'h'},
+		{"user-base", required_argument, NULL, 'u'},
 		{NULL, 0, NULL, 0}};
 	int ch;
 	char server[64] = "127.0.0.1:8080";
@@ -1136,6 +1140,7 @@ int main(int argc, char **argv)
 		case 'T': opt.timeout_ms = atoi(optarg); break;
 		case 'l': opt.label = optarg; break;
 		case 'o': opt.out = optarg; break;
+		case 'u': opt.user_base = atoi(optarg); break;
 		case 'h': fputs(USAGE, stdout); return 0;
 		default: fputs(USAGE, stderr); return 2;
 		}
@@ -1188,7 +1193,7 @@ int main(int argc, char **argv)
 		struct conn *c = &conns[i];
 		c->id = i;
 		c->fd = -1;
-		snprintf(c->user, sizeof c->user, "b%d", i);
+		snprintf(c->user, sizeof c->user, "b%d", opt.user_base + i);
 		token(c->reg_callid, 24);
 		if (opt.sc == SC_CALL)
 			c->peer = &conns[i ^ 1];

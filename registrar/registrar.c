@@ -645,14 +645,22 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
 		reg_reject(st, req, sip, NULL, 400, "To must be a sip or sips URI", NULL, NULL);
 		return;
 	}
-	char *aor = sipmsg_aor(to);
+	/* An AOR at one of our listener addresses is one of our first domain, as the proxy reads
+	 * a Request-URI there: one user, however a client spells where it registers. */
+	const char *domain = self_domain_of(to);
+	url_t as_ours = *to;
+	if (domain) {
+		as_ours.url_host = domain;
+		as_ours.url_port = NULL;
+	}
+	char *aor = sipmsg_aor(&as_ours);
 	if (!aor) {
 		reg_reject(st, req, sip, NULL, 400, "To URI has no host", NULL, NULL);
 		return;
 	}
 	c.aor = aor;
 	/* §10.3 step 5 (checked early: no point challenging for a domain we do not serve). */
-	if (!self_is_our_domain(to->url_host)) {
+	if (!domain) {
 		reg_reject(st, req, sip, aor, 404, "Not Found (domain not served here)", NULL, NULL);
 		goto out;
 	}

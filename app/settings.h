@@ -8,6 +8,7 @@
 #define SIPEDGE_SETTINGS_H
 #include "auth/auth.h"
 #include "base/config.h"
+#include "cluster/cluster.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
@@ -33,6 +34,7 @@ struct app_config {
 	struct limits_config limits;
 	struct flow_config flow;
 	struct registrar_config registrar;
+	struct cluster_config cluster;
 	struct proxy_config proxy;
 	struct auth_config auth;
 

@@ -1,0 +1,166 @@
+'use strict';
+// Many nodes, one service (doc/deployment.md, "A cluster"): three real sipedge nodes on loopback
+// share one real redis-server. A user registered on one node is reached from the others (the
+// request goes to the node that holds the flow, signed, with a Route naming the flow there);
+// a node killed with kill -9 is found dead within cluster.node_timeout + heartbeat_interval and
+// its users then get 480 at once; a user who moves to another node is reached there; Redis
+// stopped and started under running nodes costs no call to a known user and the nodes' view of
+// each other comes back.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { startDaemon, ROOT } = require('../lib/daemon');
+const { freePort, freeUdpPort } = require('../lib/ports');
+const { startRedis } = require('../lib/redis');
+const { SipWs, sdp, rand, tagOf } = require('../lib/sipws');
+const { startUa } = require('../lib/jssip');
+const { sipp } = require('../lib/sipp');
+
+const DOMAIN = 'example.com';
+const SCEN = path.resolve(__dirname, '..', 'sipp', 'scenarios');
+const NODE_TIMEOUT = 2; // s
+const HEARTBEAT = 500; // ms
+
+// One node: its own ws and udp ports, the shared Redis and secrets, advertised at its UDP port.
+async function startNode(name, redis, { auth = false } = {}) {
+  const ws = await freePort();
+  const udp = await freeUdpPort();
+  const authConf = auth
+    ? `auth = { users_file = "${path.join(ROOT, 'etc', 'demo-users')}"; nonce_secret = "one nonce secret for all"; };\n`
+    : 'auth = { nonce_secret = "one nonce secret for all"; };\n';
+  const d = await startDaemon({
+    listen: [`ws:127.0.0.1:${ws}`, `udp:127.0.0.1:${udp}`], domains: [DOMAIN], args: auth ? [] : ['--no-auth'],
+    config: 'http = { web_root = ""; };\n' +
+      `registrar = { store = "redis"; store_path = "${redis.url}"; };\n` +
+      `cluster = { node_id = "${name}"; advertise = "sip:127.0.0.1:${udp};transport=udp"; ` +
+      `secret = "the cluster's shared secret"; node_timeout = ${NODE_TIMEOUT}; heartbeat_interval = ${HEARTBEAT}; };\n` +
+      'proxy = { flow_token_secret = "0123456789abcdef0123456789abcdef"; };\n' + authConf,
+  });
+  d.name = name;
+  return d;
+}
+
+async function until(what, pred, ms = 10000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out: ${what}`);
+}
+
+const metric = async (d, name) => (await d.metrics())[name];
+
+async function phone(t, d, user) {
+  const p = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user, domain: DOMAIN });
+  t.after(() => p.ws.terminate());
+  assert.equal((await p.register()).status_code, 200, `${user} registers on ${d.name}`);
+  return p;
+}
+
+// caller calls callee's AOR through caller's node; callee answers; ACK and BYE go back along
+// the route set. Returns the INVITE as the callee got it.
+async function call(caller, callee) {
+  const ruri = callee.aor;
+  const fromTag = rand(4);
+  const callId = rand(10);
+  caller.send(caller.request({ method: 'INVITE', ruri, fromTag, callId, body: sdp('caller') }).text);
+  const inv = await callee.expectRequest('INVITE', 5000);
+  const answered = callee.answerCall(inv);
+  const ok = await caller.expectResponse('INVITE', 200, 5000);
+  assert.equal((await caller.ackAndBye(ok, { ruri, fromTag, callId })).status_code, 200, 'BYE answered');
+  const { ack, bye } = await answered;
+  assert.equal(ack.ruri.toString(), callee.contactUri, 'the ACK found the callee along the route set');
+  assert.equal(tagOf(bye.getHeader('from')), fromTag);
+  return inv;
+}
+
+// The final status of an INVITE to ruri that nobody answers.
+async function callStatus(caller, ruri) {
+  caller.send(caller.request({ method: 'INVITE', ruri, body: sdp('caller') }).text);
+  return (await caller.expectResponse('INVITE', undefined, 5000)).status_code;
+}
+
+test('cluster: a user on another node is reached there; a dead node\'s users get 480; a moved user is reached; Redis restarts', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.destroy());
+  const a = await startNode('A', redis);
+  t.after(() => a.stop());
+  let b = await startNode('B', redis);
+  t.after(() => b && b.stop());
+  const c = await startNode('C', redis);
+  t.after(() => c.stop());
+  for (const d of [a, b, c])
+    await until(`${d.name} sees the two others`, async () => (await metric(d, 'sipedge_cluster_nodes_alive')) === 2);
+  assert.equal(await redis.cli('GET', 'sipedge:node:{B}'), `sip:127.0.0.1:${b.ports.udp};transport=udp`);
+
+  const alice = await phone(t, a, 'alice');
+  let bob = await phone(t, b, 'bob');
+  await until('A has bob\'s binding from B', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1);
+  await until('C has both', async () => (await metric(c, 'sipedge_cluster_remote_bindings')) === 2);
+
+  // alice (A) calls bob (B): B got it from A, signed, and delivers it on bob's flow.
+  const inv = await call(alice, bob);
+  assert.equal(inv.ruri.toString(), bob.contactUri);
+  assert.equal(inv.getHeaders('x-sipedge-cluster').length, 0, 'the signature ends at the node that verified it');
+  const rr = inv.getHeaders('record-route');
+  assert.equal(rr.length, 4, `both nodes stay on the path, each with two entries:\n${rr.join('\n')}`);
+  assert.match(rr[0], new RegExp(`@127\\.0\\.0\\.1:${b.ports.ws};transport=ws;lr>$`));
+  assert.match(rr[3], new RegExp(`@127\\.0\\.0\\.1:${a.ports.ws};transport=ws;lr>$`));
+  assert.equal(await metric(a, 'sipedge_cluster_forwarded_total'), 1);
+  assert.match(a.log(), /cluster: INVITE for sip:bob-\w+@\w+\.invalid;transport=ws to node B, which holds its flow/);
+
+  // SIPp over UDP on C calls alice on A.
+  const uac = sipp(['-sf', path.join(SCEN, 'uac.xml'), '-s', 'alice', '-key', 'domain', DOMAIN,
+    '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-m', '1', `127.0.0.1:${c.ports.udp}`]);
+  t.after(() => uac.child.kill());
+  const fromSipp = await alice.expectRequest('INVITE', 10000);
+  assert.equal(fromSipp.ruri.toString(), alice.contactUri);
+  await alice.answerCall(fromSipp);
+  const r = await uac.done;
+  assert.equal(r.code, 0, `sipp UAC through C failed:\n${r.errors}\n${r.out.slice(-3000)}`);
+
+  // kill -9 bob's node: A and C find it dead within node_timeout + heartbeat (and some slack
+  // for a loaded machine), then bob's calls get 480 at once.
+  const killed = Date.now();
+  b.child.kill('SIGKILL');
+  b = null;
+  await until('A finds B dead', async () => (await metric(a, 'sipedge_cluster_node_down_total')) === 1,
+    NODE_TIMEOUT * 1000 + HEARTBEAT + 3000);
+  const detected = Date.now() - killed;
+  assert.ok(detected <= NODE_TIMEOUT * 1000 + HEARTBEAT + 3000, `found dead after ${detected} ms`);
+  assert.match(a.log(), /cluster: node B is down \(its heartbeat lapsed\): its 1 connection bindings are unreachable/);
+  const started = Date.now();
+  assert.equal(await callStatus(alice, bob.aor), 480);
+  assert.ok(Date.now() - started < 2000, 'answered at once, not after a timeout');
+  await until('C finds B dead too', async () => (await metric(c, 'sipedge_cluster_node_down_total')) === 1);
+
+  // bob comes back through node A: reached from C at once (SIPp calls him there).
+  bob = await phone(t, a, 'bob');
+  // C holds alice and both of bob's bindings: the dead node's stays in Redis until it expires
+  // (or B comes back and drops it), unused.
+  await until('C learns bob is on A', async () => (await metric(c, 'sipedge_cluster_remote_bindings')) === 3);
+  const uac2 = sipp(['-sf', path.join(SCEN, 'uac.xml'), '-s', 'bob', '-key', 'domain', DOMAIN,
+    '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-m', '1', `127.0.0.1:${c.ports.udp}`]);
+  t.after(() => uac2.child.kill());
+  await bob.answerCall(await bob.expectRequest('INVITE', 10000));
+  const r2 = await uac2.done;
+  assert.equal(r2.code, 0, `sipp UAC to the moved bob failed:\n${r2.errors}\n${r2.out.slice(-3000)}`);
+
+  // Redis goes away: calls to users the nodes know still go through; once it is back the nodes
+  // see each other again and a user registered afterwards is reached from every node.
+  await redis.stop();
+  await until('C sees Redis down', async () => (await metric(c, 'sipedge_cluster_redis_up')) === 0);
+  assert.match(c.log(), /warn\s+cluster: redis 127\.0\.0\.1:\d+\/0: \w+ connection lost/);
+  const carol = await SipWs.connect(`ws://127.0.0.1:${c.ports.ws}`, { user: 'carol', domain: DOMAIN });
+  t.after(() => carol.ws.terminate());
+  await call(carol, alice);
+  await redis.start();
+  for (const d of [a, c])
+    await until(`${d.name} reconnects`, async () => (await metric(d, 'sipedge_cluster_redis_up')) === 1);
+  assert.match(c.log(), /cluster: redis 127\.0\.0\.1:\d+\/0: reachable again/);
+  assert.equal((await carol.register()).status_code, 200);
+  await until('A learns of carol', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 2);
+  await call(alice, carol);
+  assert.equal(await metric(a, 'sipedge_cluster_nodes_alive'), 1, 'C alive, B still dead');
+});

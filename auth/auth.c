@@ -375,7 +375,7 @@ static int cluster_policy(struct txn *st, sip_t *sip, struct flow *f)
 		return -1;
 	sipmsg_summary(sip, summary, sizeof(summary));
 	if (who == CLUSTER_MEMBER) {
-		log_debug("auth: %s from %s: forwarded by cluster node %s", summary, f ? f->peer_text : "?", node);
+		log_info("auth: %s from %s: forwarded by cluster node %s", summary, f ? f->peer_text : "?", node);
 		return 0;
 	}
 	metrics_inc(M_CLUSTER_REFUSED);

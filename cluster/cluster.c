@@ -99,6 +99,8 @@ static struct {
 	bool down_logged;
 	uint64_t ready_at_ms; /* the commands connection came up (the grace for heartbeats) */
 	bool resync_needed, resyncing;
+	bool heartbeat_pending; /* a heartbeat script is on its way */
+	bool stranger;		/* a binding names a node we have not read a heartbeat of */
 	unsigned gen;
 	struct raor *aors[AOR_BUCKETS];
 	unsigned n_remote;
@@ -383,6 +385,8 @@ static void raor_add(struct raor *a, const redisReply *h)
 	};
 	if (!b.aor || strcmp(b.aor, a->aor) != 0 || !b.key || !b.contact || !b.uri)
 		return;
+	if (!node_find(node))
+		C.stranger = true;
 	struct rbinding *rb = calloc(1, sizeof(*rb));
 	if (!rb || !(rb->node = strdup(node)) || location_binding_copy(&rb->b, &b) != 0) {
 		if (rb)
@@ -398,6 +402,8 @@ static void raor_add(struct raor *a, const redisReply *h)
 	*pp = rb;
 	C.n_remote++;
 }
+
+static void heartbeat(void);
 
 /* The AOR as Redis has it now replaces what the cache had. */
 static void on_fetched(redisAsyncContext *ac, void *reply, void *priv)
@@ -431,6 +437,11 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	metrics_set(M_CLUSTER_REMOTE_BINDINGS, C.n_remote);
 	free(aor);
+	/* A node that has just started may register users before our next tick reads its
+	 * heartbeat: read it now rather than call its users unreachable meanwhile. */
+	if (C.stranger && !C.heartbeat_pending)
+		heartbeat();
+	C.stranger = false;
 }
 
 static void fetch_aor(const char *aor)
@@ -525,6 +536,7 @@ static void resync_start(void)
 static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 {
 	const redisReply *rp = reply;
+	C.heartbeat_pending = false;
 	if (C.closing || !rp)
 		return;
 	if (rp->type != REDIS_REPLY_ARRAY) {
@@ -532,9 +544,12 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	/* After a reconnect, the others may not have written their keys again yet (after a Redis
-	 * restart none is left): give them a full timeout and one more tick to do so. */
-	bool grace = uv_now(loop_get()) - C.ready_at_ms <
-		     (uint64_t)C.cfg->node_timeout * 1000 + (uint64_t)C.cfg->heartbeat_interval;
+	 * restart none is left): a node reconnects within a tick, or a tick after a connection
+	 * attempt that hung (a Redis still starting takes connections it does not answer), and then
+	 * has a full timeout before its missing key means anything. */
+	bool grace = uv_now(loop_get()) - C.ready_at_ms < (uint64_t)C.cfg->node_timeout * 1000 +
+								   2 * (uint64_t)C.cfg->heartbeat_interval +
+								   CONNECT_TIMEOUT_MS;
 	for (size_t i = 0; i + 1 < rp->elements; i += 2) {
 		const redisReply *id = rp->element[i], *adv = rp->element[i + 1];
 		if (id->type == REDIS_REPLY_STRING)
@@ -553,6 +568,7 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 
 static void heartbeat(void)
 {
+	C.heartbeat_pending = true;
 	redisAsyncCommand(C.cmd.ac, on_heartbeat, NULL, "EVAL %s 0 %s %s %s %s", HEARTBEAT_LUA, C.node,
 			  C.cfg->advertise, C.ttl_ms, C.forget_s);
 }

@@ -15,6 +15,8 @@ const { startRedis } = require('../lib/redis');
 const { SipWs, sdp, rand, tagOf } = require('../lib/sipws');
 const { startUa } = require('../lib/jssip');
 const { sipp } = require('../lib/sipp');
+const { SipUdp } = require('../lib/sipudp');
+const crypto = require('node:crypto');
 
 const DOMAIN = 'example.com';
 const SCEN = path.resolve(__dirname, '..', 'sipp', 'scenarios');
@@ -156,11 +158,80 @@ test('cluster: a user on another node is reached there; a dead node\'s users get
   t.after(() => carol.ws.terminate());
   await call(carol, alice);
   await redis.start();
-  for (const d of [a, c])
+  for (const d of [a, c]) {
     await until(`${d.name} reconnects`, async () => (await metric(d, 'sipedge_cluster_redis_up')) === 1);
+    await until(`${d.name}'s store reconnects`, async () => (await metric(d, 'sipedge_registrar_store_up')) === 1);
+  }
   assert.match(c.log(), /cluster: redis 127\.0\.0\.1:\d+\/0: reachable again/);
   assert.equal((await carol.register()).status_code, 200);
   await until('A learns of carol', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 2);
   await call(alice, carol);
   assert.equal(await metric(a, 'sipedge_cluster_nodes_alive'), 1, 'C alive, B still dead');
+});
+
+// An MD5 digest computed here, independently of the daemon's code.
+function digest({ user, password, nonce, method, uri }) {
+  const md5 = (x) => crypto.createHash('md5').update(x).digest('hex');
+  const cnonce = rand(6);
+  const response = md5(`${md5(`${user}:${DOMAIN}:${password}`)}:${nonce}:00000001:${cnonce}:auth:${md5(`${method}:${uri}`)}`);
+  return `Digest username="${user}", realm="${DOMAIN}", nonce="${nonce}", uri="${uri}", response="${response}", ` +
+    `algorithm=MD5, cnonce="${cnonce}", qop=auth, nc=00000001`;
+}
+
+test('cluster with digest auth: JsSIP MESSAGE across nodes, a nonce of one node accepted by another, ' +
+  'requests between nodes only with a valid signature', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.destroy());
+  const a = await startNode('A', redis, { auth: true });
+  t.after(() => a.stop());
+  const b = await startNode('B', redis, { auth: true });
+  t.after(() => b.stop());
+  const alice = startUa({ port: a.ports.ws, user: 'alice', domain: DOMAIN, password: 'alice-password' });
+  const bob = startUa({ port: b.ports.ws, user: 'bob', domain: DOMAIN, password: 'bob-password' });
+  t.after(() => { alice.ua.stop(); bob.ua.stop(); });
+  assert.deepEqual(await alice.registration, { ok: true });
+  assert.deepEqual(await bob.registration, { ok: true });
+  await until('A has bob', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1);
+  await until('A knows B is alive', async () => (await metric(a, 'sipedge_cluster_nodes_alive')) === 1);
+
+  // alice is challenged (407) by A, which forwards the MESSAGE to B; B takes A's signature
+  // for a member's and does not challenge again.
+  const got = new Promise((resolve) => {
+    setTimeout(() => resolve('nothing within 5 s'), 5000);
+    bob.ua.on('newMessage', (e) => e.originator === 'remote' && resolve(e.request.body));
+  });
+  const sent = new Promise((resolve) => alice.ua.sendMessage(`sip:bob@${DOMAIN}`, 'hello from node A', {
+    eventHandlers: { succeeded: () => resolve('ok'), failed: (e) => resolve(`failed: ${e.cause}`) },
+  }));
+  assert.equal(await sent, 'ok');
+  assert.equal(await got, 'hello from node A');
+  assert.match(b.log(), /auth: MESSAGE .* forwarded by cluster node A/);
+
+  // The same auth.nonce_secret: credentials for a nonce node A issued register on node B.
+  const ruri = `sip:${DOMAIN}`;
+  const onA = await SipWs.connect(`ws://127.0.0.1:${a.ports.ws}`, { user: 'alice', domain: DOMAIN });
+  t.after(() => onA.ws.terminate());
+  const challenge = await onA.register();
+  assert.equal(challenge.status_code, 401);
+  const nonce = /nonce="([^"]+)"/.exec(challenge.getHeader('www-authenticate'))[1];
+  const onB = await SipWs.connect(`ws://127.0.0.1:${b.ports.ws}`, { user: 'alice', domain: DOMAIN });
+  t.after(() => onB.ws.terminate());
+  onB.send(onB.request({ method: 'REGISTER', ruri, to: onB.aor, contactParams: ';expires=600',
+    headers: [`Authorization: ${digest({ user: 'alice', password: 'alice-password', nonce, method: 'REGISTER', uri: ruri })}`] }).text);
+  assert.equal((await onB.expectResponse('REGISTER')).status_code, 200, 'B accepts the nonce A issued');
+
+  // Not a member: a forged signature is refused, an unsigned request is challenged like any.
+  const intruder = await SipUdp.open({ port: b.ports.udp, domain: DOMAIN });
+  t.after(() => intruder.close());
+  const invite = (headers) => intruder.request({ method: 'INVITE', ruri: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`,
+    user: 'alice', headers: [`X-Sipedge-Cluster: A ${Math.floor(Date.now() / 1000)} ${'0'.repeat(64)}`, ...headers] });
+  const forged = invite([]);
+  await intruder.send(forged.text);
+  const refused = await intruder.final(forged.callId, 5000);
+  assert.equal(refused.status_code, 403);
+  assert.equal(refused.reason_phrase, 'Forbidden (Cluster Signature)');
+  assert.equal(await metric(b, 'sipedge_cluster_refused_total'), 1);
+  const unsigned = intruder.request({ method: 'INVITE', ruri: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, user: 'alice' });
+  await intruder.send(unsigned.text);
+  assert.equal((await intruder.final(unsigned.callId, 5000)).status_code, 407);
 });

@@ -24,14 +24,20 @@ all: $(BUILD)/sipedge web
 # The demo softphone (web/phone/) runs JsSIP, whose npm package ships no browser bundle: esbuild
 # makes one from web-src/. The bundle is generated, not committed (.gitignore).
 WEB_BUNDLE := web/phone/phone.js
+ADMIN_BUNDLE := web/admin/admin.js
 
-web: $(WEB_BUNDLE)
+web: $(WEB_BUNDLE) $(ADMIN_BUNDLE)
 
 web-src/node_modules/.package-lock.json: web-src/package-lock.json
 	cd web-src && npm ci --no-audit --no-fund --loglevel=error
 
 $(WEB_BUNDLE): web-src/phone.js web-src/node_modules/.package-lock.json
 	web-src/node_modules/.bin/esbuild web-src/phone.js --bundle --minify --sourcemap \
+		--target=chrome100,firefox100,safari15 --log-level=warning --outfile=$@
+
+# The console's status page: uPlot for the charts; esbuild writes admin.css beside it.
+$(ADMIN_BUNDLE): web-src/admin.js web-src/node_modules/.package-lock.json
+	web-src/node_modules/.bin/esbuild web-src/admin.js --bundle --minify \
 		--target=chrome100,firefox100,safari15 --log-level=warning --outfile=$@
 
 deps:
@@ -49,13 +55,13 @@ $(BUILD)/Makefile: configure
 	mkdir -p $(BUILD) && cd $(BUILD) && ../configure --quiet
 
 $(BUILD)/sipedge: $(BUILD)/Makefile FORCE
-	$(MAKE) -C $(BUILD) -j$(JOBS) sipedge
+	$(MAKE) -C $(BUILD) -j$(JOBS) sipedge sipedgectl
 
 $(ASAN_BUILD)/Makefile: configure
 	mkdir -p $(ASAN_BUILD) && cd $(ASAN_BUILD) && $(CURDIR)/configure --quiet --enable-sanitizers CFLAGS="-O1 -g"
 
 asan: $(ASAN_BUILD)/Makefile FORCE
-	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge tests/unit/test_unit
+	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge sipedgectl tests/unit/test_unit
 
 # The fuzzer: clang, ASan+UBSan, the library with coverage hooks (configure --enable-fuzzer).
 $(FUZZ_BUILD)/Makefile: configure
@@ -63,7 +69,7 @@ $(FUZZ_BUILD)/Makefile: configure
 		--enable-fuzzer CC=clang CFLAGS="-O1 -g"
 
 fuzz-build: $(FUZZ_BUILD)/Makefile FORCE
-	$(MAKE) -C $(FUZZ_BUILD) -j$(JOBS) fuzz/fuzz_sip
+	$(MAKE) -C $(FUZZ_BUILD) -j$(JOBS) fuzz/fuzz_sip fuzz/fuzz_bencode
 
 fuzz: deps deps-test fuzz-build
 	FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzz_sip FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "app/reload.h"
 #include "app/settings.h"
 
 /** Start every room on loop with cfg (checked; kept by pointer): SIP messages, flows,
@@ -20,7 +21,12 @@ int app_start(uv_loop_t *loop, struct app_config *cfg, bool network);
  *  then every room stops and the loop runs until no handle is left. The loop is closed; cfg is
  *  the caller's to free. */
 void app_stop(void);
-/** SIGHUP: the users file and the TLS certificate and key again. */
-void app_reload(void);
+/** How a reload reads the configuration again (main.c: the same file and command line as at
+ *  start). Without one, a reload fails and changes nothing. */
+void app_set_loader(app_loader_fn loader);
+/** SIGHUP and POST /api/v1/reload: the configuration again (reload.c: what changes live, what
+ *  needs a restart), the users file, the TLS certificate and key. out, if not NULL, says what
+ *  happened (the caller clears it with reload_report_clear). */
+void app_reload(struct reload_report *out);
 
 #endif

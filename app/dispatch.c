@@ -108,10 +108,12 @@ static void handle_request(struct flow *f, msg_t *msg, sip_t *sip)
 	sip_method_t method = sip->sip_request->rq_method;
 	if (status) {
 		metrics_inc(M_SIP_REJECTED);
-		log_notice("flow %llu %s: %d %s", (unsigned long long)f->id, f->peer_text, status, reason);
-		/* An ACK is never answered; without a Via there is no way back. A reply that lacks
-		 * the other missing headers still tells the sender what was wrong. */
-		if (method != sip_method_ack && sip->sip_via)
+		/* An ACK is never answered; without a readable Via there is no way back. A reply
+		 * that lacks the other missing headers still tells the sender what was wrong. */
+		bool answer = method != sip_method_ack && sip->sip_via;
+		log_notice("flow %llu %s: %s%d %s", (unsigned long long)f->id, f->peer_text,
+			   answer ? "" : "not answered: ", status, reason);
+		if (answer)
 			reply_stateless(f, msg, status, reason);
 		return;
 	}
@@ -210,12 +212,28 @@ static struct flow *udp_reply_flow(sip_t *sip, struct flow *f)
 
 static void dispatch(struct flow *f, msg_t *msg);
 
-/** A message the parser refused: if enough of it reads as a request with a Via, answer 400
- *  saying what was wrong (the first header that failed, or why the whole failed); anything
- *  else is dropped. */
+/** The phrase of the 400 for a message the parser refused: what its request line was missing,
+ *  else the first header that failed to parse, else why the whole failed ("NUL byte in
+ *  header", "body shorter than Content-Length"). */
+static void unparsable_reason(sip_t *sip, const char *fault, const char *why, char *out, size_t n)
+{
+	const char *bad = NULL;
+	for (sip_error_t *e = sip->sip_error; e && !bad; e = e->er_next)
+		bad = sipmsg_error_name(e);
+	if (fault)
+		snprintf(out, n, "%s", fault);
+	else if (bad && strcmp(why, "NUL byte in header") != 0)
+		snprintf(out, n, "Malformed %s header", bad);
+	else
+		snprintf(out, n, "%c%s", toupper((unsigned char)why[0]), why + 1);
+}
+
+/** A message the parser refused: if enough of it reads as a request with a top Via, answer 400
+ *  saying what was wrong; anything else is dropped. The log says which of the two happened. */
 static void answer_unparsable(struct flow *f, const char *data, size_t len, const char *why)
 {
-	msg_t *msg = sipmsg_parse_salvage(data, len);
+	const char *fault = NULL;
+	msg_t *msg = sipmsg_parse_salvage(data, len, &fault);
 	if (!msg) {
 		log_notice("flow %llu %s: dropped %zu bytes: %s", (unsigned long long)f->id, f->peer_text,
 			   len, why);
@@ -223,17 +241,15 @@ static void answer_unparsable(struct flow *f, const char *data, size_t len, cons
 	}
 	sip_t *sip = sip_object(msg);
 	char reason[80];
-	const char *bad = NULL;
-	for (sip_error_t *e = sip->sip_error; e && !bad; e = e->er_next)
-		bad = sipmsg_error_name(e);
-	if (strcmp(why, "NUL byte in message") != 0 && bad)
-		snprintf(reason, sizeof(reason), "Malformed %s header", bad);
-	else
-		snprintf(reason, sizeof(reason), "%c%s", toupper((unsigned char)why[0]), why + 1);
-	log_notice("flow %llu %s: 400 %s", (unsigned long long)f->id, f->peer_text, reason);
+	unparsable_reason(sip, fault, why, reason, sizeof(reason));
 	metrics_inc(M_SIP_REJECTED);
-	if (sip->sip_request->rq_method != sip_method_ack)
+	if (sip->sip_request->rq_method == sip_method_ack) {
+		log_notice("flow %llu %s: ACK not answered (%s)", (unsigned long long)f->id, f->peer_text,
+			   reason);
+	} else {
+		log_notice("flow %llu %s: 400 %s", (unsigned long long)f->id, f->peer_text, reason);
 		reply_stateless(udp_reply_flow(sip, f), msg, 400, reason);
+	}
 	msg_destroy(msg);
 }
 

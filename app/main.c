@@ -21,6 +21,9 @@
 
 static uv_signal_t sig_term, sig_int, sig_hup;
 static struct app_config config;
+/* The command line, kept for reloads: they read the same file with the same overrides. */
+static int saved_argc;
+static char **saved_argv;
 
 static void usage(FILE *out)
 {
@@ -33,7 +36,7 @@ static void usage(FILE *out)
 		"      --domain NAME       a domain we are registrar for; repeatable, replaces the file's\n"
 		"      --no-auth           accept requests without credentials (insecure)\n"
 		"      --users FILE        credentials file (user:password lines; see doc/security.md);\n"
-		"                          read again on SIGHUP\n"
+		"                          read again on SIGHUP and reload\n"
 		"      --tls-cert FILE     certificate (PEM) for wss and tls\n"
 		"      --tls-key FILE      private key (PEM) for wss and tls\n"
 		"      --log-level LEVEL   error, warn, notice, info or debug\n"
@@ -54,7 +57,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 static void on_sighup(uv_signal_t *handle, int signum)
 {
 	log_notice("SIGHUP: reloading");
-	app_reload();
+	app_reload(NULL);
 }
 
 enum { OPT_LISTEN = 256, OPT_DOMAIN, OPT_NO_AUTH, OPT_USERS, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -80,6 +83,7 @@ static int parse_args(int argc, char **argv, struct app_config *cfg, bool *check
 	/* First pass: the config file and the exits; the file is read before the overrides. */
 	int c;
 	opterr = 1;
+	optind = 0; /* glibc: a full restart of getopt, for a reload's second reading */
 	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': file = optarg; break;
@@ -127,11 +131,25 @@ static int parse_args(int argc, char **argv, struct app_config *cfg, bool *check
 	return 0;
 }
 
+/** The configuration as at start: defaults, the file, the command line; checked. */
+static int load_config(struct app_config *cfg)
+{
+	bool check_only = false;
+	settings_defaults(cfg);
+	enum log_level level;
+	if (parse_args(saved_argc, saved_argv, cfg, &check_only) != 0 || settings_check(cfg) != 0 ||
+	    log_level_parse(cfg->log_level, &level) != 0)
+		return -1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool check_only = false;
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	saved_argc = argc;
+	saved_argv = argv;
 	settings_defaults(&config);
 	if (parse_args(argc, argv, &config, &check_only) != 0) {
 		settings_free(&config);
@@ -142,6 +160,7 @@ int main(int argc, char **argv)
 		settings_free(&config);
 		return 2;
 	}
+	app_set_loader(load_config);
 	log_set_level(level);
 	const struct auth_config *auth = &config.auth;
 	if (check_only) {

@@ -26,6 +26,8 @@ void settings_parts(struct app_config *cfg, struct config_part parts[])
 	parts[n++] = (struct config_part){cluster_settings, &cfg->cluster};
 	parts[n++] = (struct config_part){proxy_settings, &cfg->proxy};
 	parts[n++] = (struct config_part){auth_settings, &cfg->auth};
+	parts[n++] = (struct config_part){admin_settings, &cfg->admin};
+	parts[n++] = (struct config_part){media_settings, &cfg->media};
 	parts[n] = (struct config_part){NULL, NULL};
 }
 
@@ -149,6 +151,8 @@ int settings_check(struct app_config *cfg)
 	problems += cluster_config_check(&cfg->cluster);
 	problems += proxy_config_check(&cfg->proxy);
 	problems += auth_config_check(&cfg->auth);
+	problems += admin_config_check(&cfg->admin);
+	problems += media_config_check(&cfg->media);
 	problems += check_across(cfg);
 	return problems;
 }

@@ -6,12 +6,15 @@
  */
 #ifndef SIPEDGE_SETTINGS_H
 #define SIPEDGE_SETTINGS_H
+#include "app/admin_config.h"
 #include "auth/auth.h"
 #include "base/config.h"
 #include "cluster/cluster.h"
+#include "media/rtpengine.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "transport/flow.h"
+#include "transport/http.h"
 #include "transport/limits.h"
 #include "transport/stream.h"
 #include "transport/tls.h"
@@ -37,6 +40,8 @@ struct app_config {
 	struct cluster_config cluster;
 	struct proxy_config proxy;
 	struct auth_config auth;
+	struct admin_config admin;
+	struct media_config media;
 
 	char *path; /* the file it was read from */
 };

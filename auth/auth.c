@@ -10,10 +10,11 @@
  *   algorithm not offered, no qop=auth → challenge (counted as a failure)
  *   nonce not ours                     → challenge (failure)
  *   nonce expired                      → challenge with stale=true
- *   digest uri ≠ Request-URI           → 400
+ *   digest uri names someone else      → 400 (auth.strict_digest_uri: ≠ Request-URI)
  *   unknown user, wrong password       → challenge (failure; the same answer, so that user names
  *                                        cannot be probed)
- *   nc not higher than before          → challenge (failure, replay)
+ *   nc not higher than before          → challenge with stale=true (a resent request or a
+ *                                        replay: the password was right, so no failure)
  *   user does not own the AOR          → 403
  */
 #include "auth/auth.h"
@@ -36,13 +37,22 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <ifaddrs.h>
+
+#define NONCE_TABLE_MAX (256 * 1024 * 1024) /* one byte a challenge: 256 MiB at most */
+
+struct alg_list {
+	enum digest_alg alg[DIGEST__COUNT];
+	int n;
+};
 
 static struct {
 	bool running;
 	const struct auth_config *cfg;
 	struct users *users;
-	enum digest_alg algs[DIGEST__COUNT];
-	int n_algs;
+	struct alg_list net, ws; /* challenged on udp/tcp/tls, and on ws/wss */
+	char (*local_addrs)[INET6_ADDRSTRLEN]; /* the host's addresses, for wildcard listeners */
+	int n_local_addrs;
 	struct cidr trusted[CONFIG_MAX_LIST];
 	int n_trusted;
 	bool challenge_all;
@@ -69,33 +79,42 @@ const struct setting auth_settings[] = {
 	SETTING_BOOL("auth.repeat_first_challenge", struct auth_config, auth_repeat_first, true),
 	SETTING_STRING("auth.nonce_secret", struct auth_config, nonce_secret, ""),
 	SETTING_INT("auth.nonce_ttl", struct auth_config, nonce_ttl, 300),
-	SETTING_INT("auth.nonce_table_size", struct auth_config, nonce_table_size, 16384),
+	SETTING_INT("auth.nonce_table_size", struct auth_config, nonce_table_size, 16777216),
 	SETTING_LIST_OF("auth.challenge_methods", struct auth_config, auth_challenge_methods, "*"),
 	SETTING_LIST("auth.trusted_peers", struct auth_config, trusted_peers),
+	SETTING_LIST_OF("auth.websocket_algorithms", struct auth_config, auth_ws_algorithms, "MD5"),
+	SETTING_BOOL("auth.strict_digest_uri", struct auth_config, auth_strict_uri, false),
 	SETTING_END,
 };
 
-int auth_config_check(const struct auth_config *cfg)
+static int check_algorithms(const char *setting, const struct string_list *names)
 {
 	int problems = 0;
 	enum digest_alg alg;
 	unsigned seen = 0;
-	if (cfg->auth_algorithms.count == 0) {
-		log_error("config: auth.algorithms is empty (want e.g. [\"MD5\", \"SHA-256\"])");
+	if (names->count == 0) {
+		log_error("config: %s is empty (want e.g. [\"MD5\", \"SHA-256\"])", setting);
 		problems++;
 	}
-	for (int i = 0; i < cfg->auth_algorithms.count; i++) {
-		const char *name = cfg->auth_algorithms.item[i];
+	for (int i = 0; i < names->count; i++) {
+		const char *name = names->item[i];
 		if (digest_alg_parse(name, &alg) != 0) {
-			log_error("config: auth.algorithms: unknown '%s' (want MD5, SHA-256 or SHA-512-256)", name);
+			log_error("config: %s: unknown '%s' (want MD5, SHA-256 or SHA-512-256)", setting, name);
 			problems++;
 		} else if (seen & (1u << alg)) {
-			log_error("config: auth.algorithms lists %s twice", name);
+			log_error("config: %s lists %s twice", setting, name);
 			problems++;
 		} else {
 			seen |= 1u << alg;
 		}
 	}
+	return problems;
+}
+
+int auth_config_check(const struct auth_config *cfg)
+{
+	int problems = check_algorithms("auth.algorithms", &cfg->auth_algorithms);
+	problems += check_algorithms("auth.websocket_algorithms", &cfg->auth_ws_algorithms);
 	/* The realm goes into a quoted string of every challenge. */
 	for (const char *p = cfg->realm ? cfg->realm : ""; *p; p++)
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f) {
@@ -107,8 +126,8 @@ int auth_config_check(const struct auth_config *cfg)
 		log_error("config: auth.nonce_ttl must be 1..86400 seconds");
 		problems++;
 	}
-	if (cfg->nonce_table_size < 1 || cfg->nonce_table_size > 16 * 1024 * 1024) {
-		log_error("config: auth.nonce_table_size must be 1..16777216");
+	if (cfg->nonce_table_size < 1 || cfg->nonce_table_size > NONCE_TABLE_MAX) {
+		log_error("config: auth.nonce_table_size must be 1..%d", NONCE_TABLE_MAX);
 		problems++;
 	}
 	for (int i = 0; i < cfg->trusted_peers.count; i++) {
@@ -137,6 +156,13 @@ struct auth_req {
 	const char *username; /* once read from the credentials */
 };
 
+/* Browser clients (ws, wss) get their own list: they speak MD5 only, and sipML5 gives up on a
+ * 401 that offers it several challenges for one realm. */
+static const struct alg_list *algs_for(const struct flow *f)
+{
+	return f && (f->proto == PROTO_WS || f->proto == PROTO_WSS) ? &A.ws : &A.net;
+}
+
 static void auth_log(const struct auth_req *r, enum log_level level, const char *what)
 {
 	char summary[160];
@@ -156,15 +182,16 @@ static void auth_challenge(struct auth_req *r, bool stale)
 	}
 	char nonce[NONCE_LEN + 1];
 	nonce_make(r->realm, time(NULL), nonce);
+	const struct alg_list *algs = algs_for(r->f);
 	msg_hclass_t *hc = r->kind == KIND_WWW ? sip_www_authenticate_class : sip_proxy_authenticate_class;
 	int err = 0;
-	/* One challenge per algorithm, in the configured order (RFC 8760: preferred first). Browser
-	 * clients know only MD5, and each reads one header: SIP.js the first, JsSIP the last (its
-	 * parser keeps only the last WWW-Authenticate line). So MD5 comes first by default, and the
-	 * first challenge is repeated at the end when there are several. */
-	int n = A.n_algs + (A.cfg->auth_repeat_first && A.n_algs > 1);
+	/* One challenge per algorithm, in the configured order (RFC 8760: preferred first). Clients
+	 * that read one header read the first (SIP.js) or the last (JsSIP: its parser keeps only the
+	 * last WWW-Authenticate line), so the first challenge is repeated at the end when there are
+	 * several. */
+	int n = algs->n + (A.cfg->auth_repeat_first && algs->n > 1);
 	for (int i = 0; i < n; i++) {
-		enum digest_alg alg = A.algs[i % A.n_algs];
+		enum digest_alg alg = algs->alg[i % algs->n];
 		char *text = su_sprintf(msg_home(resp), "Digest realm=\"%s\", nonce=\"%s\", algorithm=%s, qop=\"auth\"%s",
 					r->realm, nonce, digest_alg_name(alg), stale ? ", stale=true" : "");
 		err |= !text || sip_add_make(resp, sip_object(resp), hc, text) != 0;
@@ -213,23 +240,61 @@ static bool header_malformed(sip_t *sip, const char *name)
 	return false;
 }
 
-static bool alg_offered(enum digest_alg alg)
+static bool alg_offered(const struct alg_list *algs, enum digest_alg alg)
 {
-	for (int i = 0; i < A.n_algs; i++)
-		if (A.algs[i] == alg)
+	for (int i = 0; i < algs->n; i++)
+		if (algs->alg[i] == alg)
 			return true;
 	return false;
 }
 
-/* RFC 3261 §22.4: the digest uri must be the Request-URI (a captured answer cannot be reused for
- * another target). Equal as text, or equal as SIP URIs (case of the host, escaping). */
-static bool uri_matches(su_home_t *home, const char *digest_uri, const url_t *ruri)
+/* Equal as text, or equal as SIP URIs (case of the host, escaping). */
+static bool uri_is_ruri(su_home_t *home, const char *digest_uri, const url_t *u, const url_t *ruri)
 {
 	char *text = url_as_string(home, ruri);
 	if (text && strcmp(text, digest_uri) == 0)
 		return true;
-	url_t *u = url_make(home, digest_uri);
 	return u && u->url_type == ruri->url_type && url_cmp_all(u, ruri) == 0;
+}
+
+static bool is_wildcard(const char *host) { return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0; }
+
+/* A wildcard listener answers on every address of the host: one of those, and the listener's
+ * port when the URI gives one. */
+static bool names_a_wildcard_listener(const url_t *u)
+{
+	const char *host = u->url_host;
+	size_t len = strlen(host);
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	bool local = false;
+	for (int i = 0; i < A.n_local_addrs && !local; i++)
+		local = strlen(A.local_addrs[i]) == len && strncasecmp(A.local_addrs[i], host, len) == 0;
+	int port = u->url_port ? atoi(u->url_port) : 0, n = 0;
+	const struct listen_spec *l = self_listeners(&n);
+	for (int i = 0; local && i < n; i++)
+		if (is_wildcard(l[i].host) && (!port || port == l[i].port))
+			return true;
+	return false;
+}
+
+/* RFC 3261 §22.4 has the server check that the digest uri names the resource the request is
+ * for, so that an answer meant for another server is not taken here. Clients fill it in their own
+ * ways: most copy the Request-URI, SIPp (without -auth_uri) puts the address it sends to
+ * (sip:IP:PORT), others the domain they register with. So a uri naming us is accepted: one of
+ * our domains (any user, any port), or a listener address with that listener's port or none.
+ * One naming anything else is not. Replays are stopped by the nonce and its nc, not by the uri.
+ * auth.strict_digest_uri wants the Request-URI itself. */
+static bool uri_acceptable(su_home_t *home, const char *digest_uri, const url_t *ruri)
+{
+	url_t *u = url_make(home, digest_uri);
+	if (uri_is_ruri(home, digest_uri, u, ruri))
+		return true;
+	if (A.cfg->auth_strict_uri || !u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host)
+		return false;
+	return self_is_our_domain(u->url_host) || self_is_us(u) || names_a_wildcard_listener(u);
 }
 
 /* 0: authenticated as the owner of r->identity; otherwise answered. */
@@ -277,7 +342,7 @@ static int auth_verify(struct auth_req *r)
 	enum digest_alg alg = DIGEST_MD5;
 	if (c.algorithm && digest_alg_parse(c.algorithm, &alg) != 0)
 		return auth_fail(r, "algorithm not supported", false);
-	if (!alg_offered(alg))
+	if (!alg_offered(algs_for(r->f), alg))
 		return auth_fail(r, "algorithm not offered", false);
 	if (!c.qop || strcasecmp(c.qop, "auth") != 0)
 		return auth_fail(r, "credentials without qop=auth", false);
@@ -291,9 +356,12 @@ static int auth_verify(struct auth_req *r)
 	case NONCE_STALE: return auth_fail(r, "nonce expired: challenged with stale=true", true);
 	case NONCE_VALID: break;
 	}
-	if (!uri_matches(home, c.uri, sip->sip_request->rq_url))
-		return auth_refuse(r, 400, "Digest URI Does Not Match Request-URI",
-				   "digest uri does not match the Request-URI");
+	if (!uri_acceptable(home, c.uri, sip->sip_request->rq_url))
+		return auth_refuse(r, 400,
+				   cfg->auth_strict_uri ? "Digest URI Does Not Match Request-URI"
+							: "Digest URI Names Another Server",
+				   cfg->auth_strict_uri ? "digest uri is not the Request-URI"
+							: "digest uri names neither the Request-URI nor us");
 
 	const struct user_entry *user = users_find(A.users, c.username, r->identity->url_host);
 	char ha1[DIGEST_HEX_MAX], expect[DIGEST_HEX_MAX];
@@ -308,10 +376,15 @@ static int auth_verify(struct auth_req *r)
 	if (!digest_hex_equal(expect, c.response))
 		return auth_fail(r, "wrong password", false);
 
-	switch (nc_table_use(c.nonce, issued, nc, now, cfg->nonce_ttl)) {
+	switch (nc_table_use(c.nonce, issued, nc, now)) {
 	case NC_REPLAY:
+		/* The digest matched, so whoever sent it knows the password or copied a request: a
+		 * fresh nonce (stale=true) lets an honest client that resent its last credentials
+		 * (SIP.js does on un-REGISTER) answer without a failure on record, and gives a
+		 * replayer nothing. */
 		metrics_inc(M_AUTH_REPLAYS);
-		return auth_fail(r, "nonce count did not increase (replay)", false);
+		return auth_fail(r, "nonce count did not increase (resent or replayed): challenged with stale=true",
+				 true);
 	case NC_FORGOTTEN: return auth_fail(r, "nonce no longer tracked: challenged with stale=true", true);
 	case NC_OK: break;
 	}
@@ -326,6 +399,30 @@ static int auth_verify(struct auth_req *r)
 	if (r->kind == KIND_PROXY)
 		msg_header_remove(r->req, (msg_pub_t *)sip, (msg_header_t *)h);
 	return 0;
+}
+
+/** realm is one we challenge with: the configured one, else one of our domains. */
+static bool realm_is_ours(const char *realm)
+{
+	if (A.cfg->realm && A.cfg->realm[0])
+		return strcmp(realm, A.cfg->realm) == 0;
+	return self_is_our_domain(realm);
+}
+
+void auth_strip_credentials(msg_t *fwd, sip_t *sip)
+{
+	if (!A.running)
+		return;
+	msg_auth_t *h = sip->sip_proxy_authorization;
+	while (h) {
+		msg_auth_t *next = h->au_next;
+		char const *realm = msg_params_find(h->au_params, "realm=");
+		char *unquoted = realm ? msg_unquote_dup(NULL, realm) : NULL;
+		if (unquoted && realm_is_ours(unquoted))
+			msg_header_remove(fwd, (msg_pub_t *)sip, (msg_header_t *)h);
+		su_free(NULL, unquoted);
+		h = next;
+	}
 }
 
 static const char *realm_for(const url_t *identity)
@@ -440,26 +537,72 @@ static int load_users(void)
 	return 0;
 }
 
+static void parse_trusted(void)
+{
+	A.n_trusted = 0;
+	for (int i = 0; i < A.cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
+		if (net_cidr_parse(A.cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
+			A.n_trusted++;
+}
+
+static void algs_from(const struct string_list *names, struct alg_list *out)
+{
+	out->n = 0;
+	for (int i = 0; i < names->count && out->n < DIGEST__COUNT; i++)
+		if (digest_alg_parse(names->item[i], &out->alg[out->n]) == 0)
+			out->n++;
+	if (out->n == 0)
+		out->alg[out->n++] = DIGEST_MD5;
+}
+
+static void algs_text(const struct alg_list *algs, char *out, size_t size)
+{
+	out[0] = '\0';
+	for (int i = 0; i < algs->n; i++)
+		snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", digest_alg_name(algs->alg[i]));
+}
+
+/* With a wildcard listener, the host's addresses (a digest uri may name any of them). */
+static void load_local_addrs(void)
+{
+	int nl = 0;
+	bool wildcard = false;
+	const struct listen_spec *l = self_listeners(&nl);
+	for (int i = 0; i < nl; i++)
+		wildcard |= is_wildcard(l[i].host);
+	struct ifaddrs *list = NULL;
+	if (!wildcard || getifaddrs(&list) != 0)
+		return;
+	int n = 0;
+	for (struct ifaddrs *i = list; i; i = i->ifa_next)
+		n += i->ifa_addr && (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6);
+	A.local_addrs = calloc((size_t)n + 1, sizeof(*A.local_addrs));
+	for (struct ifaddrs *i = list; A.local_addrs && i; i = i->ifa_next) {
+		const struct sockaddr *sa = i->ifa_addr;
+		const void *a = !sa ? NULL
+			: sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+			: sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+			: NULL;
+		if (a && inet_ntop(sa->sa_family, a, A.local_addrs[A.n_local_addrs], INET6_ADDRSTRLEN))
+			A.n_local_addrs++;
+	}
+	freeifaddrs(list);
+}
+
 int auth_init(const struct auth_config *cfg)
 {
 	auth_shutdown();
 	A.cfg = cfg;
-	A.n_algs = 0;
-	for (int i = 0; i < cfg->auth_algorithms.count && A.n_algs < DIGEST__COUNT; i++)
-		if (digest_alg_parse(cfg->auth_algorithms.item[i], &A.algs[A.n_algs]) == 0)
-			A.n_algs++;
-	if (A.n_algs == 0)
-		A.algs[A.n_algs++] = DIGEST_MD5;
-	A.n_trusted = 0;
-	for (int i = 0; i < cfg->trusted_peers.count && i < CONFIG_MAX_LIST; i++)
-		if (net_cidr_parse(cfg->trusted_peers.item[i], &A.trusted[A.n_trusted]) == 0)
-			A.n_trusted++;
+	algs_from(&cfg->auth_algorithms, &A.net);
+	algs_from(&cfg->auth_ws_algorithms, &A.ws);
+	load_local_addrs();
+	parse_trusted();
 	A.challenge_all = false;
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
 		if (strcmp(cfg->auth_challenge_methods.item[i], "*") == 0)
 			A.challenge_all = true;
 	nonce_init(cfg->nonce_secret);
-	if (nc_table_init((size_t)cfg->nonce_table_size) != 0) {
+	if (nc_table_init((size_t)cfg->nonce_table_size, cfg->nonce_ttl) != 0) {
 		log_error("auth: out of memory");
 		return -1;
 	}
@@ -475,12 +618,13 @@ int auth_init(const struct auth_config *cfg)
 			 "every REGISTER will be refused with 403");
 		A.warned_no_users = true;
 	}
-	char algs[64] = "";
-	for (int i = 0; i < A.n_algs; i++)
-		snprintf(algs + strlen(algs), sizeof(algs) - strlen(algs), "%s%s", i ? ", " : "",
-			 digest_alg_name(A.algs[i]));
-	log_info("auth: %s; algorithms %s; nonces live %d s; %d trusted peer block%s; realm %s",
-		 cfg->no_auth ? "OFF" : "on", algs, cfg->nonce_ttl, A.n_trusted, A.n_trusted == 1 ? "" : "s",
+	char net[64], ws[64];
+	algs_text(&A.net, net, sizeof(net));
+	algs_text(&A.ws, ws, sizeof(ws));
+	log_info("auth: %s; algorithms %s (ws, wss: %s); digest uri %s; nonces live %d s; %d trusted peer "
+		 "block%s; realm %s",
+		 cfg->no_auth ? "OFF" : "on", net, ws, cfg->auth_strict_uri ? "= Request-URI" : "naming us",
+		 cfg->nonce_ttl, A.n_trusted, A.n_trusted == 1 ? "" : "s",
 		 cfg->realm && *cfg->realm ? cfg->realm : "(the request's domain)");
 	A.running = true;
 	return 0;
@@ -490,6 +634,8 @@ int auth_reload(void)
 {
 	if (!A.running)
 		return -1;
+	/* auth.trusted_peers may have changed in the configuration it keeps by pointer. */
+	parse_trusted();
 	if (A.cfg->no_auth || !A.cfg->users_file || !*A.cfg->users_file) {
 		log_info("auth: reload: no users file in use");
 		return 0;
@@ -506,6 +652,7 @@ void auth_shutdown(void)
 {
 	users_free(A.users);
 	nc_table_shutdown();
+	free(A.local_addrs);
 	memset(&A, 0, sizeof(A));
 	metrics_set(M_AUTH_USERS, 0);
 }

@@ -30,9 +30,11 @@ struct auth_config {
 	bool auth_repeat_first;			  /* first challenge again at the end, for JsSIP */
 	char *nonce_secret;			  /* HMAC key for nonces; random per run if empty */
 	int nonce_ttl;				  /* seconds a nonce stays fresh */
-	int nonce_table_size;			  /* used nonces remembered for nc replay checks */
+	int nonce_table_size;			  /* challenges whose nc is tracked (one byte each) */
 	struct string_list auth_challenge_methods; /* out-of-dialog requests from our users; "*" = all */
 	struct string_list trusted_peers;	  /* CIDRs that may relay and call in unchallenged */
+	struct string_list auth_ws_algorithms;	  /* challenged over ws/wss; browsers speak MD5 only */
+	bool auth_strict_uri;			  /* digest uri must be the Request-URI itself */
 };
 extern const struct setting auth_settings[];
 /** Check the auth settings of cfg; logs each problem and returns how many there are. */
@@ -41,12 +43,16 @@ int auth_config_check(const struct auth_config *cfg);
  *  attaches auth_register_check to the registrar and auth_request_policy to the proxy.
  *  -1 if the users file cannot be read (logged). */
 int auth_init(const struct auth_config *cfg);
-/** Read the users file again (SIGHUP). On error the users in force stay. 0 on success. */
+/** Read the users file and the trusted peers again (SIGHUP, reload: cfg, kept by pointer, may
+ *  hold new values). On error the users in force stay. 0 on success. */
 int auth_reload(void);
 void auth_shutdown(void);
 
 /** The registrar's check (registrar_auth_fn). */
 int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor);
+/** The proxy's forward filter (proxy_forward_fn): Proxy-Authorization for our realm leaves
+ *  no request we forward, in dialog or not, ACK included (RFC 3261 §22.3: ours to consume). */
+void auth_strip_credentials(msg_t *fwd, sip_t *sip);
 /** The proxy's policy (proxy_policy_fn). */
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
 

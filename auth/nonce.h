@@ -1,7 +1,8 @@
 /** @file nonce.h  Our digest nonces and the nonce-count table that rejects replays.
  *
- * A nonce is 64 hex digits: the issue time (16), 8 random bytes (16) and the first 16 bytes
- * of HMAC-SHA256(key, time ":" random ":" realm) (32). Checking one needs no state: the MAC says
+ * A nonce is 64 hex digits: the issue time (16), the nc table's epoch (8, random per run),
+ * the issue number (8) and the first 16 bytes of HMAC-SHA256(key, those 32 digits ":" realm)
+ * (32). Checking one needs no state: the MAC says
  * we made it for this realm, the time says whether it is still fresh. Only nonces that have been
  * used are remembered, with the highest nc seen, so a flood of challenges costs no memory.
  */
@@ -32,13 +33,14 @@ enum nc_verdict {
 	NC_FORGOTTEN, /* the table was full and may have forgotten this nonce: ask for a new one */
 };
 
-/** The table holds at most max nonces; when full it drops the oldest and from then on refuses
- *  (NC_FORGOTTEN) every unknown nonce issued no later than the one dropped, so a nonce can
- *  never be replayed just because the table forgot it. */
-int nc_table_init(size_t max);
+/** Nonces are tracked for the last `max` challenges issued (rounded up to a power of two, one
+ *  byte each): any of them answered within ttl seconds is judged exactly, whatever the load.
+ *  Older ones, and foreign ones the bounded hash cannot vouch for, are NC_FORGOTTEN, so a
+ *  nonce can never be replayed just because the table forgot it. */
+int nc_table_init(size_t max, int ttl);
 void nc_table_shutdown(void);
-/** Use nc with a nonce that nonce_check found valid (issued at issued, lifetime ttl). */
-enum nc_verdict nc_table_use(const char *nonce, time_t issued, uint32_t nc, time_t now, int ttl);
+/** Use nc with a nonce that nonce_check found valid (issued at issued). */
+enum nc_verdict nc_table_use(const char *nonce, time_t issued, uint32_t nc, time_t now);
 /** Nonces in the table now. */
 size_t nc_table_count(void);
 

@@ -181,6 +181,52 @@ int config_set(const struct config_part *parts, const char *path, const char *te
 	return -1;
 }
 
+static bool same_value(const struct config_part *a, const struct config_part *b, const struct setting *s)
+{
+	const void *va = value_of(a, s), *vb = value_of(b, s);
+	switch (s->kind) {
+	case SETTING_INT: return *(const int *)va == *(const int *)vb;
+	case SETTING_BOOL: return *(const bool *)va == *(const bool *)vb;
+	case SETTING_STRING: {
+		const char *x = *(char *const *)va, *y = *(char *const *)vb;
+		return strcmp(x ? x : "", y ? y : "") == 0;
+	}
+	case SETTING_LIST: {
+		const struct string_list *x = va, *y = vb;
+		if (x->count != y->count)
+			return false;
+		for (int i = 0; i < x->count; i++)
+			if (strcmp(x->item[i], y->item[i]) != 0)
+				return false;
+		return true;
+	}
+	}
+	return false;
+}
+
+void config_diff(const struct config_part *a, const struct config_part *b, config_diff_fn fn, void *arg)
+{
+	for (; a->settings && b->settings; a++, b++)
+		for (const struct setting *s = a->settings; s->path; s++)
+			if (!same_value(a, b, s))
+				fn(a, b, s, arg);
+}
+
+void config_swap(const struct config_part *a, const struct config_part *b, const struct setting *s)
+{
+	static const size_t size[] = {
+		[SETTING_INT] = sizeof(int),
+		[SETTING_BOOL] = sizeof(bool),
+		[SETTING_STRING] = sizeof(char *),
+		[SETTING_LIST] = sizeof(struct string_list),
+	};
+	unsigned char tmp[sizeof(struct string_list)];
+	void *va = value_of(a, s), *vb = value_of(b, s);
+	memcpy(tmp, va, size[s->kind]);
+	memcpy(va, vb, size[s->kind]);
+	memcpy(vb, tmp, size[s->kind]);
+}
+
 /* ---- the file ---- */
 
 static const char *source_file(const config_setting_t *cs)

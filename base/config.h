@@ -73,6 +73,15 @@ void config_clear_list(const struct config_part *parts, const char *path);
 /** Free what the values hold. */
 void config_free(const struct config_part *parts);
 
+/** Two bindings of the same tables (the values in force, and the values a reload has read):
+ *  fn runs for every setting whose values differ, with the part of each. */
+typedef void (*config_diff_fn)(const struct config_part *a, const struct config_part *b, const struct setting *s,
+			       void *arg);
+void config_diff(const struct config_part *a, const struct config_part *b, config_diff_fn fn, void *arg);
+/** Exchange setting s's values between part a and part b (of the same table): a module that
+ *  keeps a's struct by pointer sees b's value, and b's struct now holds what a had, to free. */
+void config_swap(const struct config_part *a, const struct config_part *b, const struct setting *s);
+
 /** Parse "ws:127.0.0.1:8080" or "ws:[::1]:8080". 0 on success. */
 int config_parse_listen(const char *text, struct listen_spec *out);
 int string_list_add(struct string_list *list, const char *value);

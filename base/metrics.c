@@ -20,6 +20,24 @@ void metrics_add(enum metric_id id, int64_t delta) { values[id] += delta; }
 void metrics_set(enum metric_id id, int64_t value) { values[id] = value; }
 int64_t metrics_get(enum metric_id id) { return values[id]; }
 
+static metrics_renderer renderers[METRICS_MAX_RENDERERS];
+
+void metrics_add_renderer(metrics_renderer fn)
+{
+	for (int i = 0; i < METRICS_MAX_RENDERERS; i++)
+		if (!renderers[i]) {
+			renderers[i] = fn;
+			return;
+		}
+}
+
+void metrics_remove_renderer(metrics_renderer fn)
+{
+	for (int i = 0; i < METRICS_MAX_RENDERERS; i++)
+		if (renderers[i] == fn)
+			renderers[i] = NULL;
+}
+
 size_t metrics_render(char *buf, size_t size)
 {
 	size_t off = 0;
@@ -31,5 +49,8 @@ size_t metrics_render(char *buf, size_t size)
 			break;
 		off += (size_t)n;
 	}
+	for (int i = 0; i < METRICS_MAX_RENDERERS && off < size; i++)
+		if (renderers[i])
+			off += renderers[i](buf + off, size - off);
 	return off < size ? off : size - 1;
 }

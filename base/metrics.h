@@ -16,6 +16,12 @@ void metrics_dec(enum metric_id id);
 void metrics_add(enum metric_id id, int64_t delta);
 void metrics_set(enum metric_id id, int64_t value);
 int64_t metrics_get(enum metric_id id);
+/** Metrics with labels (one line per rtpengine, say) belong to their module, which renders
+ *  them in Prometheus text after the fixed ones; up to METRICS_MAX_RENDERERS. */
+#define METRICS_MAX_RENDERERS 4
+typedef size_t (*metrics_renderer)(char *buf, size_t size);
+void metrics_add_renderer(metrics_renderer fn);
+void metrics_remove_renderer(metrics_renderer fn);
 /** Render every metric as Prometheus text into buf; returns the length written (truncates). */
 size_t metrics_render(char *buf, size_t size);
 

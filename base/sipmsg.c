@@ -41,26 +41,66 @@ bool sipmsg_is_keepalive(const char *data, size_t len)
 	return true;
 }
 
-/** Copy len bytes of data into the nvec buffers msg_recv_iovec() gave; with blank_nul, NUL
- *  bytes become spaces (the parser works on C strings). */
-static void fill_iovec(msg_iovec_t *iov, issize_t nvec, const char *data, size_t len, bool blank_nul)
+/** Length of the header section: up to and including the empty line that ends it (CRLF CRLF,
+ *  or bare LF LF as sofia-sip also accepts), or len if there is none. */
+static size_t header_section_len(const char *data, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (data[i] != '\n')
+			continue;
+		if (data[i + 1] == '\n')
+			return i + 2;
+		if (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
+/** Offset of the first NUL in the header section that the grammar forbids, or hlen if none.
+ *  The one place it allows a NUL is the escaped octet of a quoted-pair inside a quoted string
+ *  (RFC 3261 §25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); RFC 4475 §3.1.1.2).
+ *  Quoted strings do not span lines (only folded ones), so the state resets at each line. */
+static size_t forbidden_nul(const char *data, size_t hlen)
+{
+	bool in_quotes = false, escaped = false;
+	for (size_t i = 0; i < hlen; i++) {
+		char c = data[i];
+		if (c == '\0' && !(in_quotes && escaped))
+			return i;
+		if (escaped) {
+			escaped = false;
+		} else if (in_quotes && c == '\\') {
+			escaped = true;
+		} else if (c == '"') {
+			in_quotes = !in_quotes;
+		} else if (c == '\n' && !(i + 1 < hlen && (data[i + 1] == ' ' || data[i + 1] == '\t'))) {
+			in_quotes = false;
+		}
+	}
+	return hlen;
+}
+
+/** Copy len bytes of data into the nvec buffers msg_recv_iovec() gave. NUL bytes in the first
+ *  blank_upto bytes (the header section) become spaces: sofia-sip reads header fields as C
+ *  strings. The body is copied as it is: it is framed by its length, not read as text. */
+static void fill_iovec(msg_iovec_t *iov, issize_t nvec, const char *data, size_t len, size_t blank_upto)
 {
 	size_t off = 0;
 	for (issize_t i = 0; i < nvec && off < len; i++) {
 		size_t n = iov[i].mv_len;
 		if (n > len - off)
 			n = len - off;
-		memcpy(iov[i].mv_base, data + off, n);
-		if (blank_nul)
-			for (size_t j = 0; j < n; j++)
-				if (((char *)iov[i].mv_base)[j] == '\0')
-					((char *)iov[i].mv_base)[j] = ' ';
+		char *dst = iov[i].mv_base;
+		memcpy(dst, data + off, n);
+		for (size_t j = 0; j < n && off + j < blank_upto; j++)
+			if (dst[j] == '\0')
+				dst[j] = ' ';
 		off += n;
 	}
 }
 
 /** Copy data into a new message and run the parser over it; *rc is msg_extract's result. */
-static msg_t *parse_raw(const char *data, size_t len, bool blank_nul, int *rc)
+static msg_t *parse_raw(const char *data, size_t len, size_t blank_upto, int *rc)
 {
 	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
 	if (!msg)
@@ -71,7 +111,7 @@ static msg_t *parse_raw(const char *data, size_t len, bool blank_nul, int *rc)
 		msg_destroy(msg);
 		return NULL;
 	}
-	fill_iovec(iov, nvec, data, len, blank_nul);
+	fill_iovec(iov, nvec, data, len, blank_upto);
 	msg_recv_commit(msg, len, 1);
 	*rc = msg_extract(msg);
 	return msg;
@@ -84,13 +124,15 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 		*why = "empty message";
 		return NULL;
 	}
-	if (memchr(data, '\0', len)) {
-		/* The parser works on C strings; a NUL would silently cut the message. */
-		*why = "NUL byte in message";
+	/* A NUL is refused only where RFC 3261's grammar has no room for one: in the header
+	 * section outside a quoted-pair. The body is arbitrary octets (§7.4). */
+	size_t hlen = header_section_len(data, len);
+	if (forbidden_nul(data, hlen) < hlen) {
+		*why = "NUL byte in header";
 		return NULL;
 	}
 	int rc;
-	msg_t *msg = parse_raw(data, len, false, &rc);
+	msg_t *msg = parse_raw(data, len, hlen, &rc);
 	if (!msg) {
 		*why = "out of memory";
 		return NULL;
@@ -122,20 +164,159 @@ msg_t *sipmsg_parse(const char *data, size_t len, const char **why)
 	return msg;
 }
 
-msg_t *sipmsg_parse_salvage(const char *data, size_t len)
+/** RFC 3261 §25.1 token characters (methods, and the scheme test below). */
+static bool is_token_char(unsigned char c)
 {
-	if (len == 0)
+	return isalnum(c) || (c && strchr("-.!%*_+`'~", c));
+}
+
+/** The request line's method if it is a token followed by SP, else 0: its length. */
+static size_t start_line_method(const char *data, size_t len)
+{
+	size_t n = 0;
+	while (n < len && is_token_char((unsigned char)data[n]))
+		n++;
+	return n > 0 && n < len && data[n] == ' ' ? n : 0;
+}
+
+/** Why a request line sofia-sip could not read is wrong: the Request-URI when the line is
+ *  otherwise right (method SP uri SP SIP/2.0, single spaces), else the line as a whole. */
+static const char *start_line_fault(const char *line, size_t n)
+{
+	const char *sp1 = memchr(line, ' ', n);
+	const char *sp2 = n > 8 ? line + n - 8 : NULL;
+	if (sp1 && sp2 && sp2 > sp1 + 1 && memcmp(sp2, " SIP/2.0", 8) == 0 && sp1[1] != ' ' &&
+	    sp2[-1] != ' ')
+		return "Malformed Request-URI";
+	return "Malformed Request-Line";
+}
+
+/** A copy of data whose request line is "METHOD sip:invalid SIP/2.0" (or, with method NULL,
+ *  its own method): the headers can then be read to answer a request whose own line cannot be
+ *  (LWS inside the Request-URI, an IPv6 reference without brackets: RFC 4475 §3.1.2.8, RFC
+ *  5118 §4.2). NULL if the line does not even start with a method. */
+static char *replace_start_line(const char *data, size_t len, const char *method, size_t *out_len)
+{
+	size_t mlen = start_line_method(data, len);
+	const char *eol = memchr(data, '\n', len);
+	if (!mlen || !eol)
 		return NULL;
+	const char *m = method ? method : data;
+	if (method)
+		mlen = strlen(method);
+	static const char tail[] = " sip:invalid SIP/2.0\r";
+	size_t rest = len - (size_t)(eol - data);
+	char *buf = malloc(mlen + sizeof(tail) - 1 + rest);
+	if (!buf)
+		return NULL;
+	memcpy(buf, m, mlen);
+	memcpy(buf + mlen, tail, sizeof(tail) - 1);
+	memcpy(buf + mlen + sizeof(tail) - 1, eol, rest);
+	*out_len = mlen + sizeof(tail) - 1 + rest;
+	return buf;
+}
+
+/** Parse for an answer only: every NUL of the header section blanked. NULL unless the result
+ *  is a request with a top Via to answer along. */
+static msg_t *parse_request_for_answer(const char *data, size_t len)
+{
 	int rc;
-	msg_t *msg = parse_raw(data, len, true, &rc);
+	msg_t *msg = parse_raw(data, len, header_section_len(data, len), &rc);
 	if (!msg)
 		return NULL;
 	sip_t *sip = sip_object(msg);
+	if (sip && sip->sip_request && !sip->sip_via)
+		sipmsg_recover_via(msg, sip);
 	if (!sip || !sip->sip_request || !sip->sip_via) {
 		msg_destroy(msg);
 		return NULL;
 	}
 	return msg;
+}
+
+/** parse_request_for_answer over data with its request line replaced (replace_start_line). */
+static msg_t *parse_with_start_line(const char *data, size_t len, const char *method)
+{
+	size_t n;
+	char *copy = replace_start_line(data, len, method, &n);
+	if (!copy)
+		return NULL;
+	msg_t *msg = parse_request_for_answer(copy, n);
+	free(copy);
+	return msg;
+}
+
+msg_t *sipmsg_parse_salvage(const char *data, size_t len, const char **fault)
+{
+	*fault = NULL;
+	if (len == 0)
+		return NULL;
+	msg_t *msg = parse_request_for_answer(data, len);
+	if (msg)
+		return msg;
+	const char *eol = memchr(data, '\n', len);
+	size_t line = eol ? (size_t)(eol - data) : len;
+	*fault = start_line_fault(data, line > 0 && data[line - 1] == '\r' ? line - 1 : line);
+	msg = parse_with_start_line(data, len, NULL);
+	if (msg)
+		return msg;
+	/* Even the method is unreadable to sofia-sip (its method token refuses '+' and '`',
+	 * which RFC 3261 allows). It is not ACK then, so an answer is due: read the rest under
+	 * another method. */
+	*fault = "Malformed Request-Line";
+	return parse_with_start_line(data, len, "OPTIONS");
+}
+
+/** The text of a header sofia-sip could not parse, after its name and colon. */
+static const char *error_value(const sip_error_t *e, size_t *n)
+{
+	const char *s = e->er_common->h_data;
+	size_t len = e->er_common->h_len;
+	const char *colon = s ? memchr(s, ':', len) : NULL;
+	if (!colon)
+		return NULL;
+	*n = len - (size_t)(colon + 1 - s);
+	return colon + 1;
+}
+
+/** Parse the first via-parm of a Via value that failed as a whole, dropping unreadable
+ *  parameters from the end until what is left parses (RFC 4475 §3.1.2.1: "SIP/2.0/UDP
+ *  192.0.2.15;;,;,," still says where to answer). NULL if even the sent-by does not parse. */
+static sip_via_t *readable_via(su_home_t *home, const char *value, size_t n)
+{
+	char *s = su_strndup(home, value, (isize_t)n);
+	if (!s)
+		return NULL;
+	s[strcspn(s, ",")] = '\0';
+	for (;;) {
+		size_t end = strlen(s);
+		while (end > 0 && strchr(" \t\r\n;", s[end - 1]))
+			s[--end] = '\0';
+		sip_via_t *v = end ? sip_via_make(home, s) : NULL;
+		if (v && v->v_host)
+			return v;
+		char *semi = strrchr(s, ';');
+		if (!semi)
+			return NULL;
+		*semi = '\0';
+	}
+}
+
+bool sipmsg_recover_via(msg_t *msg, sip_t *sip)
+{
+	if (sip->sip_via)
+		return true;
+	for (sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+		const msg_hclass_t *hc = e->er_common->h_class;
+		const char *name = hc && hc->hc_hash == msg_error_hash ? e->er_name : NULL;
+		if (!name || (strcasecmp(name, "Via") != 0 && strcasecmp(name, "v") != 0))
+			continue;
+		size_t n;
+		const char *value = error_value(e, &n);
+		sip_via_t *v = value ? readable_via(msg_home(msg), value, n) : NULL;
+		return v && msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)v) >= 0;
+	}
+	return false;
 }
 
 const char *sipmsg_error_name(const sip_error_t *e)
@@ -175,7 +356,19 @@ static bool header_malformed(sip_t *sip, const char *name, size_t nlen)
 	return false;
 }
 
-int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+/** scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3261 §25.1). */
+static bool scheme_is_valid(const char *scheme)
+{
+	if (!scheme || !isalpha((unsigned char)scheme[0]))
+		return false;
+	for (const char *p = scheme + 1; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("+-.", *p))
+			return false;
+	return true;
+}
+
+/** The headers every request needs (§8.1.1): present, parsed, and only once. 0 or 400. */
+static int check_required(msg_t *msg, sip_t *sip, const char **reason)
 {
 	static const struct {
 		size_t off;
@@ -187,6 +380,9 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		{offsetof(sip_t, sip_call_id), "Call-ID", "Missing Call-ID header", "Malformed Call-ID header"},
 		{offsetof(sip_t, sip_cseq), "CSeq", "Missing CSeq header", "Malformed CSeq header"},
 	};
+	/* A top Via that did not parse as a whole may still say where to send the 400. */
+	if (!sip->sip_via)
+		sipmsg_recover_via(msg, sip);
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		void *h = *(void **)((char *)sip + required[i].off);
 		bool bad = header_malformed(sip, required[i].name, strlen(required[i].name));
@@ -204,10 +400,37 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		*reason = why;
 		return 400;
 	}
-	if (header_malformed(sip, "Max-Forwards", 12)) {
-		*reason = "Malformed Max-Forwards header";
-		return 400;
+	return 0;
+}
+
+/** Headers the proxy and registrar read, which must not be silently dropped when they do not
+ *  parse (sofia-sip leaves their typed pointer NULL). 0 or 400. */
+static int check_malformed(sip_t *sip, const char **reason)
+{
+	static const struct {
+		const char *name, *compact, *reason;
+	} checked[] = {
+		{"Max-Forwards", NULL, "Malformed Max-Forwards header"},
+		{"Content-Length", "l", "Malformed Content-Length header"},
+		{"Contact", "m", "Malformed Contact header"},
+		{"Expires", NULL, "Malformed Expires header"},
+		{"Route", NULL, "Malformed Route header"},
+		{"Record-Route", NULL, "Malformed Route header"},
+	};
+	for (size_t i = 0; i < sizeof(checked) / sizeof(checked[0]); i++) {
+		const char *c = checked[i].compact;
+		if (header_malformed(sip, checked[i].name, strlen(checked[i].name)) ||
+		    (c && header_malformed(sip, c, strlen(c)))) {
+			*reason = checked[i].reason;
+			return 400;
+		}
 	}
+	return 0;
+}
+
+/** CSeq against the request line, and the body against Content-Length. 0 or 400. */
+static int check_cseq_and_length(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+{
 	if (sip->sip_cseq->cs_method != sip->sip_request->rq_method ||
 	    (sip->sip_request->rq_method == sip_method_unknown &&
 	     strcmp(sip->sip_cseq->cs_method_name, sip->sip_request->rq_method_name) != 0)) {
@@ -222,26 +445,16 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		*reason = "Body shorter than Content-Length";
 		return 400;
 	}
-	if (header_malformed(sip, "Content-Length", 14) || header_malformed(sip, "l", 1)) {
-		*reason = "Malformed Content-Length header";
-		return 400;
-	}
 	if (!sip->sip_content_length && !content_length_optional) {
 		*reason = "Missing Content-Length header";
 		return 400;
 	}
-	if (header_malformed(sip, "Contact", 7) || header_malformed(sip, "m", 1)) {
-		*reason = "Malformed Contact header";
-		return 400;
-	}
-	if (header_malformed(sip, "Expires", 7)) {
-		*reason = "Malformed Expires header";
-		return 400;
-	}
-	if (header_malformed(sip, "Route", 5) || header_malformed(sip, "Record-Route", 12)) {
-		*reason = "Malformed Route header";
-		return 400;
-	}
+	return 0;
+}
+
+/** The version, the Via count and the Request-URI. 0, 400, 416, 483 or 505. */
+static int check_request_line(sip_t *sip, const char **reason)
+{
 	if (!sip->sip_request->rq_version ||
 	    strcasecmp(sip->sip_request->rq_version, SIP_VERSION_CURRENT) != 0) {
 		*reason = "Version Not Supported";
@@ -257,7 +470,13 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		return 483;
 	}
 	url_t const *ruri = sip->sip_request->rq_url;
-	if (!ruri || (ruri->url_type != url_sip && ruri->url_type != url_sips)) {
+	if (!ruri || !scheme_is_valid(ruri->url_scheme)) {
+		/* Not an absoluteURI at all, e.g. one in <> (RFC 4475 §3.1.2.7): malformed, not
+		 * merely of a scheme we do not serve. */
+		*reason = "Malformed Request-URI";
+		return 400;
+	}
+	if (ruri->url_type != url_sip && ruri->url_type != url_sips) {
 		*reason = "Unsupported URI Scheme";
 		return 416;
 	}
@@ -265,7 +484,26 @@ int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, c
 		*reason = "Request-URI has no host";
 		return 400;
 	}
+	if (ruri->url_headers) {
+		/* RFC 3261 §19.1.1 allows headers only outside the Request-URI; forwarding them
+		 * is not allowed either (RFC 4475 §3.1.2.11), so the request is refused. */
+		*reason = "Request-URI must not have headers";
+		return 400;
+	}
 	return 0;
+}
+
+int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason)
+{
+	/* In this order: what a 400 needs first (a Via to send it to), then the rest. */
+	int status = check_required(msg, sip, reason);
+	if (!status)
+		status = check_malformed(sip, reason);
+	if (!status)
+		status = check_cseq_and_length(msg, sip, content_length_optional, reason);
+	if (!status)
+		status = check_request_line(sip, reason);
+	return status;
 }
 
 bool sipmsg_response_ok(sip_t *sip)

@@ -23,10 +23,18 @@ msg_mclass_t const *sipmsg_mclass(void);
 /** Parse one whole message (a WS message or datagram: Content-Length optional).
  *  NULL if it is not a SIP message at all; *why says why. */
 msg_t *sipmsg_parse(const char *data, size_t len, const char **why);
-/** For a message sipmsg_parse refused: parse what can be parsed (NUL bytes blanked) so
- *  that a request with a Via can be answered 400. NULL if it is no such request. Never
- *  acted on beyond that answer. */
-msg_t *sipmsg_parse_salvage(const char *data, size_t len);
+/** For a message sipmsg_parse refused: parse what can be parsed (NUL bytes of the header
+ *  section blanked, a request line that does not parse replaced, a top Via that does not
+ *  parse cut down to what does) so that a request with a readable top Via can be answered
+ *  400. NULL if it is no such request. *fault is set when the request line itself was what
+ *  failed ("Malformed Request-URI" or "Malformed Request-Line"), else NULL. Never acted on
+ *  beyond that answer. */
+msg_t *sipmsg_parse_salvage(const char *data, size_t len, const char **fault);
+/** If sip has no Via because the top one did not parse, put in its place the part of it that
+ *  does (its sent-by, and the parameters before the first unreadable one), so that a 400 can
+ *  be sent back along it. The header stays in the error list: the request is still refused.
+ *  True if sip has a Via afterwards. */
+bool sipmsg_recover_via(msg_t *msg, sip_t *sip);
 
 /** True if data is only CR/LF bytes (RFC 5626 keep-alive). */
 bool sipmsg_is_keepalive(const char *data, size_t len);
@@ -35,7 +43,9 @@ bool sipmsg_is_keepalive(const char *data, size_t len);
 #define SIPMSG_MAX_VIAS 70
 /** Check a request for what every hop needs (RFC 3261 §8.2, §16.3 items 1-2): required headers,
  *  CSeq, Content-Length, URI scheme. Returns 0 if fine, else the status to answer with and
- *  *reason the phrase (which says what is wrong). Max-Forwards and Require are left to callers. */
+ *  *reason the phrase (which says what is wrong). Max-Forwards and Require are left to callers.
+ *  A top Via that did not parse is first recovered (sipmsg_recover_via) so that the 400 saying
+ *  so can be sent back. */
 int sipmsg_check_request(msg_t *msg, sip_t *sip, bool content_length_optional, const char **reason);
 /** The name of a header in sip->sip_error: one that did not parse (a msg_error_t carrying the
  *  name), or a second instance of a single-valued header such as CSeq, which sofia-sip puts in

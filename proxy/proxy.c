@@ -7,6 +7,7 @@
  * transaction and every branch are gone.
  */
 #include "proxy/proxy.h"
+#include "proxy/dialogs.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -15,6 +16,8 @@
 #include "sip/self.h"
 #include "sip/resolve.h"
 #include "sip/txn.h"
+#include "media/media.h"
+#include "registrar/gruu.h"
 #include "registrar/location.h"
 #include "transport/flow.h"
 #include "transport/transport.h"
@@ -56,6 +59,7 @@ struct branch {
 	bool responded;	    /* any response arrived (the upstream is alive) */
 	uv_timer_t timer_c; /* upstream branches: first the no-response timer, then Timer C */
 	bool timer_open;
+	uint64_t out_flow;  /* the flow it went out on (media: the callee's leg) */
 };
 
 struct proxy_ctx {
@@ -78,8 +82,14 @@ struct proxy_ctx {
 	int best_status;
 	msg_t *challenges[MAX_BRANCHES]; /* 401/407 responses for aggregation (§16.7 step 7) */
 	int n_challenges;
+	struct media_wait *media_waits; /* messages rtpengine is rewriting (media/media.h) */
 	struct proxy_ctx *next, *prev; /* all contexts, for shutdown */
 };
+static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up);
+static void media_waits_cut(struct proxy_ctx *ctx);
+struct ack_wait;
+static struct ack_wait *ack_waits;
+static void ack_wait_free(struct ack_wait *w, bool cancel);
 
 static struct proxy_ctx *contexts;
 static const struct txn_user server_user, client_user;
@@ -87,25 +97,31 @@ struct lookup;
 static struct lookup *lookups; /* requests waiting for a next hop's name to be looked up */
 static void lookup_free(struct lookup *lk);
 static proxy_policy_fn policy;
+static proxy_forward_fn forward_filter;
 
 /* routing.upstreams as configured: a numeric address is used as it is; a name is looked up
  * (RFC 3263) at start and again when its records expire, and until it resolves it has no
- * targets. */
+ * targets. Each entry is on the heap and owns its copy of the URI, so that a reload can retire
+ * the old entries while a lookup or a timer of theirs is still under way. */
 #define MAX_UPSTREAMS CONFIG_MAX_LIST
 #define DNS_REFRESH_MIN 10   /* s: never ask more often, whatever the TTL */
 #define DNS_REFRESH_MAX 3600 /* s: ask again at least this often */
 #define DNS_RETRY 10	     /* s: after a lookup that found nothing */
-static struct upstream_cfg {
-	const char *uri;
+struct upstream_cfg {
+	char *uri;
 	url_t *url;
+	su_home_t home[1];
 	bool named;
 	struct transport_dest dest[RESOLVE_MAX_TARGETS];
 	int n_dest;
 	uv_timer_t refresh;
 	bool timer_open;
-} cfgs[MAX_UPSTREAMS];
+	bool lookup_pending; /* resolve_start's callback is still to come */
+	bool retired;	     /* replaced by a reload: freed once its timer and lookup are done */
+	bool timer_closing;  /* retired with its timer still to close */
+};
+static struct upstream_cfg *cfgs[MAX_UPSTREAMS];
 static int n_cfgs;
-static su_home_t cfg_home[1] = {SU_HOME_INIT(cfg_home)};
 
 /* Every target of every upstream, in the order failover tries them. */
 static struct upstream upstreams[MAX_UPSTREAMS];
@@ -115,8 +131,37 @@ static void upstreams_rebuild(void)
 {
 	n_upstreams = 0;
 	for (int i = 0; i < n_cfgs; i++)
-		for (int j = 0; j < cfgs[i].n_dest && n_upstreams < MAX_UPSTREAMS; j++)
-			upstreams[n_upstreams++] = (struct upstream){.uri = cfgs[i].uri, .dest = cfgs[i].dest[j]};
+		for (int j = 0; j < cfgs[i]->n_dest && n_upstreams < MAX_UPSTREAMS; j++)
+			upstreams[n_upstreams++] = (struct upstream){.uri = cfgs[i]->uri, .dest = cfgs[i]->dest[j]};
+}
+
+static void upstream_cfg_free(struct upstream_cfg *c)
+{
+	su_home_deinit(c->home);
+	free(c->uri);
+	free(c);
+}
+
+static void on_refresh_closed(uv_handle_t *h)
+{
+	struct upstream_cfg *c = h->data;
+	c->timer_closing = false;
+	if (!c->lookup_pending)
+		upstream_cfg_free(c);
+}
+
+/** Stop using c: at once, or when its timer has closed and its lookup has answered. */
+static void upstream_cfg_retire(struct upstream_cfg *c)
+{
+	c->retired = true;
+	if (c->timer_open) {
+		c->timer_open = false;
+		c->timer_closing = true;
+		uv_timer_stop(&c->refresh);
+		uv_close((uv_handle_t *)&c->refresh, on_refresh_closed);
+	} else if (!c->lookup_pending) {
+		upstream_cfg_free(c);
+	}
 }
 
 static void on_refresh(uv_timer_t *h);
@@ -124,6 +169,12 @@ static void on_refresh(uv_timer_t *h);
 static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32_t ttl)
 {
 	struct upstream_cfg *c = arg;
+	c->lookup_pending = false;
+	if (c->retired) {
+		if (!c->timer_closing)
+			upstream_cfg_free(c);
+		return;
+	}
 	uint64_t next = DNS_RETRY;
 	if (n == 0) {
 		/* Keep what the last lookup found: a stale address beats none. */
@@ -166,8 +217,11 @@ static void on_resolved(void *arg, const struct resolve_target *t, int n, uint32
 static void on_refresh(uv_timer_t *h)
 {
 	struct upstream_cfg *c = h->data;
-	if (resolve_start(c->url, on_resolved, c) != 0)
+	c->lookup_pending = true;
+	if (resolve_start(c->url, on_resolved, c) != 0) {
+		c->lookup_pending = false;
 		uv_timer_start(&c->refresh, on_refresh, DNS_RETRY * 1000, 0);
+	}
 }
 
 const struct setting proxy_settings[] = {
@@ -177,6 +231,7 @@ const struct setting proxy_settings[] = {
 	SETTING_INT("routing.upstream_timeout", struct proxy_config, upstream_timeout, 5000),
 	SETTING_STRING("routing.resolv_conf", struct proxy_config, resolv_conf, "/etc/resolv.conf"),
 	SETTING_INT("proxy.timer_c", struct proxy_config, timer_c, 180),
+	SETTING_INT("proxy.dialog_timeout", struct proxy_config, dialog_timeout, 7200),
 	SETTING_END,
 };
 
@@ -199,22 +254,30 @@ int proxy_config_check(const struct proxy_config *cfg)
 		log_error("config: proxy.timer_c must be positive");
 		problems++;
 	}
+	if (cfg->dialog_timeout < 60) {
+		log_error("config: proxy.dialog_timeout must be at least 60 seconds");
+		problems++;
+	}
 	return problems;
 }
 
-int proxy_init(const struct proxy_config *cfg, bool edge)
+/** routing.upstreams as P_cfg says now; the entries in use before are retired. -1 (logged) if
+ *  one cannot be used. */
+static int upstreams_configure(void)
 {
-	P_cfg = cfg;
-	edge_mode = edge;
+	int old = n_cfgs;
+	struct upstream_cfg *prev[MAX_UPSTREAMS];
+	memcpy(prev, cfgs, sizeof(prev));
 	n_cfgs = 0;
-	n_upstreams = 0;
 	int rc = 0;
 	for (int i = 0; i < P_cfg->upstreams.count && n_cfgs < MAX_UPSTREAMS; i++) {
-		const char *uri = P_cfg->upstreams.item[i];
-		url_t *url = url_make(cfg_home, uri);
-		struct upstream_cfg *c = &cfgs[n_cfgs];
-		memset(c, 0, sizeof(*c));
-		c->uri = uri;
+		struct upstream_cfg *c = calloc(1, sizeof(*c));
+		if (!c || !(c->uri = strdup(P_cfg->upstreams.item[i]))) {
+			free(c);
+			return -1;
+		}
+		su_home_init(c->home);
+		url_t *url = url_make(c->home, c->uri);
 		c->url = url;
 		bool numeric = url && url->url_host && host_is_ip_address(url->url_host);
 		if (numeric && transport_dest_from_url(url, &c->dest[0]) == 0) {
@@ -225,16 +288,19 @@ int proxy_init(const struct proxy_config *cfg, bool edge)
 		} else {
 			log_error("proxy: routing.upstreams: cannot use '%s' (want sip:HOST[:PORT]"
 				  "[;transport=udp|tcp|tls], HOST a name or a numeric address)",
-				  uri);
+				  c->uri);
+			upstream_cfg_free(c);
 			rc = -1;
 			continue;
 		}
-		n_cfgs++;
-		log_info("proxy: upstream %d: %s%s", n_cfgs, uri, c->named ? " (DNS, RFC 3263)" : "");
+		cfgs[n_cfgs++] = c;
+		log_info("proxy: upstream %d: %s%s", n_cfgs, c->uri, c->named ? " (DNS, RFC 3263)" : "");
 	}
+	for (int i = 0; i < old; i++)
+		upstream_cfg_retire(prev[i]);
 	upstreams_rebuild();
 	for (int i = 0; i < n_cfgs && rc == 0; i++) {
-		struct upstream_cfg *c = &cfgs[i];
+		struct upstream_cfg *c = cfgs[i];
 		if (!c->named)
 			continue;
 		if (resolve_init(P_cfg->resolv_conf) != 0)
@@ -247,7 +313,25 @@ int proxy_init(const struct proxy_config *cfg, bool edge)
 	return rc;
 }
 
+int proxy_init(const struct proxy_config *cfg, bool edge)
+{
+	P_cfg = cfg;
+	edge_mode = edge;
+	n_cfgs = 0;
+	n_upstreams = 0;
+	dialogs_init(&cfg->dialog_timeout);
+	return upstreams_configure();
+}
+
+int proxy_reload(void)
+{
+	/* Branches under way keep the destination they were sent to; only the failover of a
+	 * request still looking for an upstream reads the new list. */
+	return upstreams_configure();
+}
+
 void proxy_set_policy(proxy_policy_fn fn) { policy = fn; }
+void proxy_set_forward_filter(proxy_forward_fn fn) { forward_filter = fn; }
 
 
 /* ---- context life cycle ---- */
@@ -294,25 +378,24 @@ static void branch_stop_timer(struct branch *b)
 
 void proxy_shutdown(void)
 {
-	for (int i = 0; i < n_cfgs; i++) {
-		if (cfgs[i].timer_open) {
-			cfgs[i].timer_open = false;
-			uv_timer_stop(&cfgs[i].refresh);
-			uv_close((uv_handle_t *)&cfgs[i].refresh, NULL);
-		}
-	}
 	resolve_shutdown(); /* no lookup calls back any more */
+	for (int i = 0; i < n_cfgs; i++) {
+		cfgs[i]->lookup_pending = false;
+		upstream_cfg_retire(cfgs[i]);
+	}
+	while (ack_waits)
+		ack_wait_free(ack_waits, true);
 	while (lookups)
 		lookup_free(lookups);
 	n_cfgs = 0;
 	n_upstreams = 0;
-	su_home_deinit(cfg_home);
-	su_home_init(cfg_home);
+	dialogs_shutdown();
 	/* Cut every tie to transactions; timers close asynchronously and release their context. */
 	struct proxy_ctx *ctx = contexts;
 	while (ctx) {
 		struct proxy_ctx *next = ctx->next;
 		ctx->open++; /* hold it while the ties are cut */
+		media_waits_cut(ctx);
 		if (ctx->st) {
 			txn_detach(ctx->st);
 			ctx->st = NULL;
@@ -486,6 +569,8 @@ static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct
 		msg_destroy(fwd);
 		return NULL;
 	}
+	if (forward_filter)
+		forward_filter(fwd, sip);
 	return fwd;
 }
 
@@ -580,6 +665,8 @@ static void send_best(struct proxy_ctx *ctx)
 		if (!ctx->branch[i].status)
 			return;
 	ctx->final_sent = true;
+	if (ctx->invite && !sip_object(ctx->req)->sip_to->a_tag)
+		media_call_end(sip_object(ctx->req), "no call"); /* error, CANCEL, Timer C, timeout */
 	edge_register_done(ctx, ctx->best_status ? ctx->best_status : ctx->upstream_failed ? 503 : 408);
 	if (!ctx->best_status && ctx->upstream_failed) {
 		/* Our own 503: no upstream could take the request, the caller may try elsewhere. */
@@ -730,7 +817,7 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 			return;
 		msg_t *up = response_for_upstream(resp);
 		if (up)
-			txn_respond(ctx->st, up);
+			respond_up(ctx, b, up);
 		return;
 	}
 	if (status < 300) {
@@ -740,8 +827,10 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 		if (ctx->st && (ctx->invite || !ctx->final_sent)) {
 			msg_t *up = response_for_upstream(resp);
 			if (up)
-				txn_respond(ctx->st, up);
+				respond_up(ctx, b, up);
 		}
+		if (ctx->invite)
+			dialogs_answered(sip, ctx->in_flow, txn_flow_id(ct));
 		if (!ctx->final_sent && ctx->invite)
 			cancel_pending(ctx, (int)(b - ctx->branch));
 		if (!ctx->final_sent)
@@ -852,6 +941,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 			 t->ruri ? t->ruri : "?", t->node);
 	}
 	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+	b->out_flow = out->id;
 	ctx->open++;
 	b->ct = txn_client_create(fwd, &dest, &client_user, b);
 	if (!b->ct) {
@@ -1000,6 +1090,193 @@ static void ctx_start(struct proxy_ctx *ctx, const struct target *targets, int n
 	}
 	send_best(ctx); /* every branch may have failed at once */
 	ctx_release(ctx);
+}
+
+/* ---- media (media/media.h): messages held while rtpengine rewrites their SDP ---- */
+
+struct media_wait {
+	struct proxy_ctx *ctx;
+	msg_t *msg; /* a response going up; NULL: the request, whose branches wait to start */
+	struct media_op *op;
+	struct target targets[MAX_BRANCHES];
+	char *uris[MAX_BRANCHES];
+	int n;
+	struct media_wait *next, *prev;
+};
+
+static struct media_wait *media_wait_new(struct proxy_ctx *ctx)
+{
+	struct media_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->ctx = ctx;
+	w->next = ctx->media_waits;
+	if (ctx->media_waits)
+		ctx->media_waits->prev = w;
+	ctx->media_waits = w;
+	ctx->open++;
+	return w;
+}
+
+/* Unlink and free w; the caller releases the context's hold. */
+static void media_wait_free(struct media_wait *w)
+{
+	struct proxy_ctx *ctx = w->ctx;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ctx->media_waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	if (w->msg)
+		msg_destroy(w->msg);
+	for (int i = 0; i < MAX_BRANCHES; i++)
+		free(w->uris[i]);
+	free(w);
+}
+
+static void media_waits_cut(struct proxy_ctx *ctx)
+{
+	while (ctx->media_waits) {
+		media_op_cancel(ctx->media_waits->op);
+		media_wait_free(ctx->media_waits);
+		ctx->open--;
+	}
+}
+
+static void on_media_response(void *arg, int status)
+{
+	struct media_wait *w = arg;
+	struct proxy_ctx *ctx = w->ctx;
+	/* An rtpengine failure on a response has been logged; the caller still gets it, with the
+	 * SDP as the callee sent it (refusing a 200 would leave the callee in a call). */
+	if (ctx->st) {
+		txn_respond(ctx->st, w->msg);
+		w->msg = NULL;
+	}
+	media_wait_free(w);
+	ctx_release(ctx);
+}
+
+/** A response for the caller: through rtpengine when it carries SDP of an anchored call. */
+static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up)
+{
+	struct media_wait *w = media_wait_new(ctx);
+	if (w) {
+		w->msg = up;
+		if (media_sdp(up, b->out_flow, ctx->in_flow, on_media_response, w, &w->op) == MEDIA_WAIT)
+			return;
+		w->msg = NULL;
+		media_wait_free(w);
+		ctx->open--;
+	}
+	txn_respond(ctx->st, up);
+}
+
+static void on_media_start(void *arg, int status)
+{
+	struct media_wait *w = arg;
+	struct proxy_ctx *ctx = w->ctx;
+	struct flow *in = flow_find(ctx->in_flow);
+	w->op = NULL;
+	if (!ctx->st) {
+		media_call_end(sip_object(ctx->req), "caller gone");
+	} else if (status || ctx->cancelled || !in) {
+		if (status)
+			log_warn("proxy: %s for Call-ID %s answered %d: media relay unavailable",
+				 sip_object(ctx->req)->sip_request->rq_method_name,
+				 sip_object(ctx->req)->sip_call_id->i_id, status);
+		ctx->final_sent = true;
+		media_call_end(sip_object(ctx->req), "cancelled");
+		txn_respond_status(ctx->st, status ? status : in ? 487 : 480,
+				   status == 503 ? "Media Relay Unavailable" : NULL);
+	} else {
+		ctx_start(ctx, w->targets, w->n, in);
+	}
+	media_wait_free(w);
+	ctx_release(ctx);
+}
+
+/** Before the branches start: the request's SDP through rtpengine, toward the first target's
+ *  leg. true: the request waits (the uris are taken: their slots are emptied) or was answered. */
+static bool media_hold_start(struct proxy_ctx *ctx, const struct target *targets, int n,
+			     char **uris)
+{
+	if (n == 0)
+		return false;
+	struct flow *out = targets[0].flow_id ? flow_find(targets[0].flow_id)
+					      : transport_flow_for(&targets[0].dest);
+	if (!out)
+		return false; /* the branch fails on its own */
+	struct media_wait *w = media_wait_new(ctx);
+	if (!w)
+		return false;
+	int rc = media_sdp(ctx->req, ctx->in_flow, out->id, on_media_start, w, &w->op);
+	if (rc == MEDIA_WAIT) {
+		memcpy(w->targets, targets, sizeof(*targets) * (size_t)n);
+		memcpy(w->uris, uris, sizeof(*uris) * (size_t)n);
+		memset(uris, 0, sizeof(*uris) * (size_t)n);
+		w->n = n;
+		return true;
+	}
+	media_wait_free(w);
+	ctx->open--;
+	if (rc == MEDIA_PASS)
+		return false;
+	ctx->final_sent = true;
+	txn_respond_status(ctx->st, rc, rc == 503 ? "Media Relay Unavailable" : NULL);
+	return true;
+}
+
+/* An ACK with SDP (the answer to an offer in a 200) waits for rtpengine like a response. */
+struct ack_wait {
+	msg_t *ack;
+	uint64_t in, out;
+	struct media_op *op;
+	struct ack_wait *next, *prev;
+};
+
+static void ack_wait_free(struct ack_wait *w, bool cancel)
+{
+	if (cancel)
+		media_op_cancel(w->op);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ack_waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	msg_unref(w->ack);
+	free(w);
+}
+
+static void forward_ack(msg_t *ack, struct flow *in, struct flow *out);
+
+static void on_media_ack(void *arg, int status)
+{
+	struct ack_wait *w = arg;
+	struct flow *in = flow_find(w->in), *out = flow_find(w->out);
+	if (in && out)
+		forward_ack(w->ack, in, out);
+	ack_wait_free(w, false);
+}
+
+static bool media_hold_ack(msg_t *ack, struct flow *in, struct flow *out)
+{
+	struct ack_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return false;
+	w->ack = msg_ref(ack);
+	w->in = in->id;
+	w->out = out->id;
+	w->next = ack_waits;
+	if (ack_waits)
+		ack_waits->prev = w;
+	ack_waits = w;
+	if (media_sdp(ack, in->id, out->id, on_media_ack, w, &w->op) == MEDIA_WAIT)
+		return true;
+	ack_wait_free(w, false);
+	return false;
 }
 
 /* ---- next hops by name (RFC 3263) ---- */
@@ -1228,12 +1505,32 @@ static bool in_dialog_elsewhere(const struct routing *r)
 
 static bool for_another_domain(const struct routing *r) { return P_cfg->route_foreign; }
 
-/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays. */
+/* In dialog to a GRUU of ours (RFC 5627 §7: it is retargeted like any): the Contact its
+ * instance registered over flow_id, which the UA knows as its own (JsSIP answers 404 to a
+ * temp-gruu Request-URI). NULL: the Request-URI stays. The caller frees it. */
+static char *gruu_dialog_ruri(const url_t *ruri, uint64_t flow_id)
+{
+	if (edge_mode || !ruri || !self_is_our_domain(ruri->url_host))
+		return NULL;
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = 0;
+	bool temporary;
+	if (gruu_lookup(ruri, bindings, MAX_BRANCHES, &nb, &temporary) != GRUU_FOUND)
+		return NULL;
+	for (int i = 0; i < nb; i++)
+		if (bindings[i]->flow_id == flow_id)
+			return strdup(bindings[i]->uri);
+	return NULL;
+}
+
+/* In dialog, by the token of our Record-Route: that connection; the Request-URI stays (but
+ * for a GRUU of ours, which becomes the instance's Contact). */
 static enum route_outcome route_by_token(struct routing *r)
 {
 	if (!r->route_flow)
 		return ROUTE_PASS;
-	return add_target(r, (struct target){.ruri = NULL, .flow_id = r->route_flow});
+	r->uris[r->n] = gruu_dialog_ruri(r->ruri, r->route_flow);
+	return add_target(r, (struct target){.ruri = r->uris[r->n], .flow_id = r->route_flow});
 }
 
 /* A route set beyond us: loose routing to its first entry's address, or the addresses its
@@ -1283,6 +1580,55 @@ static enum route_outcome route_named_remote_target(struct routing *r)
 	return look_up(r, r->ruri);
 }
 
+/* Every binding as a target, its Contact the Request-URI. */
+static enum route_outcome add_binding_targets(struct routing *r, const struct binding **bindings, int nb)
+{
+	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
+		r->uris[r->n] = strdup(bindings[i]->uri);
+		add_target(r, binding_target(bindings[i], r->uris[r->n]));
+	}
+	return ROUTE_TARGETS;
+}
+
+/* Bindings held by other nodes of the cluster: a connection's goes to its node with the Route
+ * naming the flow there and our signature; a UDP phone's to its Contact address. */
+static enum route_outcome add_remote_targets(struct routing *r, const struct cluster_target *remote, int nr)
+{
+	for (int i = 0; i < nr && r->n < MAX_BRANCHES; i++) {
+		const struct cluster_target *ct = &remote[i];
+		r->uris[r->n] = strdup(ct->b->uri);
+		r->routes[r->n] = ct->route[0] ? strdup(ct->route) : NULL;
+		add_target(r, (struct target){.ruri = r->uris[r->n], .dest = ct->dest, .outbound = ct->b->outbound,
+					      .route = r->routes[r->n], .node = ct->route[0] ? ct->node : NULL});
+	}
+	return ROUTE_TARGETS;
+}
+
+/* A GRUU of ours (RFC 5627 §7, registrar/gruu.h): a pub-gruu or a temp-gruu reaches the bindings
+ * of its one instance, over their flows; one that names nobody is 404, an instance offline 480.
+ * An edge holds no bindings: the registrar upstream made the GRUUs and knows them. */
+static enum route_outcome route_gruu(struct routing *r)
+{
+	if (edge_mode || !self_is_our_domain(r->ruri->url_host))
+		return ROUTE_PASS;
+	const struct binding *bindings[MAX_BRANCHES];
+	int nb = 0;
+	bool temporary = false;
+	enum gruu_verdict v = gruu_lookup(r->ruri, bindings, MAX_BRANCHES, &nb, &temporary);
+	if (v == GRUU_NOT_ONE)
+		return ROUTE_PASS;
+	if (v != GRUU_FOUND && P_cfg->route_unregistered && n_upstreams && !from_upstream(r->in))
+		return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
+	if (v != GRUU_FOUND) {
+		metrics_inc(M_PROXY_GRUU_REFUSED);
+		log_info("proxy: %s from %s to a %s-gruu naming %s", r->sip->sip_request->rq_method_name,
+			 r->in->peer_text, temporary ? "temp" : "pub", v == GRUU_OFFLINE ? "an offline instance" : "nobody");
+		return v == GRUU_OFFLINE ? answer(r, 480, "Temporarily Unavailable") : answer(r, 404, "Not Found");
+	}
+	metrics_inc(M_PROXY_GRUU_ROUTED);
+	return add_binding_targets(r, bindings, nb);
+}
+
 /* A user of our domains, or at one of our listener addresses (how PBXs and SIPp address us:
  * a user of our first domain): every live binding, or the upstreams when they know users we
  * do not. */
@@ -1325,18 +1671,8 @@ static enum route_outcome route_local_user(struct routing *r)
 	if (nb == 0 && nr == 0)
 		return state == AOR_UNKNOWN ? answer(r, 404, "Not Found")
 					    : answer(r, 480, "Temporarily Unavailable");
-	for (int i = 0; i < nb && r->n < MAX_BRANCHES; i++) {
-		r->uris[r->n] = strdup(bindings[i]->uri);
-		add_target(r, binding_target(bindings[i], r->uris[r->n]));
-	}
-	for (int i = 0; i < nr && r->n < MAX_BRANCHES; i++) {
-		const struct cluster_target *ct = &remote[i];
-		r->uris[r->n] = strdup(ct->b->uri);
-		r->routes[r->n] = ct->route[0] ? strdup(ct->route) : NULL;
-		add_target(r, (struct target){.ruri = r->uris[r->n], .dest = ct->dest, .outbound = ct->b->outbound,
-					      .route = r->routes[r->n], .node = ct->route[0] ? ct->node : NULL});
-	}
-	return ROUTE_TARGETS;
+	add_binding_targets(r, bindings, nb);
+	return add_remote_targets(r, remote, nr);
 }
 
 /* Another domain, the upstreams configured but none resolved yet. */
@@ -1389,6 +1725,7 @@ static const struct route_rule {
 	{"edge REGISTER to the registrar", route_edge_register},
 	{"in dialog, a numeric remote target", route_remote_target},
 	{"in dialog, a named remote target", route_named_remote_target},
+	{"a GRUU of ours", route_gruu},
 	{"a user of our domains", route_local_user},
 	{"upstreams not resolved", route_upstream_unresolved},
 	{"the upstreams", route_upstream},
@@ -1479,6 +1816,10 @@ static void start_branches(struct routing *r)
 			 URL_PRINT_ARGS(r->sip->sip_to->a_url), (unsigned long long)r->in->id, r->in->peer_text,
 			 upstreams[0].uri);
 	}
+	if (r->sip->sip_request->rq_method == sip_method_bye)
+		media_call_end(r->sip, "BYE");
+	if (media_hold_start(ctx, r->targets, r->n, r->uris))
+		return; /* rtpengine first; the branches start when it has answered */
 	ctx_start(ctx, r->targets, r->n, r->in);
 }
 
@@ -1490,6 +1831,7 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 	}
 	if (refuse_invalid(st, req, sip))
 		return;
+	dialogs_request(sip); /* a BYE ends a call in the operator's list; anything else refreshes it */
 	struct routing r = {.st = st, .req = req, .sip = sip, .in = in};
 	/* Edge mode: a REGISTER for us goes to the registrar upstream (RFC 3327). */
 	r.edge_register = edge_mode && sip->sip_request->rq_method == sip_method_register && !sip->sip_route &&
@@ -1525,12 +1867,16 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 		log_info("proxy: ACK from %s has no live route, dropped", in->peer_text);
 		return;
 	}
+	if (media_hold_ack(ack, in, out))
+		return;
 	forward_ack(ack, in, out);
 }
 
 static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
 {
-	msg_t *fwd = make_forward(ack, NULL, in, out, false, NULL);
+	char *ruri = gruu_dialog_ruri(sip_object(ack)->sip_request->rq_url, out->id);
+	msg_t *fwd = make_forward(ack, ruri, in, out, false, NULL);
+	free(ruri);
 	if (!fwd)
 		return;
 	if (transport_send_msg(out, fwd) == 0)

@@ -14,6 +14,7 @@ struct proxy_config {
 	int upstream_timeout;	      /* ms without any response before the next upstream */
 	char *resolv_conf;	      /* DNS servers for upstream names and next hops (RFC 3263), resolv.conf syntax */
 	int timer_c;		      /* seconds, RFC 3261 §16.8 (> 180) */
+	int dialog_timeout;	      /* seconds a call in the operator's list lives without a request */
 };
 extern const struct setting proxy_settings[];
 /** Logs each problem with the routing and proxy settings and returns how many there are. */
@@ -24,6 +25,10 @@ int proxy_config_check(const struct proxy_config *cfg);
  *  (logged) if one cannot be used. */
 int proxy_init(const struct proxy_config *cfg, bool edge);
 void proxy_shutdown(void);
+/** routing.upstreams again from cfg (kept by pointer; a reload has put new values there). Calls
+ *  in progress keep their route; new requests go to the new upstreams. -1 (logged) if one
+ *  cannot be used (the others are used). */
+int proxy_reload(void);
 /** A request (not REGISTER for us, not OPTIONS to us) with its server transaction. */
 void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *f);
 /** An ACK that matched no server transaction: an ACK for a 2xx, forwarded by its route set. */
@@ -41,5 +46,9 @@ enum proxy_dest {
  *  go on and relaying is refused with 403. */
 typedef int (*proxy_policy_fn)(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest);
 void proxy_set_policy(proxy_policy_fn fn);
+/** Runs on the copy of every request the proxy forwards (in dialog and ACK too), for taking out
+ *  what was for us alone (credentials for our realm, RFC 3261 §22.3). */
+typedef void (*proxy_forward_fn)(msg_t *fwd, sip_t *sip);
+void proxy_set_forward_filter(proxy_forward_fn fn);
 
 #endif

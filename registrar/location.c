@@ -17,6 +17,7 @@
 #include "base/metrics.h"
 #include "registrar/store.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -69,6 +70,7 @@ static const char *why_name(enum location_why why)
 	case LOC_EXPIRED: return "expired";
 	case LOC_FLOW_CLOSED: return "flow closed";
 	case LOC_REPLACED: return "replaced";
+	case LOC_OPERATOR: return "by the operator";
 	}
 	return "?";
 }
@@ -103,7 +105,8 @@ void location_binding_clear(struct binding *b)
 	free(b->instance);
 	free(b->path);
 	free(b->call_id);
-	b->aor = b->key = b->contact = b->uri = b->instance = b->path = b->call_id = NULL;
+	free(b->user_agent);
+	b->aor = b->key = b->contact = b->uri = b->instance = b->path = b->call_id = b->user_agent = NULL;
 }
 
 int location_binding_copy(struct binding *dst, const struct binding *src)
@@ -117,6 +120,7 @@ int location_binding_copy(struct binding *dst, const struct binding *src)
 	dst->instance = dup_or_null(src->instance, &fail);
 	dst->path = dup_or_null(src->path, &fail);
 	dst->call_id = dup_or_null(src->call_id, &fail);
+	dst->user_agent = dup_or_null(src->user_agent, &fail);
 	if (fail) {
 		location_binding_clear(dst);
 		return -1;
@@ -399,6 +403,20 @@ static void store_write(const struct binding *b)
 
 unsigned location_store_errors(void) { return T.store_errors; }
 
+/* A new registration epoch: 63 random bits (a signed 64-bit column holds it), never 0. */
+static uint64_t new_epoch(void)
+{
+	uint64_t e = 0;
+	while (e == 0) {
+		if (RAND_bytes((unsigned char *)&e, sizeof(e)) != 1) {
+			log_error("registrar: no random bytes for a registration epoch");
+			abort();
+		}
+		e &= 0x7fffffffffffffffULL;
+	}
+	return e;
+}
+
 struct binding *location_add(const struct binding *b)
 {
 	if (!T.running || !b->aor || !b->key)
@@ -410,6 +428,10 @@ struct binding *location_add(const struct binding *b)
 		free(lb);
 		return NULL;
 	}
+	if (!lb->b.reg_epoch)
+		lb->b.reg_epoch = new_epoch();
+	if (!lb->b.registered_at)
+		lb->b.registered_at = time(NULL);
 	struct loc_aor *a = aor_get(b->aor);
 	if (!a || heap_push(lb) != 0) {
 		location_binding_clear(&lb->b);
@@ -439,11 +461,15 @@ int location_update(struct binding *cur, const struct binding *from)
 	bool moved = cur->flow_id != from->flow_id;
 	if (location_binding_copy(&nb, from) != 0)
 		return -1;
+	/* The same registration while the Call-ID is the same (RFC 5627 §6: its temp-gruus live on). */
+	bool same_call = cur->call_id && nb.call_id && strcmp(cur->call_id, nb.call_id) == 0;
+	nb.reg_epoch = same_call && cur->reg_epoch ? cur->reg_epoch : new_epoch();
 	/* Identity and owner stay; everything the REGISTER says is taken. */
 	free(nb.aor);
 	free(nb.key);
 	nb.aor = cur->aor;
 	nb.key = cur->key;
+	nb.registered_at = cur->registered_at;
 	cur->aor = cur->key = NULL;
 	location_binding_clear(cur);
 	flow_unlink(lb);
@@ -513,6 +539,40 @@ int location_bindings(const char *aor, struct binding **out, int max)
 	for (struct loc_binding *lb = a->bindings; lb && n < max; lb = lb->next)
 		if (lb->b.expires_at > now)
 			out[n++] = &lb->b;
+	return n;
+}
+
+void location_each(const char *aor, location_each_fn fn, void *arg)
+{
+	time_t now = time(NULL);
+	if (aor) {
+		struct loc_aor *a = aor_find(aor);
+		for (struct loc_binding *lb = a ? a->bindings : NULL; lb; lb = lb->next)
+			if (lb->b.expires_at > now)
+				fn(&lb->b, arg);
+		return;
+	}
+	for (unsigned i = 0; i < T.nbuckets; i++)
+		for (struct loc_aor *a = T.buckets[i]; a; a = a->hnext)
+			for (struct loc_binding *lb = a->bindings; lb; lb = lb->next)
+				if (lb->b.expires_at > now)
+					fn(&lb->b, arg);
+}
+
+int location_remove_by_key(const char *aor, const char *key)
+{
+	struct loc_aor *a = T.running ? aor_find(aor) : NULL;
+	int n = 0;
+	/* An AOR that becomes empty stays in the table (remembered as gone), so a stays valid. */
+	struct loc_binding *lb = a ? a->bindings : NULL;
+	while (lb) {
+		struct loc_binding *next = lb->next;
+		if (!key || strcmp(lb->b.key, key) == 0) {
+			location_remove(&lb->b, LOC_OPERATOR);
+			n++;
+		}
+		lb = next;
+	}
 	return n;
 }
 

@@ -29,6 +29,13 @@ struct binding {
 	bool connection; /* its flow is a connection (WS, TCP, TLS), not a UDP peer: with
 			  * registrar.drop_bindings_on_flow_close it goes when that closes */
 	time_t updated_at; /* wall clock of the last REGISTER that added or refreshed it */
+	uint64_t reg_epoch; /* names this registration of the binding (RFC 5627 temp-gruus carry it):
+			     * drawn at random (63 bits, never 0) when the binding is added or its
+			     * Call-ID changes, kept across refreshes with the same Call-ID, stored
+			     * with the binding; so a temp-gruu dies with the registration it came
+			     * from even if the same Call-ID registers again later */
+	time_t registered_at; /* wall clock of the REGISTER that added it (kept by refreshes) */
+	char *user_agent; /* the User-Agent of the last REGISTER, or NULL (not stored) */
 };
 
 enum aor_state { AOR_UNKNOWN, AOR_NO_BINDING, AOR_BOUND };
@@ -44,7 +51,7 @@ enum aor_state location_aor_state(const char *aor);
 struct store;
 
 /** Why a binding left the table (logs and counters). */
-enum location_why { LOC_UNREGISTERED, LOC_EXPIRED, LOC_FLOW_CLOSED, LOC_REPLACED };
+enum location_why { LOC_UNREGISTERED, LOC_EXPIRED, LOC_FLOW_CLOSED, LOC_REPLACED, LOC_OPERATOR };
 
 /** Start the table: arm its expiry timer on the loop and load what store holds (which stays
  *  attached: every change is written through to it). 0 on success. */
@@ -53,15 +60,24 @@ int location_init(struct store *store, const struct registrar_config *cfg);
 void location_shutdown(void);
 /** Every live binding of aor in lookup order, mutable, for the registrar; returns how many. */
 int location_bindings(const char *aor, struct binding **out, int max);
-/** Insert a copy of b (aor, key and every field set by the caller). NULL on failure. */
+/** Insert a copy of b (aor, key and every field set by the caller; a reg_epoch of 0 is drawn
+ *  at random). NULL on failure. */
 struct binding *location_add(const struct binding *b);
 /** Overwrite the binding's contact, uri, path, flow, q, call_id, cseq, expires_at, outbound and
- *  instance with those of from (same aor and key). 0 on success; on failure cur is unchanged. */
+ *  instance with those of from (same aor and key). reg_epoch stays while the Call-ID does, and is
+ *  drawn anew when it changes. 0 on success; on failure cur is unchanged. */
 int location_update(struct binding *cur, const struct binding *from);
 /** Remove one binding (the pointer is invalid afterwards). */
 void location_remove(struct binding *b, enum location_why why);
 /** Remove every binding that was registered over flow_id; returns how many. */
 int location_drop_flow(uint64_t flow_id);
+/** Every live binding (of aor only, unless it is NULL), in no particular order between AORs;
+ *  fn must not change the table. */
+typedef void (*location_each_fn)(const struct binding *b, void *arg);
+void location_each(const char *aor, location_each_fn fn, void *arg);
+/** The operator removes the bindings of aor (only the one whose key is key, unless it is
+ *  NULL); returns how many went. */
+int location_remove_by_key(const char *aor, const char *key);
 /** How many writes to the store have failed at once so far: the registrar compares the count
  *  around its changes to know that a REGISTER cannot be acknowledged. */
 unsigned location_store_errors(void);

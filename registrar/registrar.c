@@ -1,4 +1,5 @@
-/** @file registrar.c  REGISTER processing: RFC 3261 §10.3, RFC 5626 outbound, RFC 3327 Path.
+/** @file registrar.c  REGISTER processing: RFC 3261 §10.3, RFC 5626 outbound, RFC 3327 Path,
+ *  RFC 5627 GRUU (the 200 gives every instance its pub-gruu and a new temp-gruu: gruu.h).
  *
  * A REGISTER is checked whole before anything changes: every Contact is read into a planned
  * operation (add, refresh or remove, with its key and expiry), every rule that can refuse the
@@ -20,6 +21,7 @@
 #include "base/sipmsg.h"
 #include "sip/self.h"
 #include "sip/txn.h"
+#include "registrar/gruu.h"
 #include "registrar/location.h"
 #include "registrar/store.h"
 #include "transport/flow.h"
@@ -152,10 +154,28 @@ static void reg_reject(struct txn *st, msg_t *req, sip_t *sip, const char *aor, 
 	txn_respond(st, resp);
 }
 
-/* The 200: every live binding of aor with its remaining time, Date, and the extensions used. */
+/* RFC 5627 §6: a binding with an instance gets its pub-gruu and a newly minted temp-gruu (each
+ * one minted stays valid as long as this registration: gruu.h). 0, or -1 out of memory. */
+static int reg_add_gruus(su_home_t *home, sip_contact_t *m, const struct binding *b)
+{
+	char *pub = gruu_public(home, b->aor, b->instance);
+	char *tmp = gruu_temporary(home, b);
+	int err = 0;
+	if (pub)
+		err |= msg_header_replace_param(home, (msg_common_t *)m, su_sprintf(home, "pub-gruu=\"%s\"", pub)) < 0;
+	if (tmp) {
+		err |= msg_header_replace_param(home, (msg_common_t *)m, su_sprintf(home, "temp-gruu=\"%s\"", tmp)) < 0;
+		metrics_inc(M_REG_TEMP_GRUUS);
+	}
+	return err ? -1 : 0;
+}
+
+/* The 200: every live binding of aor with its remaining time (and, for a UA that supports
+ * GRUU, the GRUUs of each instance), Date, and the extensions used. */
 static void reg_answer_ok(struct txn *st, msg_t *req, sip_t *sip, const char *aor, bool outbound,
 			  bool path)
 {
+	bool gruu = sip_has_feature(sip->sip_supported, "gruu");
 	msg_t *resp = sipmsg_response(req, 200, "OK");
 	if (!resp) {
 		txn_respond_status(st, 500, "Out Of Memory");
@@ -177,6 +197,8 @@ static void reg_answer_ok(struct txn *st, msg_t *req, sip_t *sip, const char *ao
 		char param[32];
 		snprintf(param, sizeof(param), "expires=%ld", left > 0 ? left : 0);
 		err |= msg_header_replace_param(home, (msg_common_t *)m, su_strdup(home, param)) < 0;
+		if (gruu && list[i]->instance)
+			err |= reg_add_gruus(home, m, list[i]);
 		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)m);
 	}
 	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)sip_date_create(home, sip_now()));
@@ -288,6 +310,11 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 		if (inst && c->supported_outbound)
 			nb->reg_id = (int)v;
 	}
+	/* RFC 5627 §6: a GRUU of ours as a contact would route to itself. */
+	if (gruu_is_one(m->m_url) && self_is_our_domain(m->m_url->url_host)) {
+		*reason = "Contact Is A GRUU";
+		return 403;
+	}
 	nb->uri = url_as_string(c->home, m->m_url);
 	nb->contact = reg_field_text(c->home, (const msg_header_t *)m);
 	if (!nb->uri || !nb->contact) {
@@ -317,6 +344,7 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	nb->connection = c->f && proto_is_reliable(c->f->proto);
 	nb->call_id = (char *)c->sip->sip_call_id->i_id;
 	nb->cseq = c->sip->sip_cseq->cs_seq;
+	nb->user_agent = c->sip->sip_user_agent ? (char *)c->sip->sip_user_agent->g_string : NULL;
 	nb->updated_at = time(NULL);
 	nb->expires_at = nb->updated_at + (time_t)e;
 	if (!nb->key) {
@@ -706,6 +734,11 @@ static int registrar_store_check(const struct registrar_config *cfg)
 		log_error("config: registrar.store_retry_after must be 1..3600, not %d", cfg->reg_store_retry_after);
 		problems++;
 	}
+	size_t secret = strlen(cfg->reg_gruu_secret);
+	if (secret && secret < 16) {
+		log_error("config: registrar.gruu_secret must be empty (random per run) or at least 16 characters");
+		problems++;
+	}
 	if (strpbrk(cfg->cluster_node_id, " \t\r\n{};,")) {
 		log_error("config: cluster.node_id must be a name without spaces, braces, ';' or ',', not '%s'",
 			  cfg->cluster_node_id);
@@ -729,6 +762,7 @@ const struct setting registrar_settings[] = {
 	/* The name the store records with each binding; the rest of the cluster's settings are
 	 * cluster/'s, which reads this one through registrar_node_id. */
 	SETTING_STRING("cluster.node_id", struct registrar_config, cluster_node_id, ""),
+	SETTING_STRING("registrar.gruu_secret", struct registrar_config, reg_gruu_secret, ""),
 	SETTING_END,
 };
 
@@ -765,6 +799,10 @@ int registrar_init(const struct registrar_config *cfg)
 		observing = true;
 	}
 	R.cfg = cfg;
+	if (gruu_init(cfg->reg_gruu_secret) != 0) {
+		log_error("registrar: cannot make the temp-gruu key");
+		return -1;
+	}
 	const struct store_ops *ops = store_find(cfg->reg_store);
 	struct store_params params = {
 		.spec = ops == &store_memory_ops ? "" : cfg->reg_store_path,
@@ -799,5 +837,6 @@ void registrar_shutdown(void)
 	 * answered while the table still lists their bindings. */
 	store_close(&R.store);
 	location_shutdown();
+	gruu_shutdown();
 	R.warned_no_auth = false;
 }

@@ -1,4 +1,5 @@
-/** @file registrar.h  The registrar (RFC 3261 §10.3, RFC 5626 outbound, RFC 3327 Path). */
+/** @file registrar.h  The registrar (RFC 3261 §10.3, RFC 5626 outbound, RFC 3327 Path,
+ *  RFC 5627 GRUU). */
 #ifndef SIPEDGE_REGISTRAR_H
 #define SIPEDGE_REGISTRAR_H
 #include "base/config.h"
@@ -18,6 +19,7 @@ struct registrar_config {
 	char *reg_store_password;  /* redis AUTH ("" = none, or the one in the URL) */
 	int reg_store_retry_after; /* Retry-After (s) of the 503 while the store is unreachable */
 	char *cluster_node_id;	   /* recorded with every binding; "" = the host name */
+	char *reg_gruu_secret;	   /* key of the temp-gruus (RFC 5627, gruu.h); "" = random per run */
 };
 extern const struct setting registrar_settings[];
 /** Logs each problem with the registrar settings and returns how many there are. */

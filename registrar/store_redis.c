@@ -3,7 +3,7 @@
  * Keys (doc/configuration.md lists them for operators):
  *   sipedge:b:{AOR}:KEY   a hash per binding: aor, key, contact, uri, instance, reg_id, q,
  *                         flow_id, path, call_id, cseq, expires_at, outbound, connection,
- *                         updated_at, node. Its Redis TTL ends with the registration.
+ *                         updated_at, reg_epoch, node. Its Redis TTL ends with the registration.
  *   sipedge:aor:{AOR}     a sorted set per AOR: the KEYs of its bindings, scored by expires_at,
  *                         expiring with the last of them.
  * {AOR} is a Redis Cluster hash tag: every key of one AOR lands in the same slot. `node` names
@@ -278,6 +278,7 @@ static int rd_put(struct store *s, const struct binding *b)
 		field_num(&hset, "expires_at", (long long)b->expires_at);
 		field_num(&hset, "outbound", b->outbound), field_num(&hset, "connection", b->connection);
 		field_num(&hset, "updated_at", (long long)b->updated_at);
+		field_num(&hset, "reg_epoch", (long long)b->reg_epoch);
 		arg(&exp, "EXPIREAT"), arg(&exp, k), arg_num(&exp, (long long)b->expires_at);
 		arg(&zadd, "ZADD"), arg(&zadd, ak), arg_num(&zadd, (long long)b->expires_at), arg(&zadd, b->key);
 		/* The index lives as long as its longest binding: NX sets a first expiry, GT extends. */
@@ -525,6 +526,7 @@ static void load_one(struct redis_store *r, const redisReply *h, store_load_fn f
 		.outbound = hash_num(h, "outbound") != 0,
 		.connection = hash_num(h, "connection") != 0,
 		.updated_at = (time_t)hash_num(h, "updated_at"),
+		.reg_epoch = (uint64_t)hash_num(h, "reg_epoch"),
 	};
 	if (b.aor && b.key && b.contact && b.uri)
 		fn(&b, arg);

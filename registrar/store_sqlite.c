@@ -43,14 +43,24 @@ static const char SCHEMA[] =
 	" instance TEXT, reg_id INTEGER NOT NULL, q INTEGER NOT NULL, flow_id INTEGER NOT NULL,"
 	" path TEXT, call_id TEXT, cseq INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
 	" outbound INTEGER NOT NULL, connection INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	" reg_epoch INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (aor, key)) WITHOUT ROWID";
+/* A database from before reg_epoch (RFC 5627 temp-gruus) gains the column; "duplicate column"
+ * from a current one is ignored. Its bindings load with 0, and location_add draws an epoch. */
+static const char SCHEMA_EPOCH[] = "ALTER TABLE bindings ADD COLUMN reg_epoch INTEGER NOT NULL DEFAULT 0";
 
 static const char PUT[] = "INSERT OR REPLACE INTO bindings (aor, key, contact, uri, instance, reg_id, q,"
-			  " flow_id, path, call_id, cseq, expires_at, outbound, connection, updated_at)"
-			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+			  " flow_id, path, call_id, cseq, expires_at, outbound, connection, updated_at, reg_epoch)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 static const char DEL[] = "DELETE FROM bindings WHERE aor = ?1 AND key = ?2";
 static const char LOAD[] = "SELECT aor, key, contact, uri, instance, reg_id, q, flow_id, path, call_id,"
-			   " cseq, expires_at, outbound, connection, updated_at FROM bindings";
+			   " cseq, expires_at, outbound, connection, updated_at, reg_epoch FROM bindings";
+
+static int add_epoch_column(sqlite3 *db)
+{
+	int rc = sqlite3_exec(db, SCHEMA_EPOCH, NULL, NULL, NULL);
+	return rc != SQLITE_OK && strstr(sqlite3_errmsg(db), "duplicate column") ? SQLITE_OK : rc;
+}
 
 static void failed(struct sqlite_store *q, const char *what)
 {
@@ -161,6 +171,7 @@ static int sq_open(struct store *s, const struct store_params *p)
 			 NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(q->db, 1000) != SQLITE_OK ||
 	    sqlite3_exec(q->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+	    add_epoch_column(q->db) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db, PUT, -1, &q->put, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(q->db, DEL, -1, &q->del, NULL) != SQLITE_OK) {
 		log_error("registrar: store sqlite %s: cannot open: %s", spec,
@@ -218,6 +229,7 @@ static int sq_put(struct store *s, const struct binding *b)
 	sqlite3_bind_int(st, 13, b->outbound);
 	sqlite3_bind_int(st, 14, b->connection);
 	sqlite3_bind_int64(st, 15, (sqlite3_int64)b->updated_at);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)b->reg_epoch);
 	return run(q, st, "put");
 }
 
@@ -275,6 +287,7 @@ static int sq_load(struct store *s, store_load_fn fn, void *arg)
 			.outbound = sqlite3_column_int(st, 12) != 0,
 			.connection = sqlite3_column_int(st, 13) != 0,
 			.updated_at = (time_t)sqlite3_column_int64(st, 14),
+			.reg_epoch = (uint64_t)sqlite3_column_int64(st, 15),
 		};
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)

@@ -117,6 +117,7 @@ struct flow *flow_create(enum transport_proto proto, const struct sockaddr *peer
 	f->local = local;
 	f->ops = ops;
 	f->impl = impl;
+	f->opened_at = f->active_at = time(NULL);
 	unsigned b = bucket(f->id);
 	f->hnext = table[b];
 	table[b] = f;
@@ -158,9 +159,28 @@ int flow_send(struct flow *f, const char *data, size_t len)
 	if (!f || f->closing)
 		return -1;
 	int rc = f->ops->send(f, data, len);
-	if (rc == 0)
+	if (rc == 0) {
 		metrics_inc(M_SIP_SENT);
+		f->bytes_out += len;
+		f->active_at = time(NULL);
+	}
 	return rc;
+}
+
+void flow_received(struct flow *f, size_t len)
+{
+	if (!f)
+		return;
+	f->bytes_in += len;
+	f->active_at = time(NULL);
+}
+
+void flow_each(flow_each_fn fn, void *arg)
+{
+	for (unsigned b = 0; b < FLOW_BUCKETS; b++)
+		for (const struct flow *f = table[b]; f; f = f->hnext)
+			if (!f->closing)
+				fn(f, arg);
 }
 
 void flow_close(struct flow *f)

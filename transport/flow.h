@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct flow;
 
@@ -34,6 +35,9 @@ struct flow {
 	const struct flow_ops *ops;
 	void *impl; /* the transport's connection object */
 	bool closing;
+	/* For the operator's console: when it opened, when it last carried anything, and what. */
+	time_t opened_at, active_at; /* wall clock */
+	uint64_t bytes_in, bytes_out;
 	struct flow *hnext; /* hash chain */
 };
 
@@ -59,6 +63,11 @@ struct flow *flow_find(uint64_t id);
 int flow_send(struct flow *f, const char *data, size_t len);
 void flow_close(struct flow *f);
 unsigned flow_count(void);
+/** A transport read len bytes on f (counted, and the flow was active now). */
+void flow_received(struct flow *f, size_t len);
+/** Every open flow (not closing), in no particular order; fn must not open or destroy flows. */
+typedef void (*flow_each_fn)(const struct flow *f, void *arg);
+void flow_each(flow_each_fn fn, void *arg);
 
 /** Observers learn that a flow is going (registrar drops bindings, proxy fails branches). */
 typedef void (*flow_gone_fn)(struct flow *f);

@@ -37,6 +37,7 @@ struct source {
 static struct {
 	bool on;
 	const struct limits_config *cfg;
+	const struct string_list *trusted_list;
 	struct source *hash[HASH_SIZE];
 	unsigned n_sources, n_banned;
 	struct cidr trusted[CONFIG_MAX_LIST];
@@ -192,6 +193,14 @@ static void on_sweep(uv_timer_t *t)
 		L.table_full_logged = false;
 }
 
+static void parse_trusted(void)
+{
+	L.n_trusted = 0;
+	for (int i = 0; i < L.trusted_list->count && L.n_trusted < CONFIG_MAX_LIST; i++)
+		if (net_cidr_parse(L.trusted_list->item[i], &L.trusted[L.n_trusted]) == 0)
+			L.n_trusted++;
+}
+
 /* ---- public ------------------------------------------------------------------------------- */
 
 const struct setting limits_settings[] = {
@@ -236,9 +245,8 @@ int limits_init(const struct limits_config *cfg, const struct string_list *trust
 {
 	memset(&L, 0, sizeof(L));
 	L.cfg = cfg;
-	for (int i = 0; i < trusted->count && L.n_trusted < CONFIG_MAX_LIST; i++)
-		if (net_cidr_parse(trusted->item[i], &L.trusted[L.n_trusted]) == 0)
-			L.n_trusted++;
+	L.trusted_list = trusted;
+	parse_trusted();
 	uv_timer_init(loop_get(), &L.sweep);
 	uv_timer_start(&L.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	/* Bookkeeping only: it must not keep the loop alive at shutdown. */
@@ -346,3 +354,48 @@ void limits_conn_closed(const struct sockaddr *peer)
 }
 
 unsigned limits_banned_count(void) { return L.n_banned; }
+
+void limits_each_ban(limits_ban_fn fn, void *arg)
+{
+	if (!L.on)
+		return;
+	uint64_t now = now_ms();
+	for (unsigned h = 0; h < HASH_SIZE; h++)
+		for (struct source *s = L.hash[h]; s; s = s->next) {
+			if (!s->banned_until || now >= s->banned_until)
+				continue;
+			char text[INET6_ADDRSTRLEN];
+			addr_text(s, text, sizeof(text));
+			fn(text, (int)((s->banned_until - now + 999) / 1000), arg);
+		}
+}
+
+int limits_unban(const char *addr)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	else
+		return -2;
+	struct source *s = L.on ? source_find((struct sockaddr *)&ss, false) : NULL;
+	if (!s || !s->banned_until)
+		return -1;
+	log_notice("limits: ban on %s lifted by the operator", addr);
+	ban_end(s, now_ms());
+	return 0;
+}
+
+void limits_reload(void)
+{
+	if (!L.on)
+		return;
+	parse_trusted();
+	log_info("limits: %d requests/s per source (burst %d), ban %d s (%s), %d connections per source, "
+		 "%d trusted block%s", L.cfg->limit_rps, L.cfg->limit_burst, L.cfg->limit_ban_seconds,
+		 L.cfg->limit_ban_action, L.cfg->limit_conns_per_ip, L.n_trusted, L.n_trusted == 1 ? "" : "s");
+}

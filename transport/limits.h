@@ -48,5 +48,14 @@ void limits_conn_opened(const struct sockaddr *peer);
 void limits_conn_closed(const struct sockaddr *peer);
 /** Sources banned now. */
 unsigned limits_banned_count(void);
+/** Every source banned now: its address (numeric, no port) and the seconds left. */
+typedef void (*limits_ban_fn)(const char *addr, int seconds_left, void *arg);
+void limits_each_ban(limits_ban_fn fn, void *arg);
+/** End the ban on a numeric address (the operator's pardon). 0 if it was banned, -1 if it was
+ *  not, -2 if addr is not a numeric address. */
+int limits_unban(const char *addr);
+/** The settings and the trusted list (both kept by pointer) have new values: read the trusted
+ *  address blocks again. Buckets and bans in progress stay as they are. */
+void limits_reload(void);
 
 #endif

@@ -3,8 +3,8 @@
  * The same lws context as the WebSocket listeners (one libuv loop): each tcp/tls listener is a
  * vhost whose accepted sockets lws adopts as "raw-skt" connections bound to our protocol, with
  * TLS done by lws on tls vhosts. A listener-less client vhost opens connections to the network.
- * TLS on those is ours (OpenSSL with memory BIOs over the raw connection): lws 4.1 sets up a
- * raw client's TLS before its socket exists, and the connection fails at once.
+ * TLS on those is ours (tls_client.c: OpenSSL with memory BIOs over the raw connection): lws 4.1
+ * sets up a raw client's TLS before its socket exists, and the connection fails at once.
  *
  * A connection (struct stream_conn) is one flow. Received bytes go through sofia-sip's stream
  * parser (sipmsg_stream): a message is complete when its Content-Length bytes of body are in.
@@ -20,13 +20,11 @@
 #include "base/sipmsg.h"
 #include "transport/flow.h"
 #include "transport/sendq.h"
+#include "transport/tls_client.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +32,6 @@
 
 #define STREAM_PROTOCOL "sip-stream"
 #define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
-#define TLS_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS"
-/* TLS 1.2 or later only. */
-#define TLS_OPTIONS (SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1)
 
 enum conn_state {
 	CONN_CONNECTING, /* outbound, not yet connected (or TLS not yet up): messages wait */
@@ -56,8 +51,7 @@ struct stream_conn {
 	struct sipmsg_stream *rx;
 	struct sendq out;     /* bytes for the socket */
 	struct sendq pending; /* outbound TLS: messages waiting for the handshake */
-	SSL *ssl;	      /* outbound TLS, with memory BIOs: rbio from, wbio to the network */
-	BIO *rbio, *wbio;
+	struct tls_session *tls; /* outbound TLS (tls_client.c), else NULL */
 	uint64_t last_ms; /* uv_now of the last traffic, for tcp.idle_timeout */
 	struct sockaddr_storage alias; /* RFC 5923: the peer's listening address, from its Via */
 	struct stream_conn *prev, *next;
@@ -72,15 +66,13 @@ static struct {
 	struct sip_receiver receiver;
 	struct lws_context *ctx;
 	struct lws_vhost *client;
-	SSL_CTX *client_tls;
 	SSL_CTX *server_tls[CONFIG_MAX_LISTEN]; /* each tls listener's, by index, for SIGHUP */
 	struct stream_conn *conns;
 	unsigned count;
 } S;
 
-static int tls_flush(struct stream_conn *c);
-static int tls_write(struct stream_conn *c, const char *data, size_t len);
-static int tls_handshake(struct stream_conn *c);
+static int conn_tls_flush(struct stream_conn *c);
+static int conn_tls_write(struct stream_conn *c, const char *data, size_t len);
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
@@ -94,8 +86,7 @@ static void conn_free(struct stream_conn *c)
 {
 	sipmsg_stream_destroy(c->rx);
 	conn_free_queue(c);
-	if (c->ssl)
-		SSL_free(c->ssl); /* and its BIOs */
+	tls_session_free(c->tls);
 	free(c);
 }
 
@@ -146,9 +137,9 @@ static void conn_request_close(struct stream_conn *c)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 		return;
 	}
-	if (c->ssl && SSL_is_init_finished(c->ssl)) {
-		SSL_shutdown(c->ssl); /* close_notify goes out with the rest */
-		tls_flush(c);
+	if (c->tls && tls_session_up(c->tls)) {
+		tls_session_shutdown(c->tls); /* close_notify goes out with the rest */
+		conn_tls_flush(c);
 	}
 	lws_callback_on_writable(c->wsi);
 }
@@ -192,10 +183,10 @@ static int stream_flow_send(struct flow *f, const char *data, size_t len)
 		log_debug("%s send to flow %llu %s%s:\n%.*s", proto_name(c->proto),
 			  (unsigned long long)f->id, f->peer_text,
 			  c->state == CONN_CONNECTING ? " (queued until connected)" : "", (int)len, data);
-	if (c->ssl && c->state == CONN_CONNECTING)
+	if (c->tls && c->state == CONN_CONNECTING)
 		return sendq_add(&c->pending, data, len);
-	if (c->ssl)
-		return tls_write(c, data, len);
+	if (c->tls)
+		return conn_tls_write(c, data, len);
 	if (sendq_add(&c->out, data, len) != 0)
 		return -1;
 	if (c->socket_up) {
@@ -345,6 +336,7 @@ static int conn_receive(struct stream_conn *c, const char *in, size_t len)
 	if (c->state == CONN_CLOSING)
 		return 0; /* nothing more is read from a connection we are closing */
 	c->last_ms = uv_now(S.loop);
+	flow_received(c->flow, len);
 	msg_t *bad = NULL;
 	int rc = sipmsg_stream_feed(c->rx, in, len, on_stream_message, c, &bad);
 	if (rc == 0)
@@ -367,75 +359,30 @@ static int conn_receive(struct stream_conn *c, const char *in, size_t len)
 	return 0;
 }
 
-/* ---- TLS on connections we open ------------------------------------------------------------ */
+/* ---- TLS on connections we open (the session is tls_client.c's) ------------------------------ */
 
-static SSL_CTX *tls_client_ctx(const struct tls_config *cfg)
+/** Records are written when the socket is up; until then they wait in the out queue. */
+static void conn_kick(struct stream_conn *c)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx)
-		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
-	const char *what = NULL;
-	if (cfg->tls_verify_peer) {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		/* Without tls.ca the system's CAs verify the network's certificates. */
-		if (cfg->tls_ca[0] ? SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1
-				   : SSL_CTX_set_default_verify_paths(ctx) != 1)
-			what = "tls.ca";
-	}
-	/* Our certificate, for peers that ask for one (mutual TLS on trunks). */
-	if (!what && cfg->tls_cert[0] && cfg->tls_key[0] &&
-	    (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
-	     SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1))
-		what = "tls.cert/tls.key";
-	if (what) {
-		log_error("tls: cannot load %s: %s", what, ERR_reason_error_string(ERR_peek_last_error()));
-		ERR_clear_error();
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-static int tls_client_new(struct stream_conn *c)
-{
-	c->ssl = SSL_new(S.client_tls);
-	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
-	if (!c->ssl || !r || !w) {
-		BIO_free(r);
-		BIO_free(w);
-		return -1;
-	}
-	SSL_set_bio(c->ssl, r, w); /* the SSL owns them now */
-	c->rbio = r;
-	c->wbio = w;
-	SSL_set_connect_state(c->ssl);
-	return 0;
+	if (c->out.head && c->socket_up && c->wsi)
+		lws_callback_on_writable(c->wsi);
 }
 
 /** What TLS produced (records, alerts) goes to the out queue. */
-static int tls_flush(struct stream_conn *c)
+static int conn_tls_flush(struct stream_conn *c)
 {
-	char buf[16384];
-	int n;
-	while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
-		if (sendq_add(&c->out, buf, (size_t)n) != 0)
-			return -1;
-	if (c->out.head && c->socket_up && c->wsi)
-		lws_callback_on_writable(c->wsi);
+	if (tls_session_flush(c->tls, &c->out) != 0)
+		return -1;
+	conn_kick(c);
 	return 0;
 }
 
-static int tls_write(struct stream_conn *c, const char *data, size_t len)
+static int conn_tls_write(struct stream_conn *c, const char *data, size_t len)
 {
-	/* A memory BIO takes everything: SSL_write completes at once. */
-	if (SSL_write(c->ssl, data, (int)len) != (int)len) {
-		ERR_clear_error();
+	if (tls_session_write(c->tls, data, len) != 0)
 		return -1;
-	}
 	c->last_ms = uv_now(S.loop);
-	return tls_flush(c);
+	return conn_tls_flush(c);
 }
 
 /** The connection is usable: TCP connected, or TLS up with the peer verified. */
@@ -446,61 +393,48 @@ static void conn_established(struct stream_conn *c)
 		 c->flow->peer_text);
 	if (c->state == CONN_CONNECTING)
 		c->state = CONN_OPEN;
+	/* Only a TLS connection holds messages back (until its handshake is done). */
 	struct sendq_msg *m;
 	while (c->state == CONN_OPEN && (m = sendq_take(&c->pending))) {
-		tls_write(c, (const char *)sendq_data(m), m->len);
+		conn_tls_write(c, (const char *)sendq_data(m), m->len);
 		free(m);
 	}
 	if (c->out.head || c->state == CONN_CLOSING)
 		lws_callback_on_writable(c->wsi);
 }
 
-static int tls_handshake(struct stream_conn *c)
+/** One handshake step: 0 while it goes on or once it is done, -1 if it failed. */
+static int conn_tls_handshake(struct stream_conn *c)
 {
-	int r = SSL_do_handshake(c->ssl);
-	tls_flush(c);
-	if (r == 1) {
+	int r = tls_session_handshake(c->tls, &c->out, c->flow);
+	conn_kick(c);
+	if (r > 0)
 		conn_established(c);
-		return 0;
-	}
-	int e = SSL_get_error(c->ssl, r);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-		return 0;
-	long v = SSL_get_verify_result(c->ssl);
-	metrics_inc(M_TCP_CONNECT_FAILED);
-	log_notice("tls: connection to %s failed: %s", c->flow->peer_text,
-		   v != X509_V_OK ? X509_verify_cert_error_string(v)
-		   : ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error())
-					   : "handshake failed");
-	ERR_clear_error();
-	conn_request_close(c); /* after the alert */
-	return -1;
+	else if (r < 0)
+		conn_request_close(c); /* after the alert */
+	return r < 0 ? -1 : 0;
 }
 
-static int tls_receive(struct stream_conn *c, const char *in, size_t len)
+static bool conn_tls_plaintext(void *arg, const char *data, size_t len)
+{
+	struct stream_conn *c = arg;
+	conn_receive(c, data, len);
+	return c->state != CONN_CLOSING;
+}
+
+static int conn_tls_receive(struct stream_conn *c, const char *in, size_t len)
 {
 	if (c->state == CONN_CLOSING)
 		return 0;
-	if (BIO_write(c->rbio, in, (int)len) != (int)len)
+	if (tls_session_feed(c->tls, in, len) != 0)
 		return -1;
-	if (!SSL_is_init_finished(c->ssl) && (tls_handshake(c) != 0 || !SSL_is_init_finished(c->ssl)))
+	if (!tls_session_up(c->tls) && (conn_tls_handshake(c) != 0 || !tls_session_up(c->tls)))
 		return 0;
-	char buf[16384];
-	int n = 0;
-	while (c->state != CONN_CLOSING && (n = SSL_read(c->ssl, buf, sizeof(buf))) > 0)
-		conn_receive(c, buf, (size_t)n);
-	if (c->state != CONN_CLOSING) {
-		int e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_ZERO_RETURN) {
-			conn_request_close(c); /* the peer's close_notify */
-		} else if (e != SSL_ERROR_WANT_READ) {
-			log_notice("tls: flow %llu %s: %s: closing", (unsigned long long)c->flow->id,
-				   c->flow->peer_text, ERR_reason_error_string(ERR_peek_last_error()));
-			conn_request_close(c);
-		}
-	}
-	ERR_clear_error();
-	tls_flush(c);
+	/* The peer's close_notify, or broken TLS (logged): close, after our close_notify. */
+	if (tls_session_read(c->tls, c->flow, conn_tls_plaintext, c) != TLS_READ_MORE)
+		conn_request_close(c);
+	tls_client_clear_errors();
+	conn_tls_flush(c);
 	return 0;
 }
 
@@ -545,8 +479,8 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 			return -1;
 		c->socket_up = true;
 		conn_arm_idle(c);
-		if (c->ssl) {
-			tls_handshake(c); /* the ClientHello */
+		if (c->tls) {
+			conn_tls_handshake(c); /* the ClientHello */
 			break;
 		}
 		conn_established(c);
@@ -569,7 +503,7 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	case LWS_CALLBACK_RAW_RX:
 		if (!c)
 			return -1;
-		return c->ssl ? tls_receive(c, in, len) : conn_receive(c, in, len);
+		return c->tls ? conn_tls_receive(c, in, len) : conn_receive(c, in, len);
 	case LWS_CALLBACK_RAW_WRITEABLE:
 		if (!c)
 			return -1;
@@ -623,7 +557,7 @@ static const struct listen_spec *local_for(enum transport_proto proto, int famil
 static struct flow *conn_connect(enum transport_proto proto, const struct sockaddr *addr)
 {
 	struct lws_vhost *vh = S.client;
-	if (!vh || (proto == PROTO_TLS && !S.client_tls)) {
+	if (!vh || (proto == PROTO_TLS && !tls_client_ready())) {
 		log_notice("%s: no client side to connect with", proto_name(proto));
 		return NULL;
 	}
@@ -656,7 +590,7 @@ static struct flow *conn_connect(enum transport_proto proto, const struct sockad
 	ci.protocol = STREAM_PROTOCOL;
 	ci.local_protocol_name = STREAM_PROTOCOL;
 	ci.opaque_user_data = c;
-	if (proto == PROTO_TLS && tls_client_new(c) != 0) {
+	if (proto == PROTO_TLS && !(c->tls = tls_session_new())) {
 		conn_free(c);
 		return NULL;
 	}
@@ -700,41 +634,6 @@ struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *
 
 unsigned stream_count(void) { return S.count; }
 
-bool stream_tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t n)
-{
-	ERR_clear_error();
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 && SSL_CTX_check_private_key(ctx) == 1)
-		return true;
-	ERR_error_string_n(ERR_peek_last_error(), err, n);
-	ERR_clear_error();
-	return false;
-}
-
-int stream_tls_check(void)
-{
-	const struct tls_config *cfg = S.tls;
-	bool any = false;
-	for (int i = 0; i < S.n_listen; i++)
-		if (S.listen[i].proto == PROTO_WSS || S.listen[i].proto == PROTO_TLS)
-			any = true;
-	if (!any)
-		return 1; /* nothing to reload */
-	/* Try the pair in a scratch context first: a half-loaded pair (new certificate, old key)
-	 * must never reach the listeners. */
-	char err[256] = "";
-	SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
-	bool ok = probe && stream_tls_load_pair(probe, cfg->tls_cert, cfg->tls_key, err, sizeof(err));
-	if (probe)
-		SSL_CTX_free(probe);
-	if (!ok) {
-		log_error("tls: cannot reload %s / %s (%s): keeping the certificate in force", cfg->tls_cert,
-			  cfg->tls_key, err[0] ? err : "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
 int stream_tls_reload(void)
 {
 	int rc = 0;
@@ -745,7 +644,7 @@ int stream_tls_reload(void)
 			continue;
 		/* Connections copy the certificate when they start: open ones keep the old. */
 		SSL_CTX *ctx = S.server_tls[i];
-		if (!ctx || !stream_tls_load_pair(ctx, S.tls->tls_cert, S.tls->tls_key, err, sizeof(err))) {
+		if (!ctx || !tls_load_pair(ctx, S.tls->tls_cert, S.tls->tls_key, err, sizeof(err))) {
 			log_error("tls: tls listener %s port %d: reload failed (%s)", l->host, l->port,
 				  ctx ? err : "no TLS context");
 			rc = -1;
@@ -755,25 +654,6 @@ int stream_tls_reload(void)
 			   S.tls->tls_cert);
 	}
 	return rc;
-}
-
-int stream_tls_client_reload(void)
-{
-	if (!S.client_tls)
-		return 0; /* not started */
-	SSL_CTX *ctx = tls_client_ctx(S.tls);
-	if (!ctx) {
-		log_error("tls: connections we open keep the certificate and CAs in force");
-		return -1;
-	}
-	/* Each open connection's SSL holds a reference to the old context. */
-	SSL_CTX_free(S.client_tls);
-	S.client_tls = ctx;
-	if (S.tls->tls_cert[0])
-		log_notice("tls: connections we open: certificate reloaded from %s", S.tls->tls_cert);
-	else
-		log_info("tls: connections we open: CAs reloaded");
-	return 0;
 }
 
 /* ---- listeners ------------------------------------------------------------------------------ */
@@ -878,8 +758,8 @@ int stream_start(const struct tcp_config *cfg, const struct transport_setup *set
 			return -1;
 	}
 	S.client = client_vhost();
-	S.client_tls = tls_client_ctx(S.tls);
-	return S.client && S.client_tls ? 0 : -1;
+	int tls = tls_client_start(S.tls);
+	return S.client && tls == 0 ? 0 : -1;
 }
 
 void stream_stop(void)
@@ -895,7 +775,5 @@ void stream_destroy(void)
 		S.conns->wsi = NULL;
 		conn_gone(S.conns);
 	}
-	if (S.client_tls)
-		SSL_CTX_free(S.client_tls);
-	S.client_tls = NULL;
+	tls_client_stop();
 }

@@ -3,12 +3,11 @@
  * Each tcp/tls listener is an lws vhost that adopts accepted sockets as raw connections; a
  * connection, accepted or opened by us, is a flow. sofia-sip frames the byte stream into
  * messages by Content-Length (sipmsg_stream). TLS is lws' on accepted connections and
- * OpenSSL's (memory BIOs) on the ones we open. Connections we open are found again by remote
- * address and transport, so requests to one peer share one connection.
+ * OpenSSL's (memory BIOs, tls_client.h) on the ones we open. Connections we open are found
+ * again by remote address and transport, so requests to one peer share one connection.
  */
 #ifndef SIPEDGE_STREAM_H
 #define SIPEDGE_STREAM_H
-#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -41,19 +40,9 @@ void stream_destroy(void);
 /** The connection to addr over proto (PROTO_TCP or PROTO_TLS): an open one, or a new one whose
  *  messages wait until it is connected. NULL if none can be made. */
 struct flow *stream_flow_get(enum transport_proto proto, const struct sockaddr *addr);
-/** SIGHUP, first step: load tls.cert and tls.key into a scratch context and check that they
- *  match. 0 if they do, and only then do ws_tls_reload and stream_tls_reload put the pair in;
- *  -1 if they do not (logged: the pair in force stays); 1 if cfg has no wss or tls listener. */
-int stream_tls_check(void);
-/** Load a certificate chain and its key into ctx; false with OpenSSL's reason in err. */
-bool stream_tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t n);
-/** Load tls.cert and tls.key again into every tls listener (SIGHUP, after stream_tls_check). New
+/** Load tls.cert and tls.key again into every tls listener (SIGHUP, after tls_check_pair). New
  *  connections get the new certificate; open ones keep theirs. 0 on success, -1 (logged). */
 int stream_tls_reload(void);
-/** Build the TLS context of the connections we open again, from tls.cert, tls.key and tls.ca
- *  (SIGHUP). Connections opened from then on use it; open ones keep the old, which goes with the
- *  last of them. 0 on success; -1 (logged) keeps the context in force. */
-int stream_tls_client_reload(void);
 /** Open TCP and TLS connections. */
 unsigned stream_count(void);
 

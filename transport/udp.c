@@ -280,6 +280,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 	if (!u)
 		return;
 	touch(u);
+	flow_received(u->flow, (size_t)nread);
 	U.receiver.message(U.receiver.ctx, u->flow, buf->base, (size_t)nread);
 }
 

@@ -1,9 +1,9 @@
-/** @file ws.c  WebSocket (RFC 6455 / RFC 7118) and HTTP listeners on libwebsockets.
+/** @file ws.c  WebSocket (RFC 6455 / RFC 7118) listeners on libwebsockets, and its context.
  *
  * libwebsockets runs on our libuv loop (a foreign loop: it adds its handles, we own the loop).
  * Each ws/wss listener is a vhost whose user pointer is its listen_spec. Two protocols:
- *   "sipedge-http"  plain HTTP on the same port: /healthz, /metrics (callback mounts) and the
- *                   static pages under http.web_root (a file mount); it also vets upgrades.
+ *   "sipedge-http"  plain HTTP on the same port (http.c): /healthz, /metrics and the static
+ *                   pages; lws asks it to vet upgrades, which it hands back to confirm_upgrade.
  *   "sip"           the RFC 7118 subprotocol: one connection = one flow.
  * A connection's state (struct ws_conn) lives on the heap, not in lws' per-session area, because
  * its ping timer is a libuv handle that closes asynchronously, after lws has freed the wsi.
@@ -14,13 +14,12 @@
 #include "base/metrics.h"
 #include "transport/tls.h"
 #include "transport/flow.h"
+#include "transport/http.h"
 #include "transport/sendq.h"
 #include "transport/stream.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
-#include <limits.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +27,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define HTTP_PROTOCOL "sipedge-http"
 #define SIP_PROTOCOL "sip"
 #define RX_CHUNK 4096
 #define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
@@ -55,26 +53,17 @@ struct ws_conn {
 	struct ws_conn *prev, *next; /* every live connection, for shutdown */
 };
 
-struct http_pss {
-	char *body;
-	size_t len, sent;
-	const char *type;
-	int status;
-};
-
 struct listener {
 	struct listen_spec spec;
 	struct lws_vhost *vhost;
 	SSL_CTX *ssl_ctx; /* the vhost's server context (wss), for reloading the certificate */
-	struct lws_http_mount mounts[3];
-	char web_origin[PATH_MAX];
+	struct http_mounts mounts;
 };
 
 static struct {
 	struct lws_context *ctx;
 	uv_loop_t *loop;
 	const struct ws_config *cfg;
-	const struct http_config *http;
 	const struct tls_config *tls;
 	struct sip_receiver receiver;
 	struct listener listeners[CONFIG_MAX_LISTEN];
@@ -224,6 +213,7 @@ static int conn_receive(struct ws_conn *c, struct lws *wsi, const void *in, size
 {
 	if (lws_is_first_fragment(wsi))
 		c->rx_binary = lws_frame_is_binary(wsi);
+	flow_received(c->flow, len);
 	size_t max = (size_t)W.cfg->ws_max_message;
 	/* The frame header announces the rest of the frame: refuse a frame that will not fit
 	 * now, not after its sender has trickled in the allowed bytes. */
@@ -340,7 +330,7 @@ static int sip_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	return 0;
 }
 
-/* ---- HTTP: upgrade checks, /healthz, /metrics ------------------------------------------- */
+/* ---- the upgrade to a WebSocket (lws asks the HTTP protocol, which asks us) ------------- */
 
 /** True if the comma-separated header value lists token (case-insensitive). */
 static bool header_lists(const char *value, const char *token)
@@ -399,146 +389,24 @@ static int confirm_upgrade(struct lws *wsi)
 	return 0;
 }
 
-static int http_begin(struct lws *wsi, struct http_pss *pss, const char *path)
+/** lws tells each wss vhost's protocols[0] its SSL_CTX while creating it: keep it, so that
+ *  SIGHUP can put a new certificate into it. */
+static void keep_server_tls(struct lws_vhost *vhost, void *ssl_ctx)
 {
-	/* Callback mounts hand us the mountpoint itself as the path. */
-	char *body = NULL;
-	size_t len = 0;
-	if (!strcmp(path, "/healthz")) {
-		body = strdup("ok\n");
-		len = 3;
-		pss->type = "text/plain";
-	} else if (!strcmp(path, "/metrics")) {
-		size_t cap = 16384;
-		body = malloc(cap);
-		if (body)
-			len = metrics_render(body, cap);
-		pss->type = "text/plain; version=0.0.4";
-	} else {
-		return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ? -1
-			: lws_http_transaction_completed(wsi);
-	}
-	if (!body)
-		return -1;
-	pss->body = body;
-	pss->len = len;
-	pss->sent = 0;
-	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
-	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, pss->type, len, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store",
-					 8, &p, end) ||
-	    lws_finalize_write_http_header(wsi, start, &p, end))
-		return -1;
-	lws_callback_on_writable(wsi);
-	return 0;
+	for (int i = 0; i < W.n_listeners; i++)
+		if (lws_get_vhost_user(vhost) == &W.listeners[i].spec)
+			W.listeners[i].ssl_ctx = ssl_ctx;
 }
 
-static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-			 size_t len)
-{
-	struct http_pss *pss = user;
-	switch (reason) {
-	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		/* lws tells each wss vhost's protocols[0] its SSL_CTX while creating it: keep it,
-		 * so that SIGHUP can put a new certificate into it. */
-		for (int i = 0; i < W.n_listeners; i++)
-			if (lws_get_vhost_user((struct lws_vhost *)in) == &W.listeners[i].spec)
-				W.listeners[i].ssl_ctx = user;
-		return 0;
-	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return confirm_upgrade(wsi);
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return -1; /* a WebSocket must be "sip", never this protocol */
-	case LWS_CALLBACK_HTTP: {
-		char path[64];
-		/* For a callback mount, in is the path after the mountpoint; the URI header is whole. */
-		if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0)
-			return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ? -1
-				: lws_http_transaction_completed(wsi);
-		char *q = strchr(path, '?');
-		if (q)
-			*q = '\0';
-		return http_begin(wsi, pss, path);
-	}
-	case LWS_CALLBACK_HTTP_WRITEABLE: {
-		if (!pss || !pss->body)
-			break;
-		size_t chunk = pss->len - pss->sent;
-		if (chunk > 8192)
-			chunk = 8192;
-		unsigned char *buf = malloc(LWS_PRE + chunk + 1);
-		if (!buf)
-			return -1;
-		memcpy(buf + LWS_PRE, pss->body + pss->sent, chunk);
-		bool last = pss->sent + chunk == pss->len;
-		int n = lws_write(wsi, buf + LWS_PRE, chunk, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
-		free(buf);
-		if (n < (int)chunk)
-			return -1;
-		pss->sent += chunk;
-		if (!last) {
-			lws_callback_on_writable(wsi);
-			break;
-		}
-		free(pss->body);
-		pss->body = NULL;
-		if (lws_http_transaction_completed(wsi))
-			return -1;
-		break;
-	}
-	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-	case LWS_CALLBACK_CLOSED_HTTP:
-		if (pss) {
-			free(pss->body);
-			pss->body = NULL;
-		}
-		break;
-	default:
-		break;
-	}
-	return lws_callback_http_dummy(wsi, reason, user, in, len);
-}
-
-static const struct lws_protocols protocols[] = {
-	{HTTP_PROTOCOL, http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
+/* protocols[0] is HTTP's (http.c, filled in at start): lws gives the first protocol the plain
+ * requests and the upgrade checks. */
+static struct lws_protocols protocols[] = {
+	{NULL, NULL, 0, 0, 0, NULL, 0},
 	{SIP_PROTOCOL, sip_callback, sizeof(struct ws_conn *), RX_CHUNK, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* ---- listeners ---------------------------------------------------------------------------- */
-
-/* Returns whether the listener serves pages from web_root. */
-static bool listener_mounts(struct listener *l, const struct http_config *cfg)
-{
-	struct lws_http_mount *m = l->mounts;
-	static const char *const endpoints[] = {"/healthz", "/metrics"};
-	int n = 0;
-	for (int i = 0; i < 2; i++, n++) {
-		memset(&m[n], 0, sizeof(m[n]));
-		m[n].mountpoint = endpoints[i];
-		m[n].mountpoint_len = (unsigned char)strlen(endpoints[i]);
-		m[n].origin = HTTP_PROTOCOL;
-		m[n].origin_protocol = LWSMPRO_CALLBACK;
-	}
-	if (cfg->web_root && cfg->web_root[0]) {
-		if (!realpath(cfg->web_root, l->web_origin)) {
-			if (l == &W.listeners[0])
-				log_warn("http: web_root %s not found: no pages served", cfg->web_root);
-		} else {
-			memset(&m[n], 0, sizeof(m[n]));
-			m[n].mountpoint = "/";
-			m[n].mountpoint_len = 1;
-			m[n].origin = l->web_origin;
-			m[n].def = "index.html";
-			m[n].origin_protocol = LWSMPRO_FILE;
-			m[n].cache_max_age = 0;
-			n++;
-		}
-	}
-	for (int i = 0; i + 1 < n; i++)
-		m[i].mount_next = &m[i + 1];
-	return n > 2;
-}
 
 static int listener_open(struct listener *l)
 {
@@ -553,8 +421,8 @@ static int listener_open(struct listener *l)
 	 * and how long lws waits on other round trips, such as the peer's close. */
 	info.timeout_secs = (unsigned)W.cfg->ws_handshake_timeout;
 	info.timeout_secs_ah_idle = (unsigned)W.cfg->ws_handshake_timeout;
-	bool pages = listener_mounts(l, W.http);
-	info.mounts = l->mounts;
+	bool pages = http_mounts_build(&l->mounts, l == &W.listeners[0]);
+	info.mounts = l->mounts.mount;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (strchr(l->spec.host, ':'))
 		info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
@@ -565,9 +433,8 @@ static int listener_open(struct listener *l)
 		info.ssl_cert_filepath = W.tls->tls_cert;
 		info.ssl_private_key_filepath = W.tls->tls_key;
 		/* TLS 1.2 or later only. */
-		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
-				       SSL_OP_CIPHER_SERVER_PREFERENCE;
-		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS";
+		info.ssl_options_set = TLS_OPTIONS | SSL_OP_CIPHER_SERVER_PREFERENCE;
+		info.ssl_cipher_list = TLS_CIPHERS;
 		/* HTTP/1.1 only: with h2 offered, Chromium carries the WebSocket as an RFC 8441
 		 * stream inside the h2 connection of the page; lws then has no peer address for
 		 * it and messages we send unprompted (an INVITE to a callee) never leave. */
@@ -624,11 +491,6 @@ const struct setting ws_settings[] = {
 	SETTING_END,
 };
 
-const struct setting http_settings[] = {
-	SETTING_STRING("http.web_root", struct http_config, web_root, ""),
-	SETTING_END,
-};
-
 int ws_config_check(const struct ws_config *cfg)
 {
 	int problems = 0;
@@ -649,8 +511,10 @@ int ws_start(const struct ws_config *cfg, const struct http_config *http, const 
 	uv_loop_t *loop = setup->loop;
 	W.loop = loop;
 	W.cfg = cfg;
-	W.http = http;
 	W.tls = setup->tls;
+	struct http_hooks hooks = {.confirm_upgrade = confirm_upgrade, .server_tls = keep_server_tls};
+	http_init(http, &hooks);
+	protocols[0] = http_protocol();
 	W.receiver = setup->receiver;
 	int level = LLL_ERR | (log_get_level() >= LOGL_DEBUG ? LLL_WARN | LLL_NOTICE : 0);
 	lws_set_log_level(level, lws_log_emit);
@@ -694,7 +558,7 @@ int ws_tls_reload(void)
 		if (l->spec.proto != PROTO_WSS)
 			continue;
 		/* Connections copy the certificate when they start: open ones keep the old. */
-		if (!l->ssl_ctx || !stream_tls_load_pair(l->ssl_ctx, W.tls->tls_cert, W.tls->tls_key, err, sizeof(err))) {
+		if (!l->ssl_ctx || !tls_load_pair(l->ssl_ctx, W.tls->tls_cert, W.tls->tls_key, err, sizeof(err))) {
 			log_error("tls: wss listener %s port %d: reload failed (%s)", l->spec.host, l->spec.port,
 				  l->ssl_ctx ? err : "no TLS context");
 			rc = -1;

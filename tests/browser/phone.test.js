@@ -50,8 +50,8 @@ test.after(async () => {
 });
 
 // A page of its own (own context: own sessionStorage, own connection) at base/phone/.
-async function openPhone(base, who) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+async function openPhone(base, who, viewport = { width: 1100, height: 900 }) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${who}: ${e.message}`));
   await page.goto(`${base}/phone/`);
@@ -166,6 +166,29 @@ test('/ leads to the phone, whose server URL follows the page: ws behind http, w
   const style = await secure.evaluate(() => getComputedStyle(document.querySelector('header')).display);
   assert.equal(style, 'flex', 'style.css loaded');
   await secure.context().close();
+});
+
+// Every input of a form lies inside its card (the section around it), with the card's padding to
+// spare: at these widths the fields once ran past the Account panel's right edge.
+test('the forms fit their cards at every window width', async () => {
+  for (const width of [1200, 1100, 900, 600, 360]) {
+    const page = await openPhone(wsBase, `layout-${width}`, { width, height: 900 });
+    await shot(page, 'layout');
+    const boxes = await page.evaluate(() => [...document.querySelectorAll('section input:not([type=checkbox])')].map((input) => {
+      const card = input.closest('section').getBoundingClientRect();
+      const box = input.getBoundingClientRect();
+      return { id: input.id, card: { left: card.left, right: card.right }, box: { left: box.left, right: box.right, width: box.width } };
+    }));
+    assert.ok(boxes.length >= 5, `the inputs are there at ${width} px`);
+    for (const { id, card, box } of boxes) {
+      assert.ok(box.width > 0, `#${id} is shown at ${width} px`);
+      assert.ok(box.left >= card.left && box.right <= card.right - 8,
+        `#${id} at ${width} px: ${box.left}..${box.right} is not inside its card ${card.left}..${card.right}`);
+    }
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.equal(overflow, 0, `no horizontal scrolling at ${width} px`);
+    await page.context().close();
+  }
 });
 
 test('a wrong password: the page shows the 401 and stays unregistered; the right one registers', async () => {

@@ -13,6 +13,7 @@ const { startUa, JsSIP } = require('../lib/jssip');
 const { startDaemon, BIN } = require('../lib/daemon');
 const { freeUdpPort } = require('../lib/ports');
 const { SipWs, rand, sdp, tagOf } = require('../lib/sipws');
+const { SipUdp } = require('../lib/sipudp');
 
 const DOMAIN = 'example.com';
 
@@ -23,10 +24,11 @@ function usersFile(text) {
   return file;
 }
 
-async function start(t, { users = 'alice:alice-pw\nbob:bob-pw\n', config = '', more = '', args = [] } = {}) {
+async function start(t, { users = 'alice:alice-pw\nbob:bob-pw\n', config = '', more = '', args = [],
+  listen = ['ws:127.0.0.1:0'] } = {}) {
   const file = usersFile(users);
   const d = await startDaemon({
-    listen: ['ws:127.0.0.1:0'], domains: [DOMAIN],
+    listen, domains: [DOMAIN],
     config: `http = { web_root = ""; };\nauth = { disabled = false; ${config} };\n${more}`,
     args: ['--users', file, ...args],
   });
@@ -153,13 +155,33 @@ test('INVITE from our user: 407, its ACK absorbed, then with credentials it reac
   await alice.expectNothing((m) => m.status_code === 407, 300);
 });
 
-test('401 offers MD5 first and last, SHA-256 too; a hand-computed SHA-256 digest registers', async (t) => {
-  const d = await start(t);
+test('defaults: over WebSocket one MD5 challenge; on the network side MD5, SHA-256, MD5', async (t) => {
+  const d = await start(t, { listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'] });
+  // Browser clients speak MD5 only, and sipML5 gives up on several challenges for one realm.
   const alice = await connect(t, d, 'alice');
   const c = await register(alice);
   assert.equal(c.status_code, 401);
-  const ch = challenges(c);
-  // SIP.js answers the first header, JsSIP the last: both are MD5; SHA-256 in between.
+  assert.deepEqual(challenges(c).map((x) => x.algorithm), ['MD5']);
+  // SHA-256 was not offered there: not taken.
+  const sha = await register(alice, {
+    authorization: digest({ alg: 'SHA-256', user: 'alice', password: 'alice-pw', nonce: challenges(c)[0].nonce,
+      method: 'REGISTER', uri: `sip:${DOMAIN}` }),
+  });
+  assert.equal(sha.status_code, 401);
+  await waitLog(d, /algorithm not offered/);
+
+  // UDP: SHA-256 too, MD5 first (RFC 8760 clients answer the first they support) and last.
+  const p = await SipUdp.open({ port: d.ports.udp, domain: DOMAIN });
+  t.after(() => p.close());
+  const reg = (headers = [], cseq = 1) => {
+    const r = p.request({ method: 'REGISTER', to: `sip:bob@${DOMAIN}`, user: 'bob', callId: 'udp-reg', cseq,
+      headers: [`Contact: <sip:bob@${p.local.address}:${p.local.port}>`, 'Expires: 60', ...headers] });
+    p.send(r.text);
+    return p.final(r.callId);
+  };
+  const u = await reg();
+  assert.equal(u.status_code, 401);
+  const ch = challenges(u);
   assert.deepEqual(ch.map((x) => x.algorithm), ['MD5', 'SHA-256', 'MD5']);
   assert.equal(new Set(ch.map((x) => x.nonce)).size, 1);
   for (const x of ch) {
@@ -168,22 +190,31 @@ test('401 offers MD5 first and last, SHA-256 too; a hand-computed SHA-256 digest
     assert.equal(x.stale, undefined);
     assert.match(x.nonce, /^[0-9a-f]{64}$/);
   }
+  const ok = await reg([`Authorization: ${digest({ alg: 'SHA-256', user: 'bob', password: 'bob-pw',
+    nonce: ch[1].nonce, method: 'REGISTER', uri: `sip:${DOMAIN}` })}`], 2);
+  assert.equal(ok.status_code, 200);
+  // MD5 with the same nonce, next count: fine too.
+  const ok2 = await reg([`Authorization: ${digest({ alg: 'MD5', user: 'bob', password: 'bob-pw', nc: 2,
+    nonce: ch[0].nonce, method: 'REGISTER', uri: `sip:${DOMAIN}` })}`], 3);
+  assert.equal(ok2.status_code, 200);
+});
+
+test('websocket_algorithms offers SHA-256 over WebSocket too; a hand-computed SHA-256 digest registers', async (t) => {
+  const d = await start(t, { config: 'websocket_algorithms = [ "MD5", "SHA-256" ];' });
+  const alice = await connect(t, d, 'alice');
+  const c = await register(alice);
+  const ch = challenges(c);
+  assert.deepEqual(ch.map((x) => x.algorithm), ['MD5', 'SHA-256', 'MD5']);
   const ok = await register(alice, {
     authorization: digest({ alg: 'SHA-256', user: 'alice', password: 'alice-pw', nonce: ch[1].nonce,
       method: 'REGISTER', uri: `sip:${DOMAIN}` }),
   });
   assert.equal(ok.status_code, 200);
   assert.equal(ok.getHeaders('contact').length, 1);
-  // MD5 with the same nonce, next count: fine too.
-  const ok2 = await register(alice, {
-    authorization: digest({ alg: 'MD5', user: 'alice', password: 'alice-pw', nonce: ch[0].nonce, nc: 2,
-      method: 'REGISTER', uri: `sip:${DOMAIN}` }),
-  });
-  assert.equal(ok2.status_code, 200);
 });
 
 test('a wrong SHA-256 password and an unknown user get the same fresh challenge', async (t) => {
-  const d = await start(t);
+  const d = await start(t, { config: 'websocket_algorithms = [ "MD5", "SHA-256" ];' });
   const alice = await connect(t, d, 'alice');
   const mallory = await connect(t, d, 'mallory');
   for (const [ua, password] of [[alice, 'guess'], [mallory, 'guess']]) {
@@ -206,14 +237,14 @@ test('an expired nonce is challenged again with stale=true, then the new one wor
   const stale = await register(alice, { authorization: creds(nonce) });
   assert.equal(stale.status_code, 401);
   const ch = challenges(stale);
-  assert.deepEqual(ch.map((x) => x.stale), ['true', 'true', 'true']);
+  assert.deepEqual(ch.map((x) => x.stale), ['true']);
   assert.notEqual(ch[0].nonce, nonce);
   const ok = await register(alice, { authorization: creds(ch[0].nonce) });
   assert.equal(ok.status_code, 200);
   await waitLog(d, /nonce expired/);
 });
 
-test('a replayed nonce count is refused; a higher one is accepted', async (t) => {
+test('a replayed nonce count is refused with a fresh nonce (stale, not a failure); a higher one is accepted', async (t) => {
   const d = await start(t);
   const alice = await connect(t, d, 'alice');
   const nonce = challenges(await register(alice))[0].nonce;
@@ -222,21 +253,48 @@ test('a replayed nonce count is refused; a higher one is accepted', async (t) =>
   // The very same credentials in a new REGISTER (as an eavesdropper would send them).
   const replay = await register(alice, { authorization: creds });
   assert.equal(replay.status_code, 401);
-  assert.equal(challenges(replay)[0].stale, undefined);
-  await waitLog(d, /nonce count did not increase \(replay\)/);
+  // The digest was right: a new nonce (stale=true) that an honest client answering again can
+  // use, and no failed login on record; the replayer learns nothing it did not know.
+  assert.equal(challenges(replay)[0].stale, 'true');
+  await waitLog(d, /nonce count did not increase \(resent or replayed\)/);
+  const m = await d.metrics();
+  assert.equal(m.sipedge_auth_nc_replays_total, 1);
+  assert.equal(m.sipedge_auth_failures_total, 0);
   const next = digest({ user: 'alice', password: 'alice-pw', nonce, nc: 2, method: 'REGISTER', uri: `sip:${DOMAIN}` });
   assert.equal((await register(alice, { authorization: next })).status_code, 200);
 });
 
-test('a digest uri other than the Request-URI gets 400', async (t) => {
+test('digest uri: the Request-URI or a URI naming us is taken, one naming another server gets 400', async (t) => {
   const d = await start(t);
   const alice = await connect(t, d, 'alice');
   const nonce = challenges(await register(alice))[0].nonce;
+  const tryUri = async (uri, nc) => register(alice, {
+    authorization: digest({ user: 'alice', password: 'alice-pw', nonce, nc, method: 'REGISTER', uri }),
+  });
+  const r = await tryUri('sip:elsewhere.example', 1);
+  assert.equal(r.status_code, 400);
+  assert.equal(r.reason_phrase, 'Digest URI Names Another Server');
+  await waitLog(d, /digest uri names neither the Request-URI nor us/);
+  assert.equal((await tryUri('sip:127.0.0.1:1', 2)).status_code, 400);
+  // Our listener's address with its port (what SIPp signs), without it, our domain with a user.
+  assert.equal((await tryUri(`sip:127.0.0.1:${d.ports.ws}`, 3)).status_code, 200);
+  assert.equal((await tryUri('sip:127.0.0.1', 4)).status_code, 200);
+  assert.equal((await tryUri(`sip:alice@${DOMAIN}`, 5)).status_code, 200);
+});
+
+test('auth.strict_digest_uri: only the Request-URI', async (t) => {
+  const d = await start(t, { config: 'strict_digest_uri = true;' });
+  const alice = await connect(t, d, 'alice');
+  const nonce = challenges(await register(alice))[0].nonce;
   const r = await register(alice, {
-    authorization: digest({ user: 'alice', password: 'alice-pw', nonce, method: 'REGISTER', uri: 'sip:elsewhere.example' }),
+    authorization: digest({ user: 'alice', password: 'alice-pw', nonce, method: 'REGISTER', uri: `sip:127.0.0.1:${d.ports.ws}` }),
   });
   assert.equal(r.status_code, 400);
   assert.equal(r.reason_phrase, 'Digest URI Does Not Match Request-URI');
+  const ok = await register(alice, {
+    authorization: digest({ user: 'alice', password: 'alice-pw', nonce, nc: 2, method: 'REGISTER', uri: `sip:${DOMAIN}` }),
+  });
+  assert.equal(ok.status_code, 200);
 });
 
 test("identity mismatch: alice's credentials cannot register bob, nor send as bob", async (t) => {
@@ -291,9 +349,9 @@ test('no open relay: strangers get 403, our users must authenticate, trusted pee
   const uri = 'sip:friend@other.example';
   alice.send(alice.request({ method: 'MESSAGE', ruri: uri, body: '' }).text);
   const c = await alice.expectResponse('MESSAGE', 407);
-  const nonce = challenges(c, 'proxy-authenticate')[1].nonce;
+  const nonce = challenges(c, 'proxy-authenticate')[0].nonce;
   alice.send(alice.request({ method: 'MESSAGE', ruri: uri, body: '', headers: [
-    `Proxy-Authorization: ${digest({ alg: 'SHA-256', user: 'alice', password: 'alice-pw', nonce, method: 'MESSAGE', uri })}`] }).text);
+    `Proxy-Authorization: ${digest({ alg: 'MD5', user: 'alice', password: 'alice-pw', nonce, method: 'MESSAGE', uri })}`] }).text);
   const passed = await alice.expectResponse('MESSAGE', undefined, 10000);
   assert.equal(`${passed.status_code} ${passed.reason_phrase}`, '404 No Route To Domain');
 

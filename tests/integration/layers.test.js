@@ -20,8 +20,8 @@ const LAYERS = [
   ['app'],
 ];
 const rank = new Map(LAYERS.flatMap((folders, i) => folders.map((f) => [f, i])));
-// Not part of the daemon: they may include anything.
-const OUTSIDE = new Set(['tests', 'fuzz', 'web', 'web-src', 'doc', 'etc', 'tools', 'packaging', 'm4', 'build',
+// Not part of the daemon: they may include anything (ctl/ is sipedgectl, a client of the API).
+const OUTSIDE = new Set(['ctl', 'tests', 'fuzz', 'web', 'web-src', 'doc', 'etc', 'tools', 'packaging', 'm4', 'build',
   'build-aux', 'node_modules', 'autom4te.cache']);
 
 function sourceFolders() {

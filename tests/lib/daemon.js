@@ -26,6 +26,7 @@ function writeTempConfig(text) {
 //   config: text of a config file (default: an empty one, so the embedded defaults apply)
 //   configFile: a config file to use as it is instead (e.g. the shipped etc/sipedge.conf)
 //   args: extra command-line arguments
+//   admin: the config names an admin.listen: also wait for its "listening admin" line
 //   bin: another sipedge binary (an installed one); cwd: its working directory (default: the tree)
 //   env: extra environment
 async function startDaemon(options = {}) {
@@ -68,7 +69,7 @@ async function startDaemon(options = {}) {
     child.stdout.on('data', (b) => {
       stdout += b;
       const lines = stdout.split('\n').filter((l) => l.startsWith('listening '));
-      if (lines.length >= resolved.length) {
+      if (lines.length >= resolved.length + (options.admin ? 1 : 0)) {
         clearTimeout(timer);
         resolve();
       }

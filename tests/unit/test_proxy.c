@@ -296,6 +296,149 @@ START_TEST(test_keepalive_answered_with_crlf)
 }
 END_TEST
 
+/* ---- RFC 5627: requests to a GRUU reach its instance only ---- */
+
+/* Register bob's instance n (1 or 2) on flow n with Supported: gruu; its temp-gruu into temp. */
+static void register_bob_instance(int n, unsigned cseq, unsigned expires, char *temp, size_t size)
+{
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "REGISTER sip:example.com SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS bob%d.invalid;branch=z9hG4bKgreg%d-%u\r\n"
+		 "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+		 "From: <sip:bob@example.com>;tag=r%d\r\nCall-ID: regbob%d\r\nCSeq: %u REGISTER\r\n"
+		 "Contact: <sip:b%d@bob.invalid;transport=ws>;+sip.instance=\"<urn:uuid:%d>\";reg-id=1\r\n"
+		 "Supported: outbound, path, gruu\r\nExpires: %u\r\nContent-Length: 0\r\n\r\n",
+		 n, n, cseq, n, n, cseq, n, n, expires);
+	clear_box(n);
+	deliver(n, text);
+	char cs[32];
+	snprintf(cs, sizeof(cs), "CSeq: %u REGISTER", cseq);
+	const char *ok = find_sent(n, "SIP/2.0 200", cs);
+	ck_assert_ptr_nonnull(ok);
+	if (temp) {
+		/* The Contact of this instance is the one whose temp-gruu we want. */
+		char mine[64];
+		snprintf(mine, sizeof(mine), "<sip:b%d@bob.invalid", n);
+		const char *c = strstr(ok, mine);
+		ck_assert_ptr_nonnull(c);
+		const char *t = strstr(c, "temp-gruu=\"");
+		const char *eol = strstr(c, "\r\n");
+		ck_assert(t && t < eol);
+		t += strlen("temp-gruu=\"");
+		snprintf(temp, size, "%.*s", (int)(strchr(t, '"') - t), t);
+	}
+	clear_box(n);
+}
+
+static void message_to(const char *ruri, unsigned seq)
+{
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "MESSAGE %s SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKgmsg%u\r\n"
+		 "Max-Forwards: 70\r\nTo: <%s>\r\n"
+		 "From: <sip:alice@example.com>;tag=am%u\r\nCall-ID: gmsg%u\r\nCSeq: 1 MESSAGE\r\n"
+		 "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+		 ruri, seq, ruri, seq, seq);
+	clear_box(0);
+	clear_box(1);
+	clear_box(2);
+	deliver(0, text);
+}
+
+START_TEST(test_proxy_gruu_reaches_one_instance)
+{
+	char t1[256], t2[256];
+	register_bob_instance(1, 1, 600, t1, sizeof(t1));
+	register_bob_instance(2, 1, 600, t2, sizeof(t2));
+	/* The AOR forks to both instances... */
+	message_to("sip:bob@example.com", 1);
+	ck_assert_ptr_nonnull(find_sent(1, "MESSAGE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL));
+	ck_assert_ptr_nonnull(find_sent(2, "MESSAGE sip:b2@bob.invalid;transport=ws SIP/2.0", NULL));
+	/* ...its pub-gruu reaches the one instance, retargeted to its Contact... */
+	message_to("sip:bob@example.com;gr=urn:uuid:2", 2);
+	ck_assert_ptr_nonnull(find_sent(2, "MESSAGE sip:b2@bob.invalid;transport=ws SIP/2.0", NULL));
+	ck_assert_int_eq(boxes[1].n, 0);
+	/* ...and so does each temp-gruu. */
+	message_to(t1, 3);
+	ck_assert_ptr_nonnull(find_sent(1, "MESSAGE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL));
+	ck_assert_int_eq(boxes[2].n, 0);
+	message_to(t2, 4);
+	ck_assert_ptr_nonnull(find_sent(2, "MESSAGE sip:b2@bob.invalid;transport=ws SIP/2.0", NULL));
+	ck_assert_int_eq(boxes[1].n, 0);
+	ck_assert_int_eq(metrics_get(M_PROXY_GRUU_ROUTED), 3);
+}
+END_TEST
+
+START_TEST(test_proxy_gruu_nobody_404_offline_480)
+{
+	char t1[256], forged[256];
+	register_bob_instance(1, 1, 600, t1, sizeof(t1));
+	register_bob_instance(2, 1, 600, NULL, 0);
+	snprintf(forged, sizeof(forged), "%s", t1);
+	forged[8] = forged[8] == 'x' ? 'y' : 'x';
+	message_to(forged, 1);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 404", NULL));
+	ck_assert_int_eq(boxes[1].n + boxes[2].n, 0);
+	message_to("sip:carol@example.com;gr=urn:uuid:1", 2);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 404", NULL));
+	message_to("sip:bob@example.com;gr=urn:uuid:3", 3);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 480", NULL));
+	ck_assert_int_eq(boxes[1].n + boxes[2].n, 0);
+	/* Instance 1 unregisters: its temp-gruu is gone (404), its pub-gruu offline (480); the
+	 * other instance is not reached in its place. */
+	register_bob_instance(1, 2, 0, NULL, 0);
+	message_to(t1, 4);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 404", NULL));
+	message_to("sip:bob@example.com;gr=urn:uuid:1", 5);
+	ck_assert_ptr_nonnull(find_sent(0, "SIP/2.0 480", NULL));
+	ck_assert_int_eq(boxes[1].n + boxes[2].n, 0);
+	ck_assert_int_eq(metrics_get(M_PROXY_GRUU_REFUSED), 5);
+}
+END_TEST
+
+START_TEST(test_proxy_gruu_in_dialog_becomes_contact)
+{
+	/* alice calls bob's temp-gruu; bob's answer sets up the dialog. alice's BYE names the
+	 * temp-gruu again with our Record-Route: it must reach bob as his own Contact (JsSIP
+	 * answers 404 to a Request-URI it does not know). */
+	char t1[256], text[2048];
+	register_bob_instance(1, 1, 600, t1, sizeof(t1));
+	snprintf(text, sizeof(text),
+		 "INVITE %s SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKginv1\r\n"
+		 "Max-Forwards: 70\r\nTo: <%s>\r\n"
+		 "From: <sip:alice@example.com>;tag=at\r\nCall-ID: gcall1\r\nCSeq: 1 INVITE\r\n"
+		 "Contact: <sip:a1@alice.invalid;transport=ws>\r\n"
+		 "Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+		 t1, t1);
+	deliver(0, text);
+	ck_assert_ptr_nonnull(find_sent(1, "INVITE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL));
+	bob_answers(200);
+	const char *ok = find_sent(0, "SIP/2.0 200", "CSeq: 1 INVITE");
+	ck_assert_ptr_nonnull(ok);
+	/* The caller's route set: the Record-Route entries in reverse. */
+	char rr[2][256];
+	int nrr = 0;
+	for (const char *p = ok; (p = strstr(p, "\r\nRecord-Route: ")) && nrr < 2; p++) {
+		p += strlen("\r\nRecord-Route: ");
+		snprintf(rr[nrr++], sizeof(rr[0]), "%.*s", (int)(strstr(p, "\r\n") - p), p);
+	}
+	ck_assert_int_eq(nrr, 2);
+	clear_box(1);
+	snprintf(text, sizeof(text),
+		 "BYE %s SIP/2.0\r\n"
+		 "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKgbye1\r\n"
+		 "Max-Forwards: 70\r\nRoute: %s\r\nRoute: %s\r\nTo: <%s>;tag=bt\r\n"
+		 "From: <sip:alice@example.com>;tag=at\r\nCall-ID: gcall1\r\nCSeq: 2 BYE\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 t1, rr[1], rr[0], t1);
+	deliver(0, text);
+	ck_assert_ptr_nonnull(find_sent(1, "BYE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL));
+}
+END_TEST
+
 Suite *proxy_suite(void)
 {
 	Suite *s = suite_create("proxy");
@@ -313,6 +456,9 @@ Suite *proxy_suite(void)
 	tcase_add_test(tc, test_proxy_cancel_unknown_481);
 	tcase_add_test(tc, test_options_to_us_200_with_allow);
 	tcase_add_test(tc, test_keepalive_answered_with_crlf);
+	tcase_add_test(tc, test_proxy_gruu_reaches_one_instance);
+	tcase_add_test(tc, test_proxy_gruu_nobody_404_offline_480);
+	tcase_add_test(tc, test_proxy_gruu_in_dialog_becomes_contact);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -147,7 +147,65 @@ START_TEST(test_parse_rejects_garbage_and_nul)
 	ck_assert_ptr_nonnull(why);
 	const char nul[] = "OPTIONS sip:a SIP/2.0\r\nVia: x\0y\r\n\r\n";
 	ck_assert_ptr_null(sipmsg_parse(nul, sizeof(nul) - 1, &why));
-	ck_assert_str_eq(why, "NUL byte in message");
+	ck_assert_str_eq(why, "NUL byte in header");
+}
+END_TEST
+
+/* RFC 3261 §25.1 quoted-pair allows an escaped NUL inside a quoted string (RFC 4475 §3.1.1.2),
+ * and a body is octets framed by Content-Length (§7.4): neither is refused. */
+START_TEST(test_parse_nul_where_the_grammar_allows_it)
+{
+	const char *why = NULL;
+	const char quoted[] = "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+			      "To: \"NUL:\\\0 end\" <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\n"
+			      "Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	msg_t *msg = sipmsg_parse(quoted, sizeof(quoted) - 1, &why);
+	ck_assert_msg(msg != NULL, "%s", why);
+	ck_assert_ptr_nonnull(sip_object(msg)->sip_to);
+	msg_destroy(msg);
+	const char body[] = "MESSAGE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+			    "To: <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\n"
+			    "CSeq: 1 MESSAGE\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\n"
+			    "a\0b\0c";
+	msg = sipmsg_parse(body, sizeof(body) - 1, &why);
+	ck_assert_msg(msg != NULL, "%s", why);
+	sip_t *sip = sip_object(msg);
+	ck_assert_ptr_nonnull(sip->sip_payload);
+	ck_assert_uint_eq(sip->sip_payload->pl_len, 5);
+	ck_assert_int_eq(memcmp(sip->sip_payload->pl_data, "a\0b\0c", 5), 0);
+	msg_destroy(msg);
+	/* A NUL outside quotes, or a quoted one not escaped, is still refused. */
+	const char bare[] = "OPTIONS sip:a SIP/2.0\r\nTo: \"a\0\" <sip:a@b>\r\n\r\n";
+	ck_assert_ptr_null(sipmsg_parse(bare, sizeof(bare) - 1, &why));
+	ck_assert_str_eq(why, "NUL byte in header");
+}
+END_TEST
+
+/* A request sofia-sip cannot read as a whole still gets its 400 when its top Via is readable. */
+START_TEST(test_salvage_answers_what_can_be_answered)
+{
+	const char *fault = NULL;
+	const char lws[] = "INVITE sip:user@example.com; lr SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+			   "To: <sip:user@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\n"
+			   "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+	const char *why = NULL;
+	ck_assert_ptr_null(sipmsg_parse(lws, sizeof(lws) - 1, &why));
+	msg_t *msg = sipmsg_parse_salvage(lws, sizeof(lws) - 1, &fault);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_str_eq(fault, "Malformed Request-URI");
+	ck_assert_str_eq(sip_object(msg)->sip_via->v_branch, "z9hG4bK1");
+	ck_assert_uint_eq(sip_object(msg)->sip_cseq->cs_seq, 1);
+	msg_destroy(msg);
+	/* RFC 4475 §3.1.2.1: the top Via's sent-by is readable, its parameters are not. */
+	const char *reason = NULL;
+	ck_assert_int_eq(check("OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.15;;,;,,\r\n"
+			       "To: <sip:example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\n"
+			       "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+			       true, &reason),
+			 400);
+	ck_assert_str_eq(reason, "Malformed Via header");
+	/* No request line and no Via: nothing to answer. */
+	ck_assert_ptr_null(sipmsg_parse_salvage("GET / HTTP/1.0\r\n\r\n", 18, &fault));
 }
 END_TEST
 
@@ -415,6 +473,8 @@ Suite *sipmsg_suite(void)
 	tcase_add_test(tc, test_check_sip_version_505);
 	tcase_add_test(tc, test_check_too_many_vias_483);
 	tcase_add_test(tc, test_parse_rejects_garbage_and_nul);
+	tcase_add_test(tc, test_parse_nul_where_the_grammar_allows_it);
+	tcase_add_test(tc, test_salvage_answers_what_can_be_answered);
 	tcase_add_test(tc, test_response_copies_headers_and_adds_to_tag);
 	tcase_add_test(tc, test_keepalive_detection);
 	tcase_add_test(tc, test_flow_token_roundtrip_and_tamper);

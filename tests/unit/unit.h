@@ -10,5 +10,6 @@ Suite *proxy_suite(void);
 Suite *auth_suite(void);
 Suite *udp_suite(void);
 Suite *limits_suite(void);
+Suite *bencode_suite(void);
 
 #endif

@@ -1,0 +1,351 @@
+'use strict';
+// Calls anchored in Debian's real rtpengine (media.rtpengine, relay "cross"): a plain SIP phone
+// over UDP calls a WebSocket user; hold and resume by re-INVITE from either side, and a late
+// offer (INVITE without SDP, offer in the 200, answer in the ACK). The WebSocket side must see WebRTC SDP (SAVPF, ICE,
+// fingerprint) on rtpengine's address, the UDP side plain RTP/AVP without ICE or DTLS; no call
+// leaves a session in rtpengine after BYE, CANCEL or an error; rtpengine down means 503; a
+// silent rtpengine fails over to the next one.
+const test = require('node:test');
+const assert = require('node:assert');
+const { startDaemon } = require('../lib/daemon');
+const { startRtpengine } = require('../lib/rtpengine');
+const { SipWs, rand, routeSet, tagOf } = require('../lib/sipws');
+const { SipUdp } = require('../lib/sipudp');
+
+const PLAIN_SDP = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=phone', 'c=IN IP4 127.0.0.1', 't=0 0',
+  'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', 'a=sendrecv', ''].join('\r\n');
+// What a browser answers with: DTLS-SRTP, ICE, rtcp-mux (the fingerprint is only read, never used).
+const WEBRTC_SDP = ['v=0', 'o=- 2 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0',
+  'm=audio 41000 UDP/TLS/RTP/SAVPF 0', 'c=IN IP4 127.0.0.1', 'a=mid:0', 'a=rtcp-mux',
+  'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+  `a=fingerprint:sha-256 ${Array.from({ length: 32 }, (_, i) => (i + 16).toString(16).toUpperCase()).join(':')}`,
+  'a=setup:active', 'a=rtpmap:0 PCMU/8000', 'a=sendrecv',
+  'a=candidate:1 1 UDP 2130706431 127.0.0.1 41000 typ host', ''].join('\r\n');
+
+function mediaOf(sdp) {
+  const m = /^m=audio (\d+) (\S+)/m.exec(sdp);
+  const c = /^c=IN IP4 (\S+)/m.exec(sdp);
+  return { port: m && Number(m[1]), proto: m && m[2], addr: c && c[1] };
+}
+
+async function setup(engines, extra = '') {
+  const d = await startDaemon({
+    listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'],
+    args: ['--no-auth'],
+    config: `http = { web_root = ""; };\nmedia = { rtpengine = [ ${engines.map((e) => `"${e}"`).join(', ')} ]; ${extra} };\n`,
+  });
+  const bob = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'bob', domain: 'example.com' });
+  assert.strictEqual((await bob.register()).status_code, 200);
+  const phone = await SipUdp.open({ port: d.ports.udp });
+  return { d, bob, phone };
+}
+
+function invite(phone, callId, fromTag, body = PLAIN_SDP) {
+  const l = phone.local;
+  const lines = [`INVITE sip:bob@example.com SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${l.port};rport;branch=z9hG4bK${rand()}`, 'Max-Forwards: 70',
+    '<sip:bob@example.com>'.replace(/^/, 'To: '), `From: <sip:phone@example.net>;tag=${fromTag}`,
+    `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:phone@127.0.0.1:${l.port}>`];
+  if (body) lines.push('Content-Type: application/sdp');
+  lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
+  return lines.join('\r\n');
+}
+
+function inDialog(phone, method, ok, { callId, fromTag, cseq, body = '' }) {
+  const l = phone.local;
+  const routes = routeSet(ok, true);
+  const contact = /<([^>]+)>/.exec(ok.getHeader('contact'))[1];
+  return [`${method} ${contact} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${l.port};rport;branch=z9hG4bK${rand()}`, 'Max-Forwards: 70',
+    ...routes.map((r) => `Route: ${r}`), `To: <sip:bob@example.com>;tag=${tagOf(ok.getHeader('to'))}`,
+    `From: <sip:phone@example.net>;tag=${fromTag}`, `Call-ID: ${callId}`, `CSeq: ${cseq} ${method}`,
+    `Contact: <sip:phone@127.0.0.1:${l.port}>`, ...(body ? ['Content-Type: application/sdp'] : []),
+    `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+}
+
+// The phone answers a request that came to it over UDP (Via, From, To, Call-ID, CSeq copied).
+function phoneRespond(phone, req, status, reason, body = '') {
+  const lines = [`SIP/2.0 ${status} ${reason}`, ...req.getHeaders('via').map((v) => `Via: ${v}`),
+    `To: ${req.getHeader('to')}`, `From: ${req.getHeader('from')}`, `Call-ID: ${req.call_id}`,
+    `CSeq: ${req.getHeader('cseq')}`, `Contact: <sip:phone@127.0.0.1:${phone.local.port}>`];
+  if (body) lines.push('Content-Type: application/sdp');
+  lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
+  return phone.send(lines.join('\r\n'));
+}
+
+// An SDP with its direction attribute changed (hold: sendonly, resume: sendrecv) and its
+// o= version raised, as a phone sends in a re-INVITE.
+function withDirection(sdp, dir, version) {
+  return sdp.replace(/^a=(sendrecv|sendonly|recvonly|inactive)$/m, `a=${dir}`)
+    .replace(/^(o=\S+ \S+) \d+/m, `$1 ${version}`);
+}
+
+const direction = (sdp) => (/^a=(sendrecv|sendonly|recvonly|inactive)\r?$/m.exec(sdp) || [])[1];
+
+// The phone's call to bob up to the ACK: the 200 the phone got and what bob saw.
+async function establish(phone, bob, callId, fromTag, toTag) {
+  await phone.send(invite(phone, callId, fromTag));
+  const inv = await bob.expectRequest('INVITE');
+  bob.respond(inv, 200, 'OK', { toTag, body: WEBRTC_SDP });
+  const ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+  assert.ok(ok, 'the phone got the 200');
+  await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag, cseq: 1 }));
+  await bob.expectRequest('ACK');
+  return { inv, ok };
+}
+
+test('a UDP phone calls a WebSocket user: each side gets its own SDP, BYE deletes the session', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    const callId = `media-${rand(8)}`;
+    await phone.send(invite(phone, callId, 'ph1'));
+    const inv = await bob.expectRequest('INVITE');
+    const toWeb = inv.body;
+    assert.match(toWeb, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, toWeb);
+    assert.match(toWeb, /^a=ice-ufrag:/m);
+    assert.match(toWeb, /^a=fingerprint:/m);
+    assert.match(toWeb, /^a=rtcp-mux/m);
+    assert.match(toWeb, /^a=candidate:/m);
+    const web = mediaOf(toWeb);
+    assert.strictEqual(web.addr, '127.0.0.1');
+    assert.ok(web.port >= r.portMin && web.port < r.portMin + 100, `port ${web.port} is rtpengine's`);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+
+    bob.respond(inv, 180, 'Ringing', { toTag: 'bt1' });
+    bob.respond(inv, 200, 'OK', { toTag: 'bt1', body: WEBRTC_SDP });
+    const ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+    assert.ok(ok, 'the phone got the 200');
+    const toPlain = ok.body;
+    assert.match(toPlain, /^m=audio \d+ RTP\/AVP /m, toPlain);
+    assert.doesNotMatch(toPlain, /^a=ice-/m);
+    assert.doesNotMatch(toPlain, /^a=fingerprint:/m);
+    assert.doesNotMatch(toPlain, /^a=candidate:/m);
+    const plain = mediaOf(toPlain);
+    assert.notStrictEqual(plain.port, 41000);
+    assert.ok(plain.port >= r.portMin && plain.port < r.portMin + 100, `port ${plain.port} is rtpengine's`);
+    assert.match(d.log(), new RegExp(`media: call ${callId} anchored in rtpengine ${r.ng}`));
+
+    await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'ph1', cseq: 1 }));
+    await bob.expectRequest('ACK');
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'ph1', cseq: 2 }));
+    const bye = await bob.expectRequest('BYE');
+    bob.respond(bye, 200, 'OK');
+    assert.ok(await phone.final(callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'the session is gone after BYE');
+    const m = await d.metrics();
+    assert.strictEqual(m.sipedge_media_calls_anchored_total, 1);
+    assert.strictEqual(m.sipedge_media_sessions, 0);
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('CANCEL, a busy callee and a closed connection leave no session in rtpengine', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    // CANCEL while ringing
+    let callId = `cancel-${rand(6)}`;
+    const text = invite(phone, callId, 'pc');
+    await phone.send(text);
+    let inv = await bob.expectRequest('INVITE');
+    bob.respond(inv, 180, 'Ringing', { toTag: 'bc' });
+    await phone.next((m) => m.status_code === 180 && m.call_id === callId, 5000);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    const branch = /branch=([^;\s]+)/.exec(text)[1];
+    await phone.send(text.replace(/^INVITE /, 'CANCEL ').replace('CSeq: 1 INVITE', 'CSeq: 1 CANCEL')
+      .replace(/Content-Type: application\/sdp\r\nContent-Length: \d+\r\n\r\n[^]*$/, 'Content-Length: 0\r\n\r\n')
+      .replace(/branch=[^;\s]+/, `branch=${branch}`));
+    const cancel = await bob.expectRequest('CANCEL');
+    bob.respond(cancel, 200, 'OK');
+    bob.respond(inv, 487, 'Request Terminated', { toTag: 'bc' });
+    const fin = await phone.next((m) => m.status_code === 487 && m.call_id === callId, 5000);
+    assert.ok(fin, 'the caller got 487');
+    assert.deepStrictEqual(await r.calls(), [], 'no session after CANCEL');
+
+    // 486 from the callee
+    callId = `busy-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pb'));
+    inv = await bob.expectRequest('INVITE');
+    bob.respond(inv, 486, 'Busy Here', { toTag: 'bb' });
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 486);
+    assert.deepStrictEqual(await r.calls(), [], 'no session after 486');
+
+    // the callee's connection dies mid-call
+    callId = `gone-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pg'));
+    inv = await bob.expectRequest('INVITE');
+    bob.respond(inv, 200, 'OK', { toTag: 'bg', body: WEBRTC_SDP });
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 200);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    await bob.close();
+    for (let i = 0; i < 30 && (await r.calls()).length; i++) await new Promise((res) => setTimeout(res, 100));
+    assert.deepStrictEqual(await r.calls(), [], 'no session after the connection closed');
+    assert.match(d.log(), new RegExp(`media: call ${callId} ends \\(connection closed\\)`));
+    assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+  } finally {
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('no rtpengine answers: 503 and a log line naming the call and the rtpengine', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng], 'ng_timeout = 300; ping_interval = 3600;');
+  try {
+    await r.stop();
+    const callId = `down-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pd'));
+    const fin = await phone.final(callId, 5000);
+    assert.strictEqual(fin.status_code, 503);
+    assert.strictEqual(fin.reason_phrase, 'Media Relay Unavailable');
+    assert.match(d.log(), new RegExp(`media: call ${callId}: rtpengine ${r.ng} failed the offer \\(no answer\\): 503`));
+    await bob.expectNothing((m) => m.method === 'INVITE', 300);
+    assert.strictEqual((await d.metrics()).sipedge_media_calls_refused_total, 1);
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+  }
+});
+
+test('an rtpengine that stops answering: the offer moves to the next one', async () => {
+  const a = await startRtpengine();
+  const b = await startRtpengine();
+  const { d, bob, phone } = await setup([a.ng, b.ng], 'ng_timeout = 300; ping_interval = 3600;');
+  try {
+    let callId = `first-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'p1'));
+    let inv = await bob.expectRequest('INVITE');
+    assert.deepStrictEqual(await a.calls(), [callId], 'the first rtpengine takes calls while it answers');
+    bob.respond(inv, 486, 'Busy Here', { toTag: 'x1' });
+    await phone.final(callId, 5000);
+
+    await a.stop();
+    callId = `second-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'p2'));
+    inv = await bob.expectRequest('INVITE', 5000);
+    assert.match(inv.body, /UDP\/TLS\/RTP\/SAVPF/);
+    assert.deepStrictEqual(await b.calls(), [callId], 'the second rtpengine took it');
+    assert.strictEqual((await d.metrics()).sipedge_media_rtpengine_failover_total, 1);
+    bob.respond(inv, 486, 'Busy Here', { toTag: 'x2' });
+    await phone.final(callId, 5000);
+    assert.deepStrictEqual(await b.calls(), []);
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await b.stop();
+  }
+});
+
+test('hold and resume by re-INVITE from either side: each leg keeps its SDP, one session', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    const callId = `hold-${rand(6)}`;
+    const { inv, ok } = await establish(phone, bob, callId, 'ph', 'bh');
+    const webPort = mediaOf(inv.body).port;
+    const plainPort = mediaOf(ok.body).port;
+
+    // The phone holds (sendonly) and resumes (sendrecv).
+    let cseq = 2;
+    for (const [dir, back] of [['sendonly', 'recvonly'], ['sendrecv', 'sendrecv']]) {
+      await phone.send(inDialog(phone, 'INVITE', ok, { callId, fromTag: 'ph', cseq, body: withDirection(PLAIN_SDP, dir, cseq) }));
+      const re = await bob.expectRequest('INVITE');
+      assert.match(re.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, re.body);
+      assert.match(re.body, /^a=ice-ufrag:/m);
+      assert.match(re.body, /^a=fingerprint:/m);
+      assert.strictEqual(direction(re.body), dir, re.body);
+      assert.strictEqual(mediaOf(re.body).port, webPort, 'the browser leg keeps its rtpengine port');
+      bob.respond(re, 200, 'OK', { body: withDirection(WEBRTC_SDP, back, cseq) });
+      const reOk = await phone.next((m) => m.status_code === 200 && m.call_id === callId && m.cseq === cseq, 5000);
+      assert.ok(reOk, `the phone got the 200 to its ${dir} re-INVITE`);
+      assert.match(reOk.body, /^m=audio \d+ RTP\/AVP /m, reOk.body);
+      assert.doesNotMatch(reOk.body, /^a=(ice-|fingerprint:|candidate:)/m);
+      assert.strictEqual(direction(reOk.body), back, reOk.body);
+      assert.strictEqual(mediaOf(reOk.body).port, plainPort, 'the plain leg keeps its rtpengine port');
+      await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'ph', cseq }));
+      await bob.expectRequest('ACK');
+      assert.deepStrictEqual(await r.calls(), [callId], 'still one session');
+      cseq++;
+    }
+
+    // bob (the WebSocket side, the callee) holds: his re-INVITE goes to the phone's Contact.
+    const routes = routeSet(inv, false);
+    const phoneContact = /<([^>]+)>/.exec(inv.getHeader('contact'))[1];
+    bob.send(bob.request({ method: 'INVITE', ruri: phoneContact, to: 'sip:phone@example.net', toTag: 'ph',
+      fromTag: 'bh', callId, cseq: 1, routes, body: withDirection(WEBRTC_SDP, 'sendonly', 10) }).text);
+    const re = await phone.next((m) => m.method === 'INVITE' && m.call_id === callId && !m.status_code, 5000);
+    assert.ok(re, 'bob\'s re-INVITE reaches the phone');
+    assert.match(re.body, /^m=audio \d+ RTP\/AVP /m, re.body);
+    assert.doesNotMatch(re.body, /^a=(ice-|fingerprint:|candidate:)/m);
+    assert.strictEqual(direction(re.body), 'sendonly', re.body);
+    assert.strictEqual(mediaOf(re.body).port, plainPort);
+    await phoneRespond(phone, re, 200, 'OK', withDirection(PLAIN_SDP, 'recvonly', 10));
+    const reOk = await bob.expectResponse('INVITE', 200);
+    assert.match(reOk.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, reOk.body);
+    assert.match(reOk.body, /^a=fingerprint:/m);
+    assert.strictEqual(direction(reOk.body), 'recvonly', reOk.body);
+    assert.strictEqual(mediaOf(reOk.body).port, webPort);
+    assert.deepStrictEqual(await r.calls(), [callId], 'still one session');
+
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'ph', cseq }));
+    const bye = await bob.expectRequest('BYE');
+    bob.respond(bye, 200, 'OK');
+    assert.ok(await phone.final(callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'the session is gone after BYE');
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('late offer: INVITE without SDP, the offer in the 200, the answer in the ACK', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    const callId = `late-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pl', ''));
+    const inv = await bob.expectRequest('INVITE');
+    assert.strictEqual(inv.body || '', '', 'no SDP to rewrite yet');
+    bob.respond(inv, 200, 'OK', { toTag: 'bl', body: WEBRTC_SDP });
+    const ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+    assert.ok(ok, 'the phone got the 200');
+    // The offer, turned for the plain phone.
+    assert.match(ok.body, /^m=audio \d+ RTP\/AVP /m, ok.body);
+    assert.doesNotMatch(ok.body, /^a=(ice-|fingerprint:|candidate:)/m);
+    const plain = mediaOf(ok.body);
+    assert.ok(plain.port >= r.portMin && plain.port < r.portMin + 100, `port ${plain.port} is rtpengine's`);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+
+    // The answer in the ACK, turned for the browser.
+    await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'pl', cseq: 1, body: PLAIN_SDP }));
+    const ack = await bob.expectRequest('ACK');
+    assert.match(ack.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, ack.body);
+    assert.match(ack.body, /^a=ice-ufrag:/m);
+    assert.match(ack.body, /^a=fingerprint:/m);
+    assert.match(ack.body, /^a=rtcp-mux/m);
+    const web = mediaOf(ack.body);
+    assert.ok(web.port >= r.portMin && web.port < r.portMin + 100, `port ${web.port} is rtpengine's`);
+    assert.notStrictEqual(web.port, 40000, 'not the phone\'s own port');
+
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'pl', cseq: 2 }));
+    const bye = await bob.expectRequest('BYE');
+    bob.respond(bye, 200, 'OK');
+    assert.ok(await phone.final(callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'the session is gone after BYE');
+  } finally {
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});

@@ -35,7 +35,7 @@
 #define AOR_BUCKETS 4096 /* power of two */
 #define MAX_NODES 256
 #define CONNECT_TIMEOUT_MS 2000
-#define CLOSE_GRACE_MS 300 /* how long the heartbeat's DEL may take at shutdown */
+#define CLOSE_GRACE_MS 300 /* how long the goodbye heartbeat may take at shutdown */
 #define NODE_FORGET_S 86400 /* a node silent this long leaves sipedge:nodes */
 
 /* The heartbeat: refresh ours, then every node's key (nil = lapsed). One round trip, atomic. */
@@ -552,8 +552,10 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 								   CONNECT_TIMEOUT_MS;
 	for (size_t i = 0; i + 1 < rp->elements; i += 2) {
 		const redisReply *id = rp->element[i], *adv = rp->element[i + 1];
+		bool stopped = adv->type == REDIS_REPLY_STRING && !adv->str[0]; /* said goodbye: no grace */
 		if (id->type == REDIS_REPLY_STRING)
-			node_seen(id->str, adv->type == REDIS_REPLY_STRING ? adv->str : NULL, grace);
+			node_seen(id->str, adv->type == REDIS_REPLY_STRING && !stopped ? adv->str : NULL,
+				  grace && !stopped);
 	}
 	/* A node that left sipedge:nodes (silent for a day) is gone too. */
 	for (int i = 0; i < C.n_nodes; i++) {
@@ -805,7 +807,7 @@ static void close_timer(void)
 	uv_close((uv_handle_t *)&C.tick, on_tick_closed);
 }
 
-/* The DEL did not make it in time: give the connection up. */
+/* The goodbye did not make it in time: give the connection up. */
 static void on_close_grace(uv_timer_t *t)
 {
 	if (C.cmd.ac) {
@@ -839,10 +841,11 @@ void cluster_shutdown(void)
 	}
 	uv_timer_stop(&C.tick);
 	if (C.cmd.ready) {
-		/* Gone now, not in node_timeout: the others stop forwarding here at once. */
+		/* Gone now, not in node_timeout: an empty address tells the others at their next
+		 * heartbeat, even those still in their grace after a reconnect. */
 		char key[160];
 		snprintf(key, sizeof(key), "sipedge:node:{%s}", C.node);
-		redisAsyncCommand(C.cmd.ac, NULL, NULL, "DEL %s", key);
+		redisAsyncCommand(C.cmd.ac, NULL, NULL, "SET %s %s PX %s", key, "", C.ttl_ms);
 		redisAsyncDisconnect(C.cmd.ac); /* after the replies; on_disconnect closes the timer */
 		uv_timer_start(&C.tick, on_close_grace, CLOSE_GRACE_MS, 0);
 		return;

@@ -45,7 +45,7 @@ struct cluster_params {
 /** Start (cfg kept by pointer): connect to Redis on the loop; nothing when cfg->advertise is
  *  empty. 0 on success (an unreachable Redis is retried, not an error). */
 int cluster_init(const struct cluster_config *cfg, const struct cluster_params *p);
-/** Remove our heartbeat (the others stop forwarding here at once) and close the connections;
+/** Mark our heartbeat key stopped (the others stop forwarding here at once) and close the connections;
  *  the loop must run once more to finish. */
 void cluster_shutdown(void);
 bool cluster_enabled(void);

@@ -234,4 +234,20 @@ test('cluster with digest auth: JsSIP MESSAGE across nodes, a nonce of one node 
   const unsigned = intruder.request({ method: 'INVITE', ruri: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, user: 'alice' });
   await intruder.send(unsigned.text);
   assert.equal((await intruder.final(unsigned.callId, 5000)).status_code, 407);
+
+  // A clean stop says goodbye: the others need not wait for its heartbeat to lapse.
+  await b.stop();
+  assert.equal(await redis.cli('GET', 'sipedge:node:{B}'), '');
+  await until('A knows at once', async () => (await metric(a, 'sipedge_cluster_nodes_alive')) === 0, 3000);
+});
+
+test('cluster settings: a node without its shared secrets or Redis does not start', async (t) => {
+  const base = 'http = { web_root = ""; };\ncluster = { advertise = "sip:127.0.0.1:5999;transport=udp"; secret = "long enough secret"; };\n';
+  const start = (config) => startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN], config: base + config });
+  await assert.rejects(start(''), /cluster.advertise needs registrar.store = "redis"/);
+  await assert.rejects(start('registrar = { store = "redis"; store_path = "redis://127.0.0.1:1/0"; };\n'),
+    /cluster.advertise needs proxy.flow_token_secret.*\n(.*\n)*.*cluster.advertise needs auth.nonce_secret/);
+  await assert.rejects(startDaemon({ listen: ['ws:127.0.0.1:0'], domains: [DOMAIN],
+    config: 'cluster = { advertise = "sip:example.com:5060"; secret = "short"; node_timeout = 1; };\n' }),
+  /numeric HOST(.*\n)*.*cluster.secret must be set(.*\n)*.*cluster.node_timeout must be 2..300/);
 });

@@ -98,8 +98,12 @@ test('cluster: a user on another node is reached there; a dead node\'s users get
 
   const alice = await phone(t, a, 'alice');
   let bob = await phone(t, b, 'bob');
-  await until('A has bob\'s binding from B', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1);
-  await until('C has both', async () => (await metric(c, 'sipedge_cluster_remote_bindings')) === 2);
+  // dave on B registers an RFC 5626 flow (instance and reg-id): when B dies, 430, not 480.
+  const dave = await SipWs.connect(`ws://127.0.0.1:${b.ports.ws}`, { user: 'dave', domain: DOMAIN });
+  t.after(() => dave.ws.terminate());
+  assert.equal((await dave.register({ instance: crypto.randomUUID() })).status_code, 200);
+  await until('A has bob\'s and dave\'s bindings from B', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 2);
+  await until('C has all three', async () => (await metric(c, 'sipedge_cluster_remote_bindings')) === 3);
 
   // alice (A) calls bob (B): B got it from A, signed, and delivers it on bob's flow.
   const inv = await call(alice, bob);
@@ -131,17 +135,19 @@ test('cluster: a user on another node is reached there; a dead node\'s users get
     NODE_TIMEOUT * 1000 + HEARTBEAT + 3000);
   const detected = Date.now() - killed;
   assert.ok(detected <= NODE_TIMEOUT * 1000 + HEARTBEAT + 3000, `found dead after ${detected} ms`);
-  assert.match(a.log(), /cluster: node B is down \(its heartbeat lapsed\): its 1 connection bindings are unreachable/);
+  assert.match(a.log(), /cluster: node B is down \(its heartbeat lapsed\): its 2 connection bindings are unreachable/);
   const started = Date.now();
   assert.equal(await callStatus(alice, bob.aor), 480);
+  assert.equal(await callStatus(alice, dave.aor), 430, 'an outbound flow that failed is 430 (RFC 5626)');
   assert.ok(Date.now() - started < 2000, 'answered at once, not after a timeout');
+  assert.equal(await metric(a, 'sipedge_cluster_unreachable_total'), 2);
   await until('C finds B dead too', async () => (await metric(c, 'sipedge_cluster_node_down_total')) === 1);
 
   // bob comes back through node A: reached from C at once (SIPp calls him there).
   bob = await phone(t, a, 'bob');
-  // C holds alice and both of bob's bindings: the dead node's stays in Redis until it expires
+  // C holds alice, dave and both of bob's bindings: the dead node's stays in Redis until it expires
   // (or B comes back and drops it), unused.
-  await until('C learns bob is on A', async () => (await metric(c, 'sipedge_cluster_remote_bindings')) === 3);
+  await until('C learns bob is on A', async () => (await metric(c, 'sipedge_cluster_remote_bindings')) === 4);
   const uac2 = sipp(['-sf', path.join(SCEN, 'uac.xml'), '-s', 'bob', '-key', 'domain', DOMAIN,
     '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-m', '1', `127.0.0.1:${c.ports.udp}`]);
   t.after(() => uac2.child.kill());
@@ -164,7 +170,7 @@ test('cluster: a user on another node is reached there; a dead node\'s users get
   }
   assert.match(c.log(), /cluster: redis 127\.0\.0\.1:\d+\/0: reachable again/);
   assert.equal((await carol.register()).status_code, 200);
-  await until('A learns of carol', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 2);
+  await until('A learns of carol', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 3);
   await call(alice, carol);
   assert.equal(await metric(a, 'sipedge_cluster_nodes_alive'), 1, 'C alive, B still dead');
 });

@@ -6,7 +6,7 @@
 #   make install  deps + build, then install under PREFIX (default /usr/local): the daemon, its
 #               pages and docs, a configuration and users file to start from, a systemd unit
 #   make check  deps + sanitizer build + every test
-#   make bench  benchmarks (tests/bench)
+#   make bench  sipedge and Kamailio under the same loads, side by side (tests/bench/README.md)
 #   make fuzz   build the libFuzzer target (clang) in build/fuzz and fuzz for FUZZ_TIME seconds
 SHELL := /bin/bash
 BUILD ?= build
@@ -61,7 +61,7 @@ $(ASAN_BUILD)/Makefile: configure
 	mkdir -p $(ASAN_BUILD) && cd $(ASAN_BUILD) && $(CURDIR)/configure --quiet --enable-sanitizers CFLAGS="-O1 -g"
 
 asan: $(ASAN_BUILD)/Makefile FORCE
-	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge sipedgectl tests/unit/test_unit
+	$(MAKE) -C $(ASAN_BUILD) -j$(JOBS) sipedge sipedgectl tests/unit/test_unit tests/bench/sipload
 
 # The fuzzer: clang, ASan+UBSan, the library with coverage hooks (configure --enable-fuzzer).
 $(FUZZ_BUILD)/Makefile: configure
@@ -92,8 +92,11 @@ check: deps deps-test asan web fuzz-build
 	SIPEDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/sipedge UNIT_BIN=$(CURDIR)/$(ASAN_BUILD)/tests/unit/test_unit \
 		FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzz_sip tests/run-all
 
-bench: deps deps-test all
-	SIPEDGE_BIN=$(CURDIR)/$(BUILD)/sipedge tests/bench/run
+# make bench: sipedge and Kamailio side by side (tests/bench/README.md); about 8 minutes.
+bench: deps $(BUILD)/sipedge
+	@tools/install-deps bench
+	$(MAKE) -C $(BUILD) tests/bench/sipload
+	SIPEDGE_BIN=$(CURDIR)/$(BUILD)/sipedge SIPLOAD_BIN=$(CURDIR)/$(BUILD)/tests/bench/sipload tests/bench/run
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

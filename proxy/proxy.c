@@ -60,6 +60,8 @@ struct branch {
 	uv_timer_t timer_c; /* upstream branches: first the no-response timer, then Timer C */
 	bool timer_open;
 	uint64_t out_flow;  /* the flow it went out on (media: the callee's leg) */
+	char via_branch[96]; /* our Via branch on it (media: the leg's NG via-branch) */
+	bool answer_refused; /* its 2xx could not be anchored: we ACKed it and sent BYE */
 };
 
 struct proxy_ctx {
@@ -83,9 +85,11 @@ struct proxy_ctx {
 	msg_t *challenges[MAX_BRANCHES]; /* 401/407 responses for aggregation (§16.7 step 7) */
 	int n_challenges;
 	struct media_wait *media_waits; /* messages rtpengine is rewriting (media/media.h) */
+	bool media_refused; /* a branch could not start: no rtpengine took its offer */
 	struct proxy_ctx *next, *prev; /* all contexts, for shutdown */
 };
 static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up);
+static void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, bool bye);
 static void media_waits_cut(struct proxy_ctx *ctx);
 struct ack_wait;
 static struct ack_wait *ack_waits;
@@ -675,6 +679,13 @@ static void send_best(struct proxy_ctx *ctx)
 		return;
 	}
 	int status = ctx->best_status ? ctx->best_status : 408;
+	if (!ctx->best && status == 503 && ctx->media_refused) {
+		/* Our own 503: no rtpengine took the call, the caller may try again later. */
+		log_warn("proxy: %s for Call-ID %s answered 503: media relay unavailable",
+			 sip_object(ctx->req)->sip_request->rq_method_name, sip_object(ctx->req)->sip_call_id->i_id);
+		txn_respond_status(ctx->st, 503, "Media Relay Unavailable");
+		return;
+	}
 	msg_t *out;
 	if (ctx->best && status != 503) {
 		out = msg_dup(ctx->best);
@@ -703,6 +714,17 @@ static void offer_best(struct proxy_ctx *ctx, int status, msg_t *resp)
 
 static bool upstream_failover(struct branch *b, int status, msg_t *resp);
 
+/* A branch of an initial INVITE ended without a 2xx: its leg in rtpengine goes. */
+static void branch_media_end(struct branch *b, int status)
+{
+	struct proxy_ctx *ctx = b->ctx;
+	if (status >= 300 && ctx->invite && b->via_branch[0] && !sip_object(ctx->req)->sip_to->a_tag) {
+		char why[32];
+		snprintf(why, sizeof(why), "%d", status);
+		media_branch_end(sip_object(ctx->req), b->via_branch, why);
+	}
+}
+
 static void branch_final(struct branch *b, int status, msg_t *resp)
 {
 	struct proxy_ctx *ctx = b->ctx;
@@ -710,6 +732,7 @@ static void branch_final(struct branch *b, int status, msg_t *resp)
 		return;
 	if (b->timer_c_fired)
 		status = 408, resp = NULL;
+	branch_media_end(b, status);
 	if (upstream_failover(b, status, resp))
 		return;
 	b->status = status;
@@ -820,6 +843,14 @@ static void on_branch_response(struct txn *ct, msg_t *resp, sip_t *sip, void *ar
 			respond_up(ctx, b, up);
 		return;
 	}
+	if (status < 300 && b->answer_refused) {
+		msg_t *up = response_for_upstream(resp);
+		if (up) {
+			end_callee_dialog(ctx, b, up, false); /* our ACK was lost: again */
+			msg_destroy(up);
+		}
+		return;
+	}
 	if (status < 300) {
 		b->status = status;
 		branch_stop_timer(b);
@@ -907,6 +938,10 @@ static void branch_fail_now(struct branch *b, int status)
 	offer_best(b->ctx, status, NULL);
 }
 
+static bool media_hold_branch(struct proxy_ctx *ctx, struct branch *b, msg_t *fwd, struct flow *in,
+			      struct flow *out);
+static void branch_launch(struct proxy_ctx *ctx, struct branch *b, msg_t *fwd, struct flow *out);
+
 static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flow *in)
 {
 	if (ctx->n_branches >= MAX_BRANCHES)
@@ -940,8 +975,19 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		log_info("cluster: %s for %s to node %s, which holds its flow", sip_object(fwd)->sip_request->rq_method_name,
 			 t->ruri ? t->ruri : "?", t->node);
 	}
-	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
 	b->out_flow = out->id;
+	sip_t *fs = sip_object(fwd);
+	if (fs->sip_via && fs->sip_via->v_branch)
+		snprintf(b->via_branch, sizeof(b->via_branch), "%s", fs->sip_via->v_branch);
+	if (media_hold_branch(ctx, b, fwd, in, out))
+		return; /* its SDP is with rtpengine; the branch starts when it comes back */
+	branch_launch(ctx, b, fwd, out);
+}
+
+/* Send a branch's request (fwd, taken) on out: its client transaction and timers. */
+static void branch_launch(struct proxy_ctx *ctx, struct branch *b, msg_t *fwd, struct flow *out)
+{
+	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
 	ctx->open++;
 	b->ct = txn_client_create(fwd, &dest, &client_user, b);
 	if (!b->ct) {
@@ -1082,6 +1128,16 @@ static struct proxy_ctx *ctx_new(struct txn *st, msg_t *req, struct flow *in, bo
 /** Start a branch per target (§16.6); an upstream target starts failover at the first hop. */
 static void ctx_start(struct proxy_ctx *ctx, const struct target *targets, int n, struct flow *in)
 {
+	if (ctx->invite) {
+		/* media: an initial INVITE is anchored in rtpengine by the legs of all its targets */
+		uint64_t to[MAX_BRANCHES];
+		for (int i = 0; i < n && i < MAX_BRANCHES; i++) {
+			struct flow *out = targets[i].flow_id ? flow_find(targets[i].flow_id)
+							      : transport_flow_for(&targets[i].dest);
+			to[i] = out ? out->id : 0;
+		}
+		media_call_open(sip_object(ctx->req), in->id, to, n < MAX_BRANCHES ? n : MAX_BRANCHES);
+	}
 	ctx->open++; /* hold while branches start: a branch may end synchronously */
 	for (int i = 0; i < n; i++) {
 		if (targets[i].upstream)
@@ -1096,11 +1152,9 @@ static void ctx_start(struct proxy_ctx *ctx, const struct target *targets, int n
 
 struct media_wait {
 	struct proxy_ctx *ctx;
-	msg_t *msg; /* a response going up; NULL: the request, whose branches wait to start */
+	msg_t *msg;	   /* a response going up, or a branch's request (then branch is set) */
+	struct branch *branch; /* the branch whose request waits to start */
 	struct media_op *op;
-	struct target targets[MAX_BRANCHES];
-	char *uris[MAX_BRANCHES];
-	int n;
 	struct media_wait *next, *prev;
 };
 
@@ -1130,8 +1184,6 @@ static void media_wait_free(struct media_wait *w)
 		w->next->prev = w->prev;
 	if (w->msg)
 		msg_destroy(w->msg);
-	for (int i = 0; i < MAX_BRANCHES; i++)
-		free(w->uris[i]);
 	free(w);
 }
 
@@ -1144,18 +1196,100 @@ static void media_waits_cut(struct proxy_ctx *ctx)
 	}
 }
 
+static const struct txn_user bye_user; /* our own BYE: its response ends it, nothing else */
+
+/* The ACK for a callee's 2xx (resp, our Via removed) that we end ourselves, and with bye the BYE
+ * after it (Reason: 503): as the caller would send them, along the route set beyond us, from
+ * our address on the branch's flow. */
+static void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, bool bye)
+{
+	struct flow *out = flow_find(b->out_flow);
+	sip_t *rs = sip_object(resp), *qs = sip_object(ctx->req);
+	if (!out || !rs->sip_to || !rs->sip_call_id || !qs->sip_from || !qs->sip_cseq)
+		return;
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	const url_t *target = rs->sip_contact ? rs->sip_contact->m_url : qs->sip_request->rq_url;
+	/* The route set: the Record-Route entries above ours (downstream of us), the nearest first. */
+	const sip_record_route_t *beyond[MAX_BRANCHES];
+	int n = 0;
+	uint64_t id;
+	for (const sip_record_route_t *rr = rs->sip_record_route; rr && n < MAX_BRANCHES; rr = rr->r_next) {
+		if (route_is_ours(rr->r_url, &id))
+			break;
+		beyond[n++] = rr;
+	}
+	char routes[2048] = "";
+	size_t off = 0;
+	for (int i = n - 1; i >= 0 && off < sizeof(routes); i--) {
+		char *r = sip_header_as_string(home, (const sip_header_t *)beyond[i]);
+		int k = r ? snprintf(routes + off, sizeof(routes) - off, "Route: %s\r\n", r) : 0;
+		off += k > 0 ? (size_t)k : 0;
+	}
+	char *ruri = url_as_string(home, target);
+	char *from = sip_header_as_string(home, (const sip_header_t *)qs->sip_from);
+	char *to = sip_header_as_string(home, (const sip_header_t *)rs->sip_to);
+	for (int i = 0; i < (bye ? 2 : 1) && ruri && from && to && off < sizeof(routes); i++) {
+		const char *method = i ? "BYE" : "ACK";
+		char text[4096];
+		const char *why = NULL;
+		int len = snprintf(text, sizeof(text),
+				   "%s %s SIP/2.0\r\nMax-Forwards: 70\r\n%sFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\n"
+				   "CSeq: %u %s\r\n%sContent-Length: 0\r\n\r\n",
+				   method, ruri, routes, from, to, rs->sip_call_id->i_id, qs->sip_cseq->cs_seq + i, method,
+				   i ? "Reason: SIP;cause=503;text=\"Media Relay Unavailable\"\r\n" : "");
+		msg_t *m = len > 0 && (size_t)len < sizeof(text) ? sipmsg_parse(text, (size_t)len, &why) : NULL;
+		sip_t *ms = m ? sip_object(m) : NULL;
+		if (!ms || msg_header_insert(m, (msg_pub_t *)ms, (msg_header_t *)make_via(msg_home(m), ms, out)) != 0) {
+			if (m)
+				msg_destroy(m);
+			break;
+		}
+		if (!i) {
+			transport_send_msg(out, m);
+			msg_destroy(m);
+			continue;
+		}
+		dialogs_request(ms); /* the call leaves the operator's list */
+		struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+		txn_client_create(m, &dest, &bye_user, NULL);
+	}
+	su_home_deinit(home);
+}
+
 static void on_media_response(void *arg, int status)
 {
 	struct media_wait *w = arg;
 	struct proxy_ctx *ctx = w->ctx;
-	/* An rtpengine failure on a response has been logged; the caller still gets it, with the
-	 * SDP as the callee sent it (refusing a 200 would leave the callee in a call). */
-	if (ctx->st) {
+	sip_t *rs = sip_object(w->msg);
+	int code = rs->sip_status->st_status;
+	if (status == 503 && w->branch && code >= 200 && code < 300 && ctx->invite &&
+	    !sip_object(ctx->req)->sip_to->a_tag) {
+		/* media.on_failure = "refuse" and rtpengine failed the callee's answer: a call without
+		 * audio is no call. The caller gets 503 instead of the 200 (when no other 2xx went up),
+		 * the callee an ACK and a BYE; the session has been deleted. */
+		struct branch *b = w->branch;
+		b->answer_refused = true;
+		bool told = ctx->st && txn_status(ctx->st) < 200;
+		log_warn("proxy: call %s: the callee's %d could not be anchored: %sACK and BYE to the callee",
+			 rs->sip_call_id->i_id, code, told ? "503 to the caller, " : "");
+		metrics_inc(M_MEDIA_ANSWERS_REFUSED);
+		end_callee_dialog(ctx, b, w->msg, true);
+		if (told)
+			txn_respond_status(ctx->st, 503, "Media Relay Unavailable");
+	} else if (ctx->st) {
+		/* A failure otherwise (media.on_failure = "unanchored", or in dialog) has been logged:
+		 * the caller gets the response with the SDP as the callee sent it. */
 		txn_respond(ctx->st, w->msg);
 		w->msg = NULL;
 	}
 	media_wait_free(w);
 	ctx_release(ctx);
+}
+
+/* The branch's Via branch for media: the initial INVITE's branches are legs of their own. */
+static const char *media_via(const struct proxy_ctx *ctx, const struct branch *b)
+{
+	return ctx->invite && b->via_branch[0] && !sip_object(ctx->req)->sip_to->a_tag ? b->via_branch : NULL;
 }
 
 /** A response for the caller: through rtpengine when it carries SDP of an anchored call. */
@@ -1164,7 +1298,9 @@ static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up)
 	struct media_wait *w = media_wait_new(ctx);
 	if (w) {
 		w->msg = up;
-		if (media_sdp(up, b->out_flow, ctx->in_flow, on_media_response, w, &w->op) == MEDIA_WAIT)
+		w->branch = b;
+		if (media_sdp(up, b->out_flow, ctx->in_flow, media_via(ctx, b), on_media_response, w, &w->op) ==
+		    MEDIA_WAIT)
 			return;
 		w->msg = NULL;
 		media_wait_free(w);
@@ -1173,58 +1309,55 @@ static void respond_up(struct proxy_ctx *ctx, struct branch *b, msg_t *up)
 	txn_respond(ctx->st, up);
 }
 
-static void on_media_start(void *arg, int status)
+/* A branch's request is back from rtpengine: it starts now, unless the call is over for it. */
+static void on_branch_media(void *arg, int status)
 {
 	struct media_wait *w = arg;
 	struct proxy_ctx *ctx = w->ctx;
-	struct flow *in = flow_find(ctx->in_flow);
+	struct branch *b = w->branch;
+	msg_t *fwd = w->msg;
+	w->msg = NULL;
 	w->op = NULL;
-	if (!ctx->st) {
-		media_call_end(sip_object(ctx->req), "caller gone");
-	} else if (status || ctx->cancelled || !in) {
-		if (status)
-			log_warn("proxy: %s for Call-ID %s answered %d: media relay unavailable",
-				 sip_object(ctx->req)->sip_request->rq_method_name,
-				 sip_object(ctx->req)->sip_call_id->i_id, status);
-		ctx->final_sent = true;
-		media_call_end(sip_object(ctx->req), "cancelled");
-		txn_respond_status(ctx->st, status ? status : in ? 487 : 480,
-				   status == 503 ? "Media Relay Unavailable" : NULL);
-	} else {
-		ctx_start(ctx, w->targets, w->n, in);
-	}
+	struct flow *out = flow_find(b->out_flow);
 	media_wait_free(w);
+	if (status || !ctx->st || ctx->cancelled || ctx->final_sent || !out) {
+		msg_destroy(fwd);
+		int final = status ? status : !out ? 480 : 487;
+		if (status == 503)
+			ctx->media_refused = true;
+		branch_media_end(b, final);
+		b->status = final;
+		offer_best(ctx, final, NULL);
+		send_best(ctx);
+	} else {
+		branch_launch(ctx, b, fwd, out);
+	}
 	ctx_release(ctx);
 }
 
-/** Before the branches start: the request's SDP through rtpengine, toward the first target's
- *  leg. true: the request waits (the uris are taken: their slots are emptied) or was answered. */
-static bool media_hold_start(struct proxy_ctx *ctx, const struct target *targets, int n,
-			     char **uris)
+/** Before a branch starts: its request's SDP through rtpengine, made for the leg it goes out on.
+ *  true: the request (fwd, taken) waits, or the branch failed (503: no rtpengine). */
+static bool media_hold_branch(struct proxy_ctx *ctx, struct branch *b, msg_t *fwd, struct flow *in,
+			      struct flow *out)
 {
-	if (n == 0)
-		return false;
-	struct flow *out = targets[0].flow_id ? flow_find(targets[0].flow_id)
-					      : transport_flow_for(&targets[0].dest);
-	if (!out)
-		return false; /* the branch fails on its own */
 	struct media_wait *w = media_wait_new(ctx);
 	if (!w)
 		return false;
-	int rc = media_sdp(ctx->req, ctx->in_flow, out->id, on_media_start, w, &w->op);
+	int rc = media_sdp(fwd, in->id, out->id, media_via(ctx, b), on_branch_media, w, &w->op);
 	if (rc == MEDIA_WAIT) {
-		memcpy(w->targets, targets, sizeof(*targets) * (size_t)n);
-		memcpy(w->uris, uris, sizeof(*uris) * (size_t)n);
-		memset(uris, 0, sizeof(*uris) * (size_t)n);
-		w->n = n;
+		w->msg = fwd;
+		w->branch = b;
 		return true;
 	}
 	media_wait_free(w);
 	ctx->open--;
 	if (rc == MEDIA_PASS)
 		return false;
-	ctx->final_sent = true;
-	txn_respond_status(ctx->st, rc, rc == 503 ? "Media Relay Unavailable" : NULL);
+	msg_destroy(fwd);
+	if (rc == 503)
+		ctx->media_refused = true;
+	b->status = rc;
+	offer_best(ctx, rc, NULL);
 	return true;
 }
 
@@ -1273,7 +1406,7 @@ static bool media_hold_ack(msg_t *ack, struct flow *in, struct flow *out)
 	if (ack_waits)
 		ack_waits->prev = w;
 	ack_waits = w;
-	if (media_sdp(ack, in->id, out->id, on_media_ack, w, &w->op) == MEDIA_WAIT)
+	if (media_sdp(ack, in->id, out->id, NULL, on_media_ack, w, &w->op) == MEDIA_WAIT)
 		return true;
 	ack_wait_free(w, false);
 	return false;
@@ -1818,8 +1951,6 @@ static void start_branches(struct routing *r)
 	}
 	if (r->sip->sip_request->rq_method == sip_method_bye)
 		media_call_end(r->sip, "BYE");
-	if (media_hold_start(ctx, r->targets, r->n, r->uris))
-		return; /* rtpengine first; the branches start when it has answered */
 	ctx_start(ctx, r->targets, r->n, r->in);
 }
 

@@ -111,6 +111,27 @@ static void conn_request_close(struct ws_conn *c, int code, const char *reason)
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
 }
 
+static int conn_writeable(struct ws_conn *c, struct lws *wsi);
+
+/* Send what is due (the ping, then the queue's head) now when lws holds no partial write and
+ * the socket has room, else from the next WRITEABLE. Waiting for WRITEABLE when the socket can
+ * take the message at once costs two changes of the poll set per message (lws asks libuv for
+ * POLLOUT, then drops it, and uv_poll_start takes the fd out of epoll and puts it back each
+ * time) and a turn of the loop: a tenth of the daemon's time under REGISTER load
+ * (tests/bench/README.md). lws_send_pipe_choked() is what lws asks before a write that no
+ * WRITEABLE callback announced. A failed write closes, as a failed WRITEABLE callback would. */
+static int conn_kick(struct ws_conn *c)
+{
+	if (lws_send_pipe_choked(c->wsi)) {
+		lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (conn_writeable(c, c->wsi) == 0)
+		return 0;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	return -1;
+}
+
 static int ws_flow_send(struct flow *f, const char *data, size_t len)
 {
 	struct ws_conn *c = f->impl;
@@ -124,8 +145,7 @@ static int ws_flow_send(struct flow *f, const char *data, size_t len)
 	}
 	if (sendq_add(&c->out, data, len) != 0)
 		return -1;
-	lws_callback_on_writable(c->wsi);
-	return 0;
+	return conn_kick(c);
 }
 
 static void ws_flow_close(struct flow *f)
@@ -151,8 +171,8 @@ static void on_ping_timer(uv_timer_t *t)
 	}
 	c->ping_due = true;
 	c->ping_phase = PING_AWAIT_PONG;
-	lws_callback_on_writable(c->wsi);
 	uv_timer_start(&c->ping_timer, on_ping_timer, (uint64_t)W.cfg->ws_pong_timeout * 1000, 0);
+	conn_kick(c);
 }
 
 static struct ws_conn *conn_open(struct lws *wsi)
@@ -421,6 +441,12 @@ static int listener_open(struct listener *l)
 	 * and how long lws waits on other round trips, such as the peer's close. */
 	info.timeout_secs = (unsigned)W.cfg->ws_handshake_timeout;
 	info.timeout_secs_ah_idle = (unsigned)W.cfg->ws_handshake_timeout;
+	/* No idle check of lws's own: we ping (websocket.ping_interval, pong_timeout). Its
+	 * default (a ping after 300 s, a close at 310 s) re-arms a timer on every pong, and lws
+	 * keeps its timers in one sorted list, walked to the end for each: with 10,000
+	 * connections that walk was nine tenths of an idle daemon's time (tests/bench/README.md). */
+	static const lws_retry_bo_t no_idle_check = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
+	info.retry_and_idle_policy = &no_idle_check;
 	bool pages = http_mounts_build(&l->mounts, l == &W.listeners[0]);
 	info.mounts = l->mounts.mount;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;

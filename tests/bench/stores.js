@@ -1,6 +1,6 @@
 'use strict';
 // REGISTER throughput and latency per binding store (memory, sqlite, redis): what the durability
-// rule (a 200 only after the store has the change) costs. Throughput: SIPp's register_udp.xml
+// rule (a 200 only after the store has the change) costs. Throughput: SIPp's udp_register.xml
 // with 200 REGISTERs open; latency: one REGISTER at a time from a scripted UDP phone.
 //   SIPEDGE_BIN=build/sipedge node tests/bench/stores.js [N]
 const path = require('node:path');
@@ -43,7 +43,7 @@ async function bench(name, registrar) {
   });
   try {
     const t0 = process.hrtime.bigint();
-    const load = sipp(['-sf', path.join(__dirname, 'register_udp.xml'), '-i', '127.0.0.1', '-r', '50000',
+    const load = sipp(['-sf', path.join(__dirname, 'udp_register.xml'), '-i', '127.0.0.1', '-key', 'inst', '0', '-r', '50000',
       '-l', '200', '-m', String(N), `127.0.0.1:${d.ports.udp}`]);
     const r = await load.done;
     if (r.code !== 0) throw new Error(`sipp: exit ${r.code}\n${r.errors}\n${r.out.slice(-2000)}`);

@@ -28,11 +28,11 @@ function mediaOf(sdp) {
   return { port: m && Number(m[1]), proto: m && m[2], addr: c && c[1] };
 }
 
-async function setup(engines, extra = '') {
+async function setup(engines, extra = '', more = '') {
   const d = await startDaemon({
     listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'],
     args: ['--no-auth'],
-    config: `http = { web_root = ""; };\nmedia = { rtpengine = [ ${engines.map((e) => `"${e}"`).join(', ')} ]; ${extra} };\n`,
+    config: `http = { web_root = ""; };\nmedia = { rtpengine = [ ${engines.map((e) => `"${e}"`).join(', ')} ]; ${extra} };\n${more}`,
   });
   const bob = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'bob', domain: 'example.com' });
   assert.strictEqual((await bob.register()).status_code, 200);
@@ -64,9 +64,11 @@ function inDialog(phone, method, ok, { callId, fromTag, cseq, body = '' }) {
 }
 
 // The phone answers a request that came to it over UDP (Via, From, To, Call-ID, CSeq copied).
-function phoneRespond(phone, req, status, reason, body = '') {
+function phoneRespond(phone, req, status, reason, body = '', toTag = null) {
+  const to = req.getHeader('to') + (toTag && !/;\s*tag=/.test(req.getHeader('to')) ? `;tag=${toTag}` : '');
   const lines = [`SIP/2.0 ${status} ${reason}`, ...req.getHeaders('via').map((v) => `Via: ${v}`),
-    `To: ${req.getHeader('to')}`, `From: ${req.getHeader('from')}`, `Call-ID: ${req.call_id}`,
+    ...(req.method === 'INVITE' && status < 300 ? req.getHeaders('record-route').map((v) => `Record-Route: ${v}`) : []),
+    `To: ${to}`, `From: ${req.getHeader('from')}`, `Call-ID: ${req.call_id}`,
     `CSeq: ${req.getHeader('cseq')}`, `Contact: <sip:phone@127.0.0.1:${phone.local.port}>`];
   if (body) lines.push('Content-Type: application/sdp');
   lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
@@ -346,6 +348,332 @@ test('late offer: INVITE without SDP, the offer in the 200, the answer in the AC
     await bob.close();
     await phone.close();
     await d.stop();
+    await r.stop();
+  }
+});
+
+// bob registered a second time, from a plain SIP phone over UDP: the INVITE forks to both.
+async function registerUdp(d, user) {
+  const p = await SipUdp.open({ port: d.ports.udp });
+  const l = p.local;
+  const callId = `reg-${rand(8)}`;
+  await p.send([`REGISTER sip:example.com SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${l.port};rport;branch=z9hG4bK${rand()}`, 'Max-Forwards: 70',
+    `To: <sip:${user}@example.com>`, `From: <sip:${user}@example.com>;tag=${rand(4)}`, `Call-ID: ${callId}`,
+    'CSeq: 1 REGISTER', `Contact: <sip:${user}@127.0.0.1:${l.port}>`, 'Expires: 300', 'Content-Length: 0', '', ''].join('\r\n'));
+  const ok = await p.final(callId, 5000);
+  assert.strictEqual(ok && ok.status_code, 200, 'the UDP phone registered');
+  return p;
+}
+
+// An RTP socket: what a plain phone's SDP names, counting PCMU packets by source.
+async function rtpSocket() {
+  const sock = require('node:dgram').createSocket('udp4');
+  await new Promise((r) => sock.bind(0, '127.0.0.1', r));
+  const from = new Map();
+  sock.on('message', (buf, rinfo) => {
+    if (buf.length >= 12 && buf[0] >> 6 === 2 && (buf[1] & 0x7f) === 0)
+      from.set(rinfo.port, (from.get(rinfo.port) || 0) + 1);
+  });
+  let seq = 0;
+  const ssrc = Math.floor(Math.random() * 0xffffffff);
+  return {
+    port: sock.address().port,
+    received: (port) => from.get(port) || 0,
+    send(port) {
+      const b = Buffer.alloc(172, 0xff);
+      b[0] = 0x80; b[1] = 0;
+      b.writeUInt16BE(seq & 0xffff, 2); b.writeUInt32BE((seq * 160) >>> 0, 4); b.writeUInt32BE(ssrc, 8);
+      seq++;
+      return new Promise((r) => sock.send(b, port, '127.0.0.1', r));
+    },
+    close: () => new Promise((r) => sock.close(r)),
+  };
+}
+
+// The parties of a call (NG query) that still hold ports in rtpengine: a deleted branch keeps
+// its entry (rtpengine 10.5 forgets it with the call) but has released its sockets.
+const legsWithPorts = (q) => Object.values(q.tags)
+  .filter((t) => (t.medias || []).some((m) => (m.streams || []).some((st) => st['local port'])))
+  .map((t) => t.tag).sort();
+const sdpOnPort = (sdp, port) => sdp.replace(/^m=audio \d+/m, `m=audio ${port}`);
+const inviteTo = (phone, req) => phone.next((m) => m.method === 'INVITE' && !m.status_code && m.call_id === req, 5000);
+
+test('forking to a browser and a plain phone: each branch gets the offer for its own leg', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  const desk = await registerUdp(d, 'bob');
+  const callerRtp = await rtpSocket();
+  const deskRtp = await rtpSocket();
+  try {
+    // 1. The desk phone (plain) answers; the browser's branch is cancelled.
+    let callId = `fork-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pf1', sdpOnPort(PLAIN_SDP, callerRtp.port)));
+    const toWeb = await bob.expectRequest('INVITE');
+    const toDesk = await inviteTo(desk, callId);
+    assert.ok(toDesk, 'the desk phone got its branch');
+    assert.match(toWeb.body, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, toWeb.body);
+    assert.match(toWeb.body, /^a=ice-ufrag:/m);
+    assert.match(toWeb.body, /^a=fingerprint:/m);
+    assert.match(toDesk.body, /^m=audio \d+ RTP\/AVP /m, toDesk.body);
+    assert.doesNotMatch(toDesk.body, /^a=(ice-|fingerprint:|candidate:)/m, toDesk.body);
+    const webPort = mediaOf(toWeb.body).port, deskPort = mediaOf(toDesk.body).port;
+    for (const p of [webPort, deskPort]) assert.ok(p >= r.portMin && p < r.portMin + 100, `port ${p} is rtpengine's`);
+    assert.notStrictEqual(webPort, deskPort, 'each branch has its own leg in rtpengine');
+    assert.deepStrictEqual(await r.calls(), [callId], 'one call in rtpengine');
+    const viaBranch = (m) => /branch=([^;\s,]+)/.exec(m.getHeader('via'))[1];
+    assert.notStrictEqual(viaBranch(toWeb), viaBranch(toDesk));
+
+    bob.respond(toWeb, 180, 'Ringing', { toTag: 'fw1' });
+    await phoneRespond(desk, toDesk, 200, 'OK', sdpOnPort(PLAIN_SDP, deskRtp.port), 'fd1');
+    let ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+    assert.ok(ok, 'the caller got the desk phone\'s 200');
+    assert.match(ok.body, /^m=audio \d+ RTP\/AVP /m, ok.body);
+    const callerSide = mediaOf(ok.body).port;
+    assert.ok(callerSide >= r.portMin && callerSide < r.portMin + 100);
+    const cancel = await bob.expectRequest('CANCEL');
+    bob.respond(cancel, 200, 'OK');
+    bob.respond(toWeb, 487, 'Request Terminated', { toTag: 'fw1' });
+    await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'pf1', cseq: 1 }));
+    await desk.next((m) => m.method === 'ACK' && m.call_id === callId, 5000);
+    // The browser's leg is gone from rtpengine; media flows between the caller and the desk phone.
+    const q = await r.command({ command: 'query', 'call-id': callId });
+    assert.strictEqual(q.result, 'ok');
+    assert.deepStrictEqual(legsWithPorts(q), ['fd1', 'pf1'], JSON.stringify(q.tags));
+    for (let i = 0; i < 25; i++) {
+      await callerRtp.send(callerSide);
+      await deskRtp.send(deskPort);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.ok(deskRtp.received(deskPort) > 0, 'the desk phone gets the caller\'s RTP from its rtpengine port');
+    assert.ok(callerRtp.received(callerSide) > 0, 'the caller gets the desk phone\'s RTP from its rtpengine port');
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'pf1', cseq: 2 }));
+    const bye = await desk.next((m) => m.method === 'BYE' && m.call_id === callId, 5000);
+    await phoneRespond(desk, bye, 200, 'OK');
+    assert.ok(await phone.final(callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'the session is gone after BYE');
+
+    // 2. The browser answers; the desk phone's branch is cancelled, but it answers too (its 200
+    // crossed the CANCEL): that second dialog passes untouched, its BYE leaves the browser's leg.
+    callId = `fork2-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pf2'));
+    const web2 = await bob.expectRequest('INVITE');
+    const desk2 = await inviteTo(desk, callId);
+    assert.match(web2.body, /UDP\/TLS\/RTP\/SAVPF/);
+    assert.match(desk2.body, /^m=audio \d+ RTP\/AVP /m);
+    await phoneRespond(desk, desk2, 180, 'Ringing', '', 'fd2');
+    await phone.next((m) => m.status_code === 180 && m.call_id === callId, 5000);
+    bob.respond(web2, 200, 'OK', { toTag: 'fw2', body: WEBRTC_SDP });
+    ok = await phone.next((m) => m.status_code === 200 && m.call_id === callId, 5000);
+    assert.match(ok.body, /^m=audio \d+ RTP\/AVP /m, ok.body);
+    assert.strictEqual(tagOf(ok.getHeader('to')), 'fw2');
+    const c2 = await desk.next((m) => m.method === 'CANCEL' && m.call_id === callId, 5000);
+    assert.ok(c2, 'the desk phone\'s branch is cancelled');
+    await phoneRespond(desk, c2, 200, 'OK', '', 'fd2');
+    await phoneRespond(desk, desk2, 200, 'OK', sdpOnPort(PLAIN_SDP, 40002), 'fd2');
+    const second = await phone.next((m) => m.status_code === 200 && m.call_id === callId && tagOf(m.getHeader('to')) === 'fd2', 5000);
+    assert.ok(second, 'the second 200 reaches the caller');
+    assert.strictEqual(mediaOf(second.body).port, 40002, 'the second dialog\'s SDP passes untouched');
+    await phone.send(inDialog(phone, 'ACK', ok, { callId, fromTag: 'pf2', cseq: 1 }));
+    await bob.expectRequest('ACK');
+    await phone.send(inDialog(phone, 'ACK', second, { callId, fromTag: 'pf2', cseq: 1 }));
+    await phone.send(inDialog(phone, 'BYE', second, { callId, fromTag: 'pf2', cseq: 2 }));
+    const dbye = await desk.next((m) => m.method === 'BYE' && m.call_id === callId, 5000);
+    await phoneRespond(desk, dbye, 200, 'OK');
+    assert.strictEqual((await phone.next((m) => m.call_id === callId && m.method === 'BYE' || (m.status_code === 200 && m.cseq === 2), 5000)).status_code, 200);
+    assert.deepStrictEqual(await r.calls(), [callId], 'the second dialog\'s BYE leaves the call');
+    const q2 = await r.command({ command: 'query', 'call-id': callId });
+    assert.deepStrictEqual(legsWithPorts(q2), ['fw2', 'pf2'], JSON.stringify(q2.tags));
+    await phone.send(inDialog(phone, 'BYE', ok, { callId, fromTag: 'pf2', cseq: 3 }));
+    const bye2 = await bob.expectRequest('BYE');
+    bob.respond(bye2, 200, 'OK');
+    assert.ok(await phone.next((m) => m.status_code === 200 && m.cseq === 3 && m.call_id === callId, 5000));
+    assert.deepStrictEqual(await r.calls(), [], 'no session after BYE');
+
+    // 3. Both say no: nothing left.
+    callId = `fork3-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pf3'));
+    const web3 = await bob.expectRequest('INVITE');
+    const desk3 = await inviteTo(desk, callId);
+    bob.respond(web3, 486, 'Busy Here', { toTag: 'fw3' });
+    await new Promise((res) => setTimeout(res, 200));
+    assert.deepStrictEqual(await r.calls(), [callId], 'the desk phone\'s branch still rings');
+    await phoneRespond(desk, desk3, 603, 'Decline', '', 'fd3');
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 603);
+    assert.deepStrictEqual(await r.calls(), [], 'no session after both branches declined');
+    assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+  } finally {
+    await callerRtp.close();
+    await deskRtp.close();
+    await desk.close();
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+const waitNoCalls = async (r, ms = 3000) => {
+  for (let t = 0; t < ms / 100 && (await r.calls()).length; t++) await new Promise((res) => setTimeout(res, 100));
+  return r.calls();
+};
+
+test('Timer C and a silent callee leave no session in rtpengine', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng], '', 'proxy = { timer_c = 1; };\n');
+  const desk = await registerUdp(d, 'bob');
+  try {
+    // Both branches ring past Timer C: each is CANCELled and answers 487; the caller gets 408.
+    let callId = `timerc-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pt1'));
+    const web = await bob.expectRequest('INVITE');
+    const dsk = await inviteTo(desk, callId);
+    bob.respond(web, 180, 'Ringing', { toTag: 'tw1' });
+    await phoneRespond(desk, dsk, 180, 'Ringing', '', 'td1');
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    const cancel = await bob.expectRequest('CANCEL', 5000);
+    bob.respond(cancel, 200, 'OK');
+    bob.respond(web, 487, 'Request Terminated', { toTag: 'tw1' });
+    const dc = await desk.next((m) => m.method === 'CANCEL' && m.call_id === callId, 5000);
+    assert.ok(dc, 'Timer C cancels the desk phone\'s branch');
+    await phoneRespond(desk, dc, 200, 'OK', '', 'td1');
+    await phoneRespond(desk, dsk, 487, 'Request Terminated', '', 'td1');
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 408);
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after Timer C');
+
+    // Callees that never answer at all (no provisional): the branches end at Timer C (408).
+    callId = `silent-${rand(6)}`;
+    await phone.send(invite(phone, callId, 'pt2'));
+    await bob.expectRequest('INVITE');
+    await inviteTo(desk, callId);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    assert.strictEqual((await phone.final(callId, 5000)).status_code, 408);
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after the transactions timed out');
+    assert.match(d.log(), new RegExp(`media: call ${callId} ends \\(no call\\)`));
+    assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+  } finally {
+    await desk.close();
+    await bob.close();
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('a WebSocket dropped without a close mid-call (callee or caller) leaves no session', async () => {
+  const r = await startRtpengine();
+  const { d, bob, phone } = await setup([r.ng]);
+  try {
+    // The browser callee's socket is destroyed (no close frame) during the call.
+    let callId = `drop-${rand(6)}`;
+    await establish(phone, bob, callId, 'pk1', 'bk1');
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    bob.ws.terminate();
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after the callee\'s connection died');
+    assert.match(d.log(), new RegExp(`media: call ${callId} ends \\(connection closed\\)`));
+
+    // A browser caller's socket dies mid-call: the phone it called keeps nothing either.
+    const alice = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'alice', domain: 'example.com' });
+    assert.strictEqual((await alice.register()).status_code, 200);
+    const desk = await registerUdp(d, 'carol');
+    callId = `drop2-${rand(6)}`;
+    alice.send(alice.request({ method: 'INVITE', ruri: 'sip:carol@example.com', to: 'sip:carol@example.com',
+      fromTag: 'ak2', callId, cseq: 1, body: WEBRTC_SDP.replace('a=setup:active', 'a=setup:actpass') }).text);
+    const inv = await inviteTo(desk, callId);
+    assert.ok(inv, 'the desk phone got the browser\'s call');
+    assert.match(inv.body, /^m=audio \d+ RTP\/AVP /m, inv.body);
+    await phoneRespond(desk, inv, 200, 'OK', PLAIN_SDP, 'ck2');
+    const ok = await alice.expectResponse('INVITE', 200);
+    assert.match(ok.body, /UDP\/TLS\/RTP\/SAVPF/);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    alice.ws._socket.destroy();
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after the caller\'s connection died');
+    assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+    await desk.close();
+  } finally {
+    await phone.close();
+    await d.stop();
+    await r.stop();
+  }
+});
+
+test('rtpengine fails the callee\'s 200: refuse ends the call on both legs, unanchored passes it on', async () => {
+  for (const policy of ['refuse', 'unanchored']) {
+    const r = await startRtpengine();
+    const { d, bob, phone } = await setup([r.ng], `ng_timeout = 300; ping_interval = 3600; on_failure = "${policy}";`);
+    try {
+      const callId = `ans-${policy}-${rand(6)}`;
+      await phone.send(invite(phone, callId, 'pa'));
+      const inv = await bob.expectRequest('INVITE');
+      assert.match(inv.body, /UDP\/TLS\/RTP\/SAVPF/);
+      await r.stop(); // the answer will find nobody
+      bob.respond(inv, 200, 'OK', { toTag: 'ba', body: WEBRTC_SDP });
+      const fin = await phone.final(callId, 5000);
+      if (policy === 'refuse') {
+        assert.strictEqual(fin.status_code, 503);
+        assert.strictEqual(fin.reason_phrase, 'Media Relay Unavailable');
+        const ack = await bob.expectRequest('ACK');
+        assert.strictEqual(tagOf(ack.getHeader('to')), 'ba');
+        assert.strictEqual(ack.getHeader('cseq'), '1 ACK');
+        const bye = await bob.expectRequest('BYE');
+        assert.strictEqual(tagOf(bye.getHeader('to')), 'ba');
+        assert.strictEqual(tagOf(bye.getHeader('from')), 'pa');
+        assert.match(bye.getHeader('reason'), /cause=503/);
+        bob.respond(bye, 200, 'OK');
+        assert.match(d.log(), new RegExp(`media: call ${callId}: rtpengine ${r.ng} failed the answer \\(no answer\\): 503`));
+        assert.match(d.log(), new RegExp(`proxy: call ${callId}: the callee's 200 could not be anchored: 503 to the caller, ACK and BYE to the callee`));
+        assert.strictEqual((await d.metrics()).sipedge_media_answers_refused_total, 1);
+        assert.strictEqual(await phone.next((m) => m.status_code === 200 && m.call_id === callId, 300), null,
+          'the callee\'s 200 never reaches the caller');
+      } else {
+        assert.strictEqual(fin.status_code, 200);
+        assert.strictEqual(mediaOf(fin.body).port, 41000, 'the callee\'s own SDP');
+        assert.match(d.log(), new RegExp(`media: call ${callId}: rtpengine ${r.ng} failed the answer \\(no answer\\): going on unanchored`));
+        await bob.expectNothing((m) => m.method === 'BYE', 300);
+      }
+      assert.strictEqual((await d.metrics()).sipedge_media_sessions, 0);
+    } finally {
+      await bob.close();
+      await phone.close();
+      await d.stop();
+      await r.stop();
+    }
+  }
+});
+
+test('a next hop looked up in DNS at call time is anchored too', async () => {
+  const { startDns } = require('../lib/dnsmasq');
+  const r = await startRtpengine();
+  const dns = await startDns(['--host-record=edge.far.test,127.0.0.1']);
+  const peer = await SipUdp.open({ port: 1 });
+  const d = await startDaemon({
+    listen: ['ws:127.0.0.1:0', 'udp:127.0.0.1:0'], args: ['--no-auth'],
+    config: `http = { web_root = ""; };\nauth = { trusted_peers = [ "127.0.0.0/8" ]; };\n` +
+      `routing = { resolv_conf = "${dns.conf}"; };\nmedia = { rtpengine = [ "${r.ng}" ]; };\n`,
+  });
+  peer.port = d.ports.udp; // where its responses go
+  const alice = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}`, { user: 'alice', domain: 'example.com' });
+  try {
+    assert.strictEqual((await alice.register()).status_code, 200);
+    const callId = `dns-${rand(6)}`;
+    alice.send(alice.request({ method: 'INVITE', ruri: 'sip:bob@far.test', to: 'sip:bob@far.test', fromTag: 'ad',
+      callId, cseq: 1, headers: [`Route: <sip:edge.far.test:${peer.local.port};lr>`],
+      body: WEBRTC_SDP.replace('a=setup:active', 'a=setup:actpass') }).text);
+    const inv = await peer.next((m) => m.method === 'INVITE' && m.call_id === callId, 5000);
+    assert.ok(inv, 'the INVITE reached the host the name stands for');
+    assert.match(inv.body, /^m=audio \d+ RTP\/AVP /m, inv.body);
+    assert.doesNotMatch(inv.body, /^a=(ice-|fingerprint:|candidate:)/m);
+    const port = mediaOf(inv.body).port;
+    assert.ok(port >= r.portMin && port < r.portMin + 100, `port ${port} is rtpengine's`);
+    assert.deepStrictEqual(await r.calls(), [callId]);
+    await phoneRespond(peer, inv, 486, 'Busy Here', '', 'pd');
+    assert.strictEqual((await alice.expectResponse('INVITE', 486, 5000)).status_code, 486);
+    assert.deepStrictEqual(await waitNoCalls(r), [], 'no session after 486');
+  } finally {
+    await alice.close();
+    await peer.close();
+    await d.stop();
+    await dns.stop();
     await r.stop();
   }
 });

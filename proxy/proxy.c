@@ -1922,6 +1922,16 @@ static bool process_routes(struct routing *r)
 {
 	bool had_ours = false, flow_failed = false;
 	r->route_flow = preprocess_routes(r->req, r->sip, r->in, &had_ours, &flow_failed);
+	char node[64];
+	if (had_ours && !r->route_flow && !flow_failed && !r->sip->sip_to->a_tag &&
+	    cluster_sender(r->sip, node, sizeof(node)) == CLUSTER_MEMBER) {
+		/* Another node named a flow of ours by a token we cannot read: without this the
+		 * request would wander off to its .invalid Request-URI and end as a puzzling 404. */
+		log_error("cluster: %s from node %s names a flow by a token this node cannot read: is "
+			  "proxy.flow_token_secret the same on every node?", r->sip->sip_request->rq_method_name, node);
+		reply(r->st, r->req, 480, "Temporarily Unavailable");
+		return true;
+	}
 	if (flow_failed && !r->route_flow) {
 		/* RFC 5626 §5.3: the registrar may try the user's other flows. */
 		metrics_inc(M_EDGE_FLOW_FAILED);

@@ -24,7 +24,7 @@ const NODE_TIMEOUT = 2; // s
 const HEARTBEAT = 500; // ms
 
 // One node: its own ws and udp ports, the shared Redis and secrets, advertised at its UDP port.
-async function startNode(name, redis, { auth = false } = {}) {
+async function startNode(name, redis, { auth = false, flowSecret = '0123456789abcdef0123456789abcdef' } = {}) {
   const ws = await freePort();
   const udp = await freeUdpPort();
   const authConf = auth
@@ -36,7 +36,7 @@ async function startNode(name, redis, { auth = false } = {}) {
       `registrar = { store = "redis"; store_path = "${redis.url}"; };\n` +
       `cluster = { node_id = "${name}"; advertise = "sip:127.0.0.1:${udp};transport=udp"; ` +
       `secret = "the cluster's shared secret"; node_timeout = ${NODE_TIMEOUT}; heartbeat_interval = ${HEARTBEAT}; };\n` +
-      'proxy = { flow_token_secret = "0123456789abcdef0123456789abcdef"; };\n' + authConf,
+      `proxy = { flow_token_secret = "${flowSecret}"; };\n` + authConf,
   });
   d.name = name;
   return d;
@@ -245,6 +245,24 @@ test('cluster with digest auth: JsSIP MESSAGE across nodes, a nonce of one node 
   await b.stop();
   assert.equal(await redis.cli('GET', 'sipedge:node:{B}'), '');
   await until('A knows at once', async () => (await metric(a, 'sipedge_cluster_nodes_alive')) === 0, 3000);
+
+  // A node set up with another proxy.flow_token_secret cannot read the Routes the others send
+  // it: it says so, and the caller gets 480 rather than a request lost on its way.
+  const d = await startNode('D', redis, { auth: true, flowSecret: 'fedcba9876543210fedcba9876543210' });
+  t.after(() => d.stop());
+  const before = await metric(a, 'sipedge_cluster_remote_bindings');
+  const bob2 = startUa({ port: d.ports.ws, user: 'bob', domain: DOMAIN, password: 'bob-password' });
+  t.after(() => bob2.ua.stop());
+  assert.deepEqual(await bob2.registration, { ok: true });
+  await until('A has bob on D', async () => {
+    const m = await a.metrics();
+    return m.sipedge_cluster_nodes_alive === 1 && m.sipedge_cluster_remote_bindings === before + 1;
+  });
+  const lost = await new Promise((resolve) => alice.ua.sendMessage(`sip:bob@${DOMAIN}`, 'anyone?', {
+    eventHandlers: { succeeded: () => resolve('delivered'), failed: (e) => resolve(e.response && e.response.status_code) },
+  }));
+  assert.equal(lost, 480);
+  assert.match(d.log(), /error\s+cluster: MESSAGE from node A names a flow by a token this node cannot read: is proxy\.flow_token_secret the same/);
 });
 
 test('cluster settings: a node without its shared secrets or Redis does not start', async (t) => {

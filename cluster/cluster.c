@@ -446,14 +446,16 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *priv)
 
 static void fetch_aor(const char *aor)
 {
-	char *copy = strdup(aor);
-	char *index = NULL, *prefix = NULL;
-	bool sent = copy && asprintf(&index, "sipedge:aor:{%s}", aor) > 0 &&
-		    asprintf(&prefix, "sipedge:b:{%s}:", aor) > 0 && C.cmd.ready &&
+	char *copy = strdup(aor), *index = NULL, *prefix = NULL;
+	if (asprintf(&index, "sipedge:aor:{%s}", aor) < 0)
+		index = NULL; /* its value is undefined on failure */
+	if (asprintf(&prefix, "sipedge:b:{%s}:", aor) < 0)
+		prefix = NULL;
+	bool sent = copy && index && prefix && C.cmd.ready &&
 		    redisAsyncCommand(C.cmd.ac, on_fetched, copy, "EVAL %s 1 %s %s", FETCH_LUA, index, prefix) == REDIS_OK;
 	if (!sent) {
 		free(copy);
-		C.resync_needed = true;
+		C.resync_needed = true; /* read everything again once we can */
 	}
 	free(index);
 	free(prefix);

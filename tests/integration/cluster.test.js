@@ -241,6 +241,25 @@ test('cluster with digest auth: JsSIP MESSAGE across nodes, a nonce of one node 
   await intruder.send(unsigned.text);
   assert.equal((await intruder.final(unsigned.callId, 5000)).status_code, 407);
 
+  // The signature is HMAC-SHA256 under cluster.secret over node|time|method|Request-URI|Call-ID|
+  // CSeq (doc/architecture.md): one computed here makes a member of whoever holds the secret,
+  // unless it is stale or claims to be the receiving node itself.
+  const signed = (node, ts) => {
+    const callId = rand(10);
+    const ruri = `sip:bob@${DOMAIN}`;
+    const mac = crypto.createHmac('sha256', "the cluster's shared secret")
+      .update(`${node}|${ts}|MESSAGE|${ruri}|${callId}|1`).digest('hex');
+    return intruder.request({ method: 'MESSAGE', ruri, to: ruri, user: 'alice', callId,
+      headers: [`X-Sipedge-Cluster: ${node} ${ts} ${mac}`, 'Content-Type: text/plain'], body: 'signed' });
+  };
+  const now = Math.floor(Date.now() / 1000);
+  for (const [node, ts, status] of [['Z', now, 200], ['Z', now - 60, 403], ['B', now, 403]]) {
+    const m = signed(node, ts);
+    await intruder.send(m.text);
+    assert.equal((await intruder.final(m.callId, 5000)).status_code, status, `signed by ${node} at now${ts - now}`);
+  }
+  assert.equal(await metric(b, 'sipedge_cluster_refused_total'), 3);
+
   // A clean stop says goodbye: the others need not wait for its heartbeat to lapse.
   await b.stop();
   assert.equal(await redis.cli('GET', 'sipedge:node:{B}'), '');

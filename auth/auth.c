@@ -22,6 +22,7 @@
 #include "auth/nonce.h"
 #include "auth/users.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "base/metrics.h"
 #include "base/sipmsg.h"
 #include "sip/txn.h"
@@ -466,8 +467,30 @@ static int relay_denied(struct txn *st, sip_t *sip, struct flow *f, const char *
 	return 1;
 }
 
+/* A request another node of the cluster forwards: that node has applied this policy already. */
+static int cluster_policy(struct txn *st, sip_t *sip, struct flow *f)
+{
+	char node[64], summary[160];
+	enum cluster_sender who = cluster_sender(sip, node, sizeof(node));
+	if (who == CLUSTER_NOT_SIGNED)
+		return -1;
+	sipmsg_summary(sip, summary, sizeof(summary));
+	if (who == CLUSTER_MEMBER) {
+		log_info("auth: %s from %s: forwarded by cluster node %s", summary, f ? f->peer_text : "?", node);
+		return 0;
+	}
+	metrics_inc(M_CLUSTER_REFUSED);
+	log_notice("auth: %s from %s: refused: its X-Sipedge-Cluster (node '%s') does not verify under "
+		   "cluster.secret, is too old, or names this node", summary, f ? f->peer_text : "?", node);
+	txn_respond_status(st, 403, "Forbidden (Cluster Signature)");
+	return 1;
+}
+
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest)
 {
+	int member = cluster_policy(st, sip, f);
+	if (member >= 0)
+		return member;
 	if (dest == PROXY_DEST_DIALOG)
 		return 0;
 	if (peer_trusted(f))

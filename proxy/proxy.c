@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "cluster/cluster.h"
 #include "sip/self.h"
 #include "sip/resolve.h"
 #include "sip/txn.h"
@@ -526,8 +527,10 @@ static bool creates_dialog(sip_t *sip)
 }
 
 /** The copy of req that goes to one target (§16.6 steps 1-8); with path, an edge REGISTER
- *  that gets our Path entry for flow in and says Supported: path (RFC 3327 §5.1). */
-static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out, bool path)
+ *  that gets our Path entry for flow in and says Supported: path (RFC 3327 §5.1); with route, a
+ *  Route entry on top (§16.6 step 7: the node of the cluster that holds the target's flow). */
+static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct flow *out, bool path,
+			   const char *route)
 {
 	msg_t *fwd = msg_dup(req);
 	if (!fwd)
@@ -561,6 +564,10 @@ static msg_t *make_forward(msg_t *req, const char *ruri, struct flow *in, struct
 		if (!sip_has_supported(sip->sip_supported, "path"))
 			err |= sip_add_make(fwd, sip, sip_supported_class, "path");
 	}
+	if (route)
+		err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)sip_route_make(home, route));
+	/* A cluster signature is for one hop: the next gets a fresh one, or none. */
+	cluster_unsign(fwd);
 	err |= msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)make_via(home, sip, out));
 	if (err) {
 		msg_destroy(fwd);
@@ -918,6 +925,8 @@ struct target {
 	struct transport_dest dest;
 	bool outbound;
 	bool upstream;
+	const char *route; /* a Route entry to put on top, or NULL */
+	const char *node;  /* the cluster node that holds the flow: the request is signed for it */
 };
 
 /** A branch that could not even start: an upstream fails over, others just count. */
@@ -952,10 +961,19 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		branch_fail_now(b, 503); /* no transport reaches that address */
 		return;
 	}
-	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out, ctx->edge_register);
+	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out, ctx->edge_register, t->route);
+	if (fwd && t->node && cluster_sign(fwd) != 0) {
+		msg_destroy(fwd);
+		fwd = NULL;
+	}
 	if (!fwd) {
 		branch_fail_now(b, 500);
 		return;
+	}
+	if (t->node) {
+		metrics_inc(M_CLUSTER_FORWARDED);
+		log_info("cluster: %s for %s to node %s, which holds its flow", sip_object(fwd)->sip_request->rq_method_name,
+			 t->ruri ? t->ruri : "?", t->node);
 	}
 	b->out_flow = out->id;
 	sip_t *fs = sip_object(fwd);
@@ -1583,6 +1601,7 @@ struct routing {
 	bool edge_register;	/* edge mode: a REGISTER for us, bound for the registrar upstream */
 	struct target targets[MAX_BRANCHES];
 	char *uris[MAX_BRANCHES]; /* Request-URIs the targets point into, freed after the start */
+	char *routes[MAX_BRANCHES]; /* the same for their Route entries */
 	int n;
 };
 
@@ -1704,6 +1723,20 @@ static enum route_outcome add_binding_targets(struct routing *r, const struct bi
 	return ROUTE_TARGETS;
 }
 
+/* Bindings held by other nodes of the cluster: a connection's goes to its node with the Route
+ * naming the flow there and our signature; a UDP phone's to its Contact address. */
+static enum route_outcome add_remote_targets(struct routing *r, const struct cluster_target *remote, int nr)
+{
+	for (int i = 0; i < nr && r->n < MAX_BRANCHES; i++) {
+		const struct cluster_target *ct = &remote[i];
+		r->uris[r->n] = strdup(ct->b->uri);
+		r->routes[r->n] = ct->route[0] ? strdup(ct->route) : NULL;
+		add_target(r, (struct target){.ruri = r->uris[r->n], .dest = ct->dest, .outbound = ct->b->outbound,
+					      .route = r->routes[r->n], .node = ct->route[0] ? ct->node : NULL});
+	}
+	return ROUTE_TARGETS;
+}
+
 /* A GRUU of ours (RFC 5627 §7, registrar/gruu.h): a pub-gruu or a temp-gruu reaches the bindings
  * of its one instance, over their flows; one that names nobody is 404, an instance offline 480.
  * An edge holds no bindings: the registrar upstream made the GRUUs and knows them. */
@@ -1749,17 +1782,30 @@ static enum route_outcome route_local_user(struct routing *r)
 	}
 	const struct binding *bindings[MAX_BRANCHES];
 	int nb = location_lookup(aor, bindings, MAX_BRANCHES);
-	enum aor_state state = nb ? AOR_BOUND : location_aor_state(aor);
+	/* The other nodes' users: the cache of the cluster's bindings, never a wait on Redis. */
+	struct cluster_target remote[MAX_BRANCHES];
+	struct cluster_miss miss;
+	int nr = cluster_lookup(aor, remote, MAX_BRANCHES - nb, &miss);
+	enum aor_state state = nb || nr ? AOR_BOUND : miss.known ? AOR_NO_BINDING : location_aor_state(aor);
+	if (nb == 0 && nr == 0 && miss.gone) {
+		/* Its flows were on a node that died: gone as surely as a closed connection here. */
+		metrics_inc(M_CLUSTER_UNREACHABLE);
+		log_info("cluster: %s: its %d connection binding%s on dead nodes, none elsewhere", aor, miss.gone,
+			 miss.gone == 1 ? " is" : "s are");
+		free(aor);
+		return miss.all_outbound ? answer(r, 430, "Flow Failed") : answer(r, 480, "Temporarily Unavailable");
+	}
 	free(aor);
 	/* An edge has no bindings: the registrar upstream knows every user. */
 	bool upstream_knows = P_cfg->route_unregistered || edge_mode;
-	if (nb == 0 && upstream_knows && n_upstreams && !from_upstream(r->in))
+	if (nb == 0 && nr == 0 && upstream_knows && n_upstreams && !from_upstream(r->in))
 		/* Not registered here: the network may know the user (a PBX extension). */
 		return add_target(r, (struct target){.dest = upstreams[0].dest, .upstream = true});
-	if (nb == 0)
+	if (nb == 0 && nr == 0)
 		return state == AOR_UNKNOWN ? answer(r, 404, "Not Found")
 					    : answer(r, 480, "Temporarily Unavailable");
-	return add_binding_targets(r, bindings, nb);
+	add_binding_targets(r, bindings, nb);
+	return add_remote_targets(r, remote, nr);
 }
 
 /* Another domain, the upstreams configured but none resolved yet. */
@@ -1876,6 +1922,16 @@ static bool process_routes(struct routing *r)
 {
 	bool had_ours = false, flow_failed = false;
 	r->route_flow = preprocess_routes(r->req, r->sip, r->in, &had_ours, &flow_failed);
+	char node[64];
+	if (had_ours && !r->route_flow && !flow_failed && !r->sip->sip_to->a_tag &&
+	    cluster_sender(r->sip, node, sizeof(node)) == CLUSTER_MEMBER) {
+		/* Another node named a flow of ours by a token we cannot read: without this the
+		 * request would wander off to its .invalid Request-URI and end as a puzzling 404. */
+		log_error("cluster: %s from node %s names a flow by a token this node cannot read: is "
+			  "proxy.flow_token_secret the same on every node?", r->sip->sip_request->rq_method_name, node);
+		reply(r->st, r->req, 480, "Temporarily Unavailable");
+		return true;
+	}
 	if (flow_failed && !r->route_flow) {
 		/* RFC 5626 §5.3: the registrar may try the user's other flows. */
 		metrics_inc(M_EDGE_FLOW_FAILED);
@@ -1928,8 +1984,10 @@ void proxy_request(struct txn *st, msg_t *req, sip_t *sip, struct flow *in)
 		return;
 	if (choose_targets(&r) == ROUTE_TARGETS)
 		start_branches(&r);
-	for (int i = 0; i < r.n; i++)
+	for (int i = 0; i < r.n; i++) {
 		free(r.uris[i]);
+		free(r.routes[i]);
+	}
 }
 
 void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
@@ -1958,7 +2016,7 @@ void proxy_ack(msg_t *ack, sip_t *sip, struct flow *in)
 static void forward_ack(msg_t *ack, struct flow *in, struct flow *out)
 {
 	char *ruri = gruu_dialog_ruri(sip_object(ack)->sip_request->rq_url, out->id);
-	msg_t *fwd = make_forward(ack, ruri, in, out, false);
+	msg_t *fwd = make_forward(ack, ruri, in, out, false, NULL);
 	free(ruri);
 	if (!fwd)
 		return;

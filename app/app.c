@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/sipmsg.h"
+#include "cluster/cluster.h"
 #include "media/media.h"
 #include "media/rtpengine.h"
 #include "proxy/proxy.h"
@@ -66,9 +67,14 @@ int app_start(uv_loop_t *loop, struct app_config *cfg, bool network)
 	txn_init();
 	bool edge = registrar_config_is_edge(&cfg->registrar);
 	dispatch_init(&cfg->limits, edge);
+	struct cluster_params cluster = {
+		.node = registrar_node_id(&cfg->registrar),
+		.redis_url = cfg->registrar.reg_store_path,
+		.redis_password = cfg->registrar.reg_store_password,
+	};
 	media_init(&cfg->media);
-	if (registrar_init(&cfg->registrar) != 0 || auth_init(&cfg->auth) != 0 || proxy_init(&cfg->proxy, edge) != 0 ||
-	    rtpengine_init(loop, &cfg->media) != 0)
+	if (registrar_init(&cfg->registrar) != 0 || cluster_init(&cfg->cluster, &cluster) != 0 ||
+	    auth_init(&cfg->auth) != 0 || proxy_init(&cfg->proxy, edge) != 0 || rtpengine_init(loop, &cfg->media) != 0)
 		return -1;
 	registrar_set_auth(auth_register_check);
 	proxy_set_policy(auth_request_policy);
@@ -105,6 +111,7 @@ void app_stop(void)
 	auth_shutdown();
 	if (App.network)
 		limits_shutdown();
+	cluster_shutdown();
 	registrar_shutdown();
 	txn_shutdown();
 	uv_run(loop, UV_RUN_DEFAULT);

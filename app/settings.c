@@ -23,6 +23,7 @@ void settings_parts(struct app_config *cfg, struct config_part parts[])
 	parts[n++] = (struct config_part){limits_settings, &cfg->limits};
 	parts[n++] = (struct config_part){flow_settings, &cfg->flow};
 	parts[n++] = (struct config_part){registrar_settings, &cfg->registrar};
+	parts[n++] = (struct config_part){cluster_settings, &cfg->cluster};
 	parts[n++] = (struct config_part){proxy_settings, &cfg->proxy};
 	parts[n++] = (struct config_part){auth_settings, &cfg->auth};
 	parts[n++] = (struct config_part){admin_settings, &cfg->admin};
@@ -90,6 +91,29 @@ static int check_listeners(struct app_config *cfg)
 	return problems;
 }
 
+/** A node of a cluster shares the registrar's Redis, and the secrets that let any node accept
+ *  what another issued: flow tokens (in-dialog requests, and the Routes nodes forward along)
+ *  and nonces (a client's credentials after it moved). */
+static int check_cluster(const struct app_config *cfg)
+{
+	int problems = 0;
+	if (!*cfg->cluster.advertise)
+		return 0;
+	if (strcmp(cfg->registrar.reg_store, "redis") != 0) {
+		log_error("config: cluster.advertise needs registrar.store = \"redis\" (the nodes share it)");
+		problems++;
+	}
+	if (!*cfg->flow.flow_secret) {
+		log_error("config: cluster.advertise needs proxy.flow_token_secret, the same on every node");
+		problems++;
+	}
+	if (!cfg->auth.no_auth && !*cfg->auth.nonce_secret) {
+		log_error("config: cluster.advertise needs auth.nonce_secret, the same on every node");
+		problems++;
+	}
+	return problems;
+}
+
 /** What one module cannot see alone. */
 static int check_across(const struct app_config *cfg)
 {
@@ -112,7 +136,7 @@ static int check_across(const struct app_config *cfg)
 		log_error("config: registrar.mode = \"edge\" needs routing.upstreams (the registrar)");
 		problems++;
 	}
-	return problems;
+	return problems + check_cluster(cfg);
 }
 
 int settings_check(struct app_config *cfg)
@@ -124,6 +148,7 @@ int settings_check(struct app_config *cfg)
 	problems += udp_config_check(&cfg->udp);
 	problems += limits_config_check(&cfg->limits);
 	problems += registrar_config_check(&cfg->registrar);
+	problems += cluster_config_check(&cfg->cluster);
 	problems += proxy_config_check(&cfg->proxy);
 	problems += auth_config_check(&cfg->auth);
 	problems += admin_config_check(&cfg->admin);

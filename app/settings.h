@@ -9,6 +9,7 @@
 #include "app/admin_config.h"
 #include "auth/auth.h"
 #include "base/config.h"
+#include "cluster/cluster.h"
 #include "media/rtpengine.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
@@ -36,6 +37,7 @@ struct app_config {
 	struct limits_config limits;
 	struct flow_config flow;
 	struct registrar_config registrar;
+	struct cluster_config cluster;
 	struct proxy_config proxy;
 	struct auth_config auth;
 	struct admin_config admin;

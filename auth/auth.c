@@ -22,6 +22,7 @@
 #include "auth/nonce.h"
 #include "auth/users.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "base/metrics.h"
 #include "base/sipmsg.h"
 #include "sip/txn.h"
@@ -151,6 +152,7 @@ struct auth_req {
 	struct flow *f;
 	enum auth_kind kind;
 	const url_t *identity; /* To for REGISTER, From otherwise */
+	const char *domain;    /* the domain of ours the identity belongs to (self_domain_of) */
 	const char *realm;
 	const char *username; /* once read from the credentials */
 };
@@ -362,7 +364,7 @@ static int auth_verify(struct auth_req *r)
 				   cfg->auth_strict_uri ? "digest uri is not the Request-URI"
 							: "digest uri names neither the Request-URI nor us");
 
-	const struct user_entry *user = users_find(A.users, c.username, r->identity->url_host);
+	const struct user_entry *user = users_find(A.users, c.username, r->domain);
 	char ha1[DIGEST_HEX_MAX], expect[DIGEST_HEX_MAX];
 	if (!user)
 		return auth_fail(r, "unknown user", false);
@@ -424,9 +426,11 @@ void auth_strip_credentials(msg_t *fwd, sip_t *sip)
 	}
 }
 
-static const char *realm_for(const url_t *identity)
+/* The realm: the configured one, else the identity's domain (our first domain for a user at one
+ * of our listener addresses, so a stored HA1 of that domain fits). */
+static const char *realm_for(const char *domain)
 {
-	return A.cfg->realm && A.cfg->realm[0] ? A.cfg->realm : identity->url_host;
+	return A.cfg->realm && A.cfg->realm[0] ? A.cfg->realm : domain;
 }
 
 int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, const char *aor)
@@ -435,8 +439,9 @@ int auth_register_check(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, 
 		return 0;
 	/* The registrar has checked To: a sip/sips URI of one of our domains. */
 	const url_t *to = sip->sip_to->a_url;
+	const char *domain = self_domain_of(to) ? self_domain_of(to) : to->url_host;
 	struct auth_req r = {.st = st, .req = req, .sip = sip, .f = f, .kind = KIND_WWW, .identity = to,
-			     .realm = realm_for(to)};
+			     .domain = domain, .realm = realm_for(domain)};
 	return auth_verify(&r);
 }
 
@@ -462,15 +467,39 @@ static int relay_denied(struct txn *st, sip_t *sip, struct flow *f, const char *
 	return 1;
 }
 
+/* A request another node of the cluster forwards: that node has applied this policy already. */
+static int cluster_policy(struct txn *st, sip_t *sip, struct flow *f)
+{
+	char node[64], summary[160];
+	enum cluster_sender who = cluster_sender(sip, node, sizeof(node));
+	if (who == CLUSTER_NOT_SIGNED)
+		return -1;
+	sipmsg_summary(sip, summary, sizeof(summary));
+	if (who == CLUSTER_MEMBER) {
+		log_info("auth: %s from %s: forwarded by cluster node %s", summary, f ? f->peer_text : "?", node);
+		return 0;
+	}
+	metrics_inc(M_CLUSTER_REFUSED);
+	log_notice("auth: %s from %s: refused: its X-Sipedge-Cluster (node '%s') does not verify under "
+		   "cluster.secret, is too old, or names this node", summary, f ? f->peer_text : "?", node);
+	txn_respond_status(st, 403, "Forbidden (Cluster Signature)");
+	return 1;
+}
+
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest)
 {
+	int member = cluster_policy(st, sip, f);
+	if (member >= 0)
+		return member;
 	if (dest == PROXY_DEST_DIALOG)
 		return 0;
 	if (peer_trusted(f))
 		return 0;
 	const url_t *from = sip->sip_from->a_url;
-	bool from_ours = (from->url_type == url_sip || from->url_type == url_sips) &&
-			 self_is_our_domain(from->url_host);
+	/* One of our users: From in one of our domains, or at one of our listener addresses (SIPp
+	 * scenarios write From as sip:USER@[remote_ip]:[remote_port], the address they send to). */
+	const char *domain = self_domain_of(from);
+	bool from_ours = domain != NULL;
 	if (A.cfg->no_auth) {
 		/* No credentials exist, so nobody is an authenticated local user. */
 		if (dest == PROXY_DEST_FOREIGN)
@@ -492,7 +521,7 @@ int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, 
 	if (dest == PROXY_DEST_LOCAL && !method_challenged(sip))
 		return 0;
 	struct auth_req r = {.st = st, .req = req, .sip = sip, .f = f, .kind = KIND_PROXY, .identity = from,
-			     .realm = realm_for(from)};
+			     .domain = domain, .realm = realm_for(domain)};
 	return auth_verify(&r);
 }
 

@@ -645,14 +645,22 @@ void registrar_handle(struct txn *st, msg_t *req, sip_t *sip, struct flow *f)
 		reg_reject(st, req, sip, NULL, 400, "To must be a sip or sips URI", NULL, NULL);
 		return;
 	}
-	char *aor = sipmsg_aor(to);
+	/* An AOR at one of our listener addresses is one of our first domain, as the proxy reads
+	 * a Request-URI there: one user, however a client spells where it registers. */
+	const char *domain = self_domain_of(to);
+	url_t as_ours = *to;
+	if (domain) {
+		as_ours.url_host = domain;
+		as_ours.url_port = NULL;
+	}
+	char *aor = sipmsg_aor(&as_ours);
 	if (!aor) {
 		reg_reject(st, req, sip, NULL, 400, "To URI has no host", NULL, NULL);
 		return;
 	}
 	c.aor = aor;
 	/* §10.3 step 5 (checked early: no point challenging for a domain we do not serve). */
-	if (!self_is_our_domain(to->url_host)) {
+	if (!domain) {
 		reg_reject(st, req, sip, aor, 404, "Not Found (domain not served here)", NULL, NULL);
 		goto out;
 	}
@@ -700,8 +708,7 @@ static void reg_flow_gone(struct flow *f)
 			 f->peer_text, n, n == 1 ? "" : "s");
 }
 
-/* cluster.node_id, or the host name when it is empty. */
-static const char *registrar_node_id(const struct registrar_config *cfg)
+const char *registrar_node_id(const struct registrar_config *cfg)
 {
 	static char host[256];
 	if (*cfg->cluster_node_id)
@@ -740,8 +747,8 @@ static int registrar_store_check(const struct registrar_config *cfg)
 		log_error("config: registrar.gruu_secret must be empty (random per run) or at least 16 characters");
 		problems++;
 	}
-	if (strpbrk(cfg->cluster_node_id, " \t\r\n{}")) {
-		log_error("config: cluster.node_id must be a name without spaces or braces, not '%s'",
+	if (strpbrk(cfg->cluster_node_id, " \t\r\n{};,")) {
+		log_error("config: cluster.node_id must be a name without spaces, braces, ';' or ',', not '%s'",
 			  cfg->cluster_node_id);
 		problems++;
 	}
@@ -760,7 +767,8 @@ const struct setting registrar_settings[] = {
 	SETTING_INT("registrar.store_batch_ms", struct registrar_config, reg_store_batch_ms, 10),
 	SETTING_STRING("registrar.store_password", struct registrar_config, reg_store_password, ""),
 	SETTING_INT("registrar.store_retry_after", struct registrar_config, reg_store_retry_after, 5),
-	/* The cluster is not a room yet; its first setting names this node for the store. */
+	/* The name the store records with each binding; the rest of the cluster's settings are
+	 * cluster/'s, which reads this one through registrar_node_id. */
 	SETTING_STRING("cluster.node_id", struct registrar_config, cluster_node_id, ""),
 	SETTING_STRING("registrar.gruu_secret", struct registrar_config, reg_gruu_secret, ""),
 	SETTING_END,

@@ -27,6 +27,9 @@ int registrar_config_check(const struct registrar_config *cfg);
 /** registrar.mode = "edge": the network's registrar holds the bindings, not we. */
 bool registrar_config_is_edge(const struct registrar_config *cfg);
 
+/** This node's name: cluster.node_id, or the host name when it is empty. */
+const char *registrar_node_id(const struct registrar_config *cfg);
+
 /** Start with cfg (kept by pointer): open the store, load its bindings. */
 int registrar_init(const struct registrar_config *cfg);
 void registrar_shutdown(void);

@@ -72,6 +72,18 @@ extern const struct store_ops store_memory_ops;
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_redis_ops;
 
+/** A Redis address, redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 and database 0 when left
+ *  out). The strings are malloc'ed; password is NULL when the URL has none. */
+struct redis_addr {
+	char *host, *password;
+	int port, db;
+};
+int redis_addr_parse(const char *url, struct redis_addr *a);
+void redis_addr_clear(struct redis_addr *a);
+/** The pub/sub channel every binding change of database DB is announced on (its message: the
+ *  AOR), so that the other nodes sharing the store read that AOR again (cluster/cluster.c). */
+#define STORE_REDIS_CHANNEL "sipedge:changes:%d"
+
 /** The implementation called name ("memory", "sqlite", "redis"), or NULL. */
 const struct store_ops *store_find(const char *name);
 /** Open a store with ops and p into s. 0 on success. */

@@ -8,7 +8,10 @@
  *                         expiring with the last of them.
  * {AOR} is a Redis Cluster hash tag: every key of one AOR lands in the same slot. `node` names
  * the sipedge node that holds the binding's flow (cluster.node_id): a node loads only its own
- * bindings at start, and nodes sharing one Redis will tell from it where a user's flow lives.
+ * bindings at start, and the other nodes sharing the Redis tell from it where a user's flow lives.
+ * Every write also PUBLISHes the AOR on sipedge:changes:DB inside the same MULTI/EXEC, so the
+ * nodes' caches of each other's bindings (cluster/cluster.c) read it again as soon as it is
+ * stored, and never before.
  *
  * Writes go on hiredis' async API on the daemon's libuv loop (hiredis' own adapter). The writes
  * of one REGISTER are one MULTI/EXEC; its answer waits for EXEC's reply (store.h). Writes queue
@@ -39,6 +42,7 @@
 struct redis_store {
 	char *host, *password, *node, *where; /* where: "HOST:PORT/DB" for the log */
 	int port, db;
+	char channel[48]; /* where every change is announced to the other nodes */
 	redisAsyncContext *ac; /* NULL while disconnected */
 	bool ready;	       /* connected, and AUTH and SELECT acknowledged */
 	bool first;	       /* the connection made at open, just after a blocking probe succeeded */
@@ -52,38 +56,67 @@ struct redis_store {
 
 /* ---- redis://[:PASSWORD@]HOST[:PORT][/DB] ---- */
 
-static int parse_url(struct redis_store *r, const char *url)
+void redis_addr_clear(struct redis_addr *a)
 {
+	free(a->host);
+	free(a->password);
+	a->host = a->password = NULL;
+}
+
+int redis_addr_parse(const char *url, struct redis_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (strncmp(url, "redis://", 8) != 0)
+		return -1;
 	const char *p = url + strlen("redis://");
 	const char *at = strchr(p, '@');
 	if (at) {
 		const char *colon = memchr(p, ':', (size_t)(at - p));
 		const char *pw = colon ? colon + 1 : p; /* "user:password@" keeps the password */
-		free(r->password);
-		r->password = strndup(pw, (size_t)(at - pw));
+		a->password = strndup(pw, (size_t)(at - pw));
 		p = at + 1;
 	}
 	const char *end = p + strcspn(p, "/");
 	const char *port = NULL;
 	if (*p == '[') { /* [IPv6] */
 		const char *close = memchr(p, ']', (size_t)(end - p));
-		if (!close)
+		if (!close) {
+			redis_addr_clear(a);
 			return -1;
-		r->host = strndup(p + 1, (size_t)(close - p - 1));
+		}
+		a->host = strndup(p + 1, (size_t)(close - p - 1));
 		port = close[1] == ':' ? close + 2 : NULL;
 	} else {
 		const char *colon = memchr(p, ':', (size_t)(end - p));
-		r->host = strndup(p, (size_t)((colon ? colon : end) - p));
+		a->host = strndup(p, (size_t)((colon ? colon : end) - p));
 		port = colon ? colon + 1 : NULL;
 	}
-	r->port = port ? atoi(port) : 6379;
-	r->db = *end == '/' && end[1] ? atoi(end + 1) : 0;
-	if (!r->host || !*r->host || r->port <= 0 || r->port > 65535 || r->db < 0)
+	a->port = port ? atoi(port) : 6379;
+	a->db = *end == '/' && end[1] ? atoi(end + 1) : 0;
+	if (!a->host || !*a->host || a->port <= 0 || a->port > 65535 || a->db < 0 || (at && !a->password)) {
+		redis_addr_clear(a);
 		return -1;
+	}
+	return 0;
+}
+
+static int parse_url(struct redis_store *r, const char *url)
+{
+	struct redis_addr a;
+	if (redis_addr_parse(url, &a) != 0)
+		return -1;
+	r->host = a.host;
+	r->port = a.port;
+	r->db = a.db;
+	if (a.password) {
+		free(r->password);
+		r->password = a.password;
+	}
 	size_t n = strlen(r->host) + 32;
 	r->where = malloc(n);
 	if (r->where)
 		snprintf(r->where, n, "%s:%d/%d", r->host, r->port, r->db);
+	snprintf(r->channel, sizeof(r->channel), STORE_REDIS_CHANNEL, r->db);
 	return r->where ? 0 : -1;
 }
 
@@ -253,7 +286,9 @@ static int rd_put(struct store *s, const struct binding *b)
 		arg(&zgt, "EXPIREAT"), arg(&zgt, ak), arg_num(&zgt, (long long)b->expires_at), arg(&zgt, "GT");
 		arg(&prune, "ZREMRANGEBYSCORE"), arg(&prune, ak), arg(&prune, "-inf");
 		arg_num(&prune, (long long)time(NULL));
-		struct cmd *all[] = {&del, &hset, &exp, &zadd, &znx, &zgt, &prune};
+		struct cmd publish = {0};
+		arg(&publish, "PUBLISH"), arg(&publish, r->channel), arg(&publish, b->aor);
+		struct cmd *all[] = {&del, &hset, &exp, &zadd, &znx, &zgt, &prune, &publish};
 		rc = 0;
 		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && rc == 0; i++)
 			rc = send_cmd(r, all[i], NULL, NULL);
@@ -270,8 +305,9 @@ static int rd_del(struct store *s, const char *aor, const char *key)
 	char *k = binding_key(aor, key), *ak = aor_key(aor);
 	int rc = -1;
 	if (k && ak && write_start(r) == 0) {
-		const char *del[] = {"DEL", k}, *zrem[] = {"ZREM", ak, key};
-		rc = send_words(r, NULL, NULL, 2, del) | send_words(r, NULL, NULL, 3, zrem);
+		const char *del[] = {"DEL", k}, *zrem[] = {"ZREM", ak, key}, *pub[] = {"PUBLISH", r->channel, aor};
+		rc = send_words(r, NULL, NULL, 2, del) | send_words(r, NULL, NULL, 3, zrem) |
+		     send_words(r, NULL, NULL, 3, pub);
 		write_end(r);
 	}
 	free(k);
@@ -560,7 +596,7 @@ static int rd_open(struct store *s, const struct store_params *p)
 		return -1;
 	r->password = strdup(p->password ? p->password : "");
 	r->node = strdup(p->node && *p->node ? p->node : "sipedge");
-	if (!r->password || !r->node || strncmp(p->spec, "redis://", 8) != 0 || parse_url(r, p->spec) != 0) {
+	if (!r->password || !r->node || parse_url(r, p->spec) != 0) {
 		log_error("registrar: store redis: '%s' is not redis://[:PASSWORD@]HOST[:PORT][/DB]", p->spec);
 		free_store(r);
 		return -1;

@@ -52,6 +52,15 @@ bool self_is_us(const url_t *url)
 	return false;
 }
 
+const char *self_domain_of(const url_t *url)
+{
+	if (!url || !url->url_host || (url->url_type != url_sip && url->url_type != url_sips))
+		return NULL;
+	if (self_is_our_domain(url->url_host))
+		return url->url_host;
+	return self_is_us(url) ? self_domain() : NULL;
+}
+
 const struct listen_spec *self_listeners(int *n)
 {
 	*n = Me.n_listen;

@@ -17,6 +17,10 @@ bool self_is_our_domain(const char *host);
 /** url names this server: one of our domains, or a listener address (the port, when given,
  *  must be that listener's). */
 bool self_is_us(const url_t *url);
+/** The domain of ours that url stands for: its host when that is one of our domains; our first
+ *  domain when the host is one of our listener addresses (how SIPp scenarios and PBXs address
+ *  us: sip:alice@127.0.0.1:5060 is alice of our first domain); else NULL. */
+const char *self_domain_of(const url_t *url);
 /** Our first domain (for our own URIs on a wildcard listener). */
 const char *self_domain(void);
 /** The listeners, and how many there are. */

@@ -14,6 +14,7 @@ const LAYERS = [
   ['transport'],
   ['sip'],
   ['registrar', 'media'],
+  ['cluster'],
   ['proxy'],
   ['auth'],
   ['app'],

@@ -6,6 +6,7 @@
 #   free_tcp_port [host]                  prints a free TCP port
 #   listener_port PROTO                   the port of the daemon's first PROTO listener (tcp, tls…)
 #   DNAME=b start_daemon …                a second daemon: $WORK/b.conf, b.out, b.log
+#   SIPP_DOMAIN=d start_daemon …          the daemon's domain (default example.com)
 #   run_sipp NAME args...                 sipp in the foreground, logs kept under $WORK
 #   expect_log REGEX                      the daemon's log must match
 set -euo pipefail
@@ -55,7 +56,7 @@ start_daemon() {
 	if [[ $host == *:* ]]; then spec="udp:[$host]:0"; else spec="udp:$host:0"; fi
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=87 \
-		"$SIPEDGE_BIN" -c "$conf" --listen "$spec" --domain example.com \
+		"$SIPEDGE_BIN" -c "$conf" --listen "$spec" --domain "${SIPP_DOMAIN:-example.com}" \
 		"${auth_args[@]}" --log-level debug "$@" >"$out" 2>"$log" &
 	DAEMON_PID=$!
 	local i

@@ -764,7 +764,7 @@ const struct setting registrar_settings[] = {
 	SETTING_STRING("registrar.mode", struct registrar_config, reg_mode, "local"),
 	SETTING_STRING("registrar.store", struct registrar_config, reg_store, "memory"),
 	SETTING_STRING("registrar.store_path", struct registrar_config, reg_store_path, ""),
-	SETTING_INT("registrar.store_batch_ms", struct registrar_config, reg_store_batch_ms, 10),
+	SETTING_INT("registrar.store_batch_ms", struct registrar_config, reg_store_batch_ms, 0),
 	SETTING_STRING("registrar.store_password", struct registrar_config, reg_store_password, ""),
 	SETTING_INT("registrar.store_retry_after", struct registrar_config, reg_store_retry_after, 5),
 	/* The name the store records with each binding; the rest of the cluster's settings are

@@ -61,7 +61,7 @@ async function main() {
   const rows = [];
   try {
     rows.push(await bench('memory', ''));
-    rows.push(await bench('sqlite (batch 10 ms)', `store = "sqlite"; store_path = "${path.join(dir, 'a.sqlite')}";`));
+    rows.push(await bench('sqlite (batch 10 ms)', `store = "sqlite"; store_path = "${path.join(dir, 'a.sqlite')}"; store_batch_ms = 10;`));
     rows.push(await bench('sqlite (batch 0 ms)', `store = "sqlite"; store_path = "${path.join(dir, 'b.sqlite')}"; store_batch_ms = 0;`));
     rows.push(await bench('redis (appendfsync always)', `store = "redis"; store_path = "${redis.url}";`));
   } finally {

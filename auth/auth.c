@@ -468,27 +468,33 @@ static int relay_denied(struct txn *st, sip_t *sip, struct flow *f, const char *
 }
 
 /* A request another node of the cluster forwards: that node has applied this policy already. */
-static int cluster_policy(struct txn *st, sip_t *sip, struct flow *f)
+/* A request another node signed: it checked the sender and forwards to a flow of ours, so it
+ * goes on unchallenged, but only to us (a member never relays through us) and only once. -1:
+ * not signed, the usual policy decides. */
+static int cluster_policy(struct txn *st, sip_t *sip, struct flow *f, enum proxy_dest dest)
 {
 	char node[64], summary[160];
 	enum cluster_sender who = cluster_sender(sip, node, sizeof(node));
 	if (who == CLUSTER_NOT_SIGNED)
 		return -1;
 	sipmsg_summary(sip, summary, sizeof(summary));
-	if (who == CLUSTER_MEMBER) {
+	if (who == CLUSTER_MEMBER && dest != PROXY_DEST_FOREIGN) {
 		log_info("auth: %s from %s: forwarded by cluster node %s", summary, f ? f->peer_text : "?", node);
 		return 0;
 	}
 	metrics_inc(M_CLUSTER_REFUSED);
-	log_notice("auth: %s from %s: refused: its X-Sipedge-Cluster (node '%s') does not verify under "
-		   "cluster.secret, is too old, or names this node", summary, f ? f->peer_text : "?", node);
+	log_notice("auth: %s from %s: refused: its X-Sipedge-Cluster (node '%s') %s", summary, f ? f->peer_text : "?",
+		   node,
+		   who == CLUSTER_REPLAYED ? "was seen before (a copy)"
+		   : who == CLUSTER_MEMBER ? "is good, but the request is not for us (members do not relay)"
+					   : "does not verify under cluster.secret, is too old, or names this node");
 	txn_respond_status(st, 403, "Forbidden (Cluster Signature)");
 	return 1;
 }
 
 int auth_request_policy(struct txn *st, msg_t *req, sip_t *sip, struct flow *f, enum proxy_dest dest)
 {
-	int member = cluster_policy(st, sip, f);
+	int member = cluster_policy(st, sip, f, dest);
 	if (member >= 0)
 		return member;
 	if (dest == PROXY_DEST_DIALOG)

@@ -12,6 +12,7 @@
  * key counts as a dead node: if Redis itself restarted, every key went with it.
  */
 #include "cluster/cluster.h"
+#include "cluster/seen.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -182,20 +183,71 @@ static msg_unknown_t *find_header(sip_t *sip)
 	return NULL;
 }
 
-/* HMAC-SHA256 under cluster.secret of what names this request, as 64 hex digits. */
+/* One field of what is signed, length first, so that no value can run into the next. */
+static void mac_field(EVP_MD_CTX *md, const char *value, size_t len)
+{
+	char prefix[24];
+	int n = snprintf(prefix, sizeof(prefix), "%zu:", len);
+	EVP_DigestUpdate(md, prefix, (size_t)n);
+	EVP_DigestUpdate(md, value, len);
+}
+
+static void mac_text(EVP_MD_CTX *md, const char *value) { mac_field(md, value ? value : "", value ? strlen(value) : 0); }
+
+static void mac_url(EVP_MD_CTX *md, const url_t *url)
+{
+	char buf[1024];
+	int n = url ? url_e(buf, sizeof(buf), url) : 0;
+	mac_field(md, buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : 0);
+}
+
+/* HMAC-SHA256 under cluster.secret of everything that decides where this request goes and
+ * whom it is from: the node and time, the method, Request-URI, Call-ID and CSeq, the top Via's
+ * branch (unique per hop), From with its tag, To, Contact, and the body. Route is not in it:
+ * the receiver has taken its own entry out before it checks. 64 hex digits into out. */
 static void signature(sip_t *sip, const char *node, long long ts, char out[65])
 {
-	char buf[2048];
-	int n = snprintf(buf, sizeof(buf), "%s|%lld|%s|" URL_PRINT_FORMAT "|%s|%u", node, ts,
-			 sip->sip_request->rq_method_name, URL_PRINT_ARGS(sip->sip_request->rq_url),
-			 sip->sip_call_id ? sip->sip_call_id->i_id : "", sip->sip_cseq ? sip->sip_cseq->cs_seq : 0);
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	HMAC(EVP_sha256(), C.cfg->secret, (int)strlen(C.cfg->secret), (const unsigned char *)buf,
-	     (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1), mac, &len);
-	for (unsigned i = 0; i < 32 && i < len; i++)
+	char num[48];
+	unsigned char digest[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0, mlen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	out[0] = '\0';
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return; /* an empty signature never verifies */
+	}
+	mac_text(md, node);
+	snprintf(num, sizeof(num), "%lld", ts);
+	mac_text(md, num);
+	mac_text(md, sip->sip_request->rq_method_name);
+	mac_url(md, sip->sip_request->rq_url);
+	mac_text(md, sip->sip_call_id ? sip->sip_call_id->i_id : NULL);
+	snprintf(num, sizeof(num), "%u", sip->sip_cseq ? sip->sip_cseq->cs_seq : 0);
+	mac_text(md, num);
+	mac_text(md, sip->sip_via ? sip->sip_via->v_branch : NULL);
+	mac_url(md, sip->sip_from ? sip->sip_from->a_url : NULL);
+	mac_text(md, sip->sip_from ? sip->sip_from->a_tag : NULL);
+	mac_url(md, sip->sip_to ? sip->sip_to->a_url : NULL);
+	mac_url(md, sip->sip_contact ? sip->sip_contact->m_url : NULL);
+	mac_field(md, sip->sip_payload ? sip->sip_payload->pl_data : "", sip->sip_payload ? sip->sip_payload->pl_len : 0);
+	int ok = EVP_DigestFinal_ex(md, digest, &dlen);
+	EVP_MD_CTX_free(md);
+	if (ok != 1 || !HMAC(EVP_sha256(), C.cfg->secret, (int)strlen(C.cfg->secret), digest, dlen, mac, &mlen))
+		return;
+	for (unsigned i = 0; i < 32 && i < mlen; i++)
 		snprintf(out + 2 * i, 3, "%02x", mac[i]);
 	out[64] = '\0';
+}
+
+/* The first 64 bits of a verified signature (hex digits): key enough to tell copies. */
+static uint64_t sig_key(const char *sig)
+{
+	uint64_t k = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = sig[i];
+		k = k << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+	}
+	return k;
 }
 
 void cluster_unsign(msg_t *msg)
@@ -244,7 +296,11 @@ enum cluster_sender cluster_sender(sip_t *sip, char *node, size_t n)
 	if (strcmp(who, C.node) == 0 || skew > C.cfg->max_clock_skew || -skew > C.cfg->max_clock_skew)
 		return CLUSTER_FORGED;
 	signature(sip, who, ts, expect);
-	return strlen(sig) == 64 && CRYPTO_memcmp(sig, expect, 64) == 0 ? CLUSTER_MEMBER : CLUSTER_FORGED;
+	if (strlen(sig) != 64 || strlen(expect) != 64 || CRYPTO_memcmp(sig, expect, 64) != 0)
+		return CLUSTER_FORGED;
+	/* A signature is good for one request: the same one again is a copy (a retransmission
+	 * never gets here, the transaction layer absorbs it). */
+	return seen_check_and_add(sig_key(sig), time(NULL)) ? CLUSTER_REPLAYED : CLUSTER_MEMBER;
 }
 
 /* ---- the node table ---- */
@@ -783,6 +839,8 @@ int cluster_init(const struct cluster_config *cfg, const struct cluster_params *
 	snprintf(C.ttl_ms, sizeof(C.ttl_ms), "%d", cfg->node_timeout * 1000);
 	snprintf(C.forget_s, sizeof(C.forget_s), "%d", NODE_FORGET_S);
 	C.on = true;
+	/* A signature is refused past max_clock_skew either side of now: keep each for two. */
+	seen_init(2 * cfg->max_clock_skew);
 	uv_timer_init(loop_get(), &C.tick);
 	C.timer_open = true;
 	conn_start(&C.cmd);
@@ -825,6 +883,7 @@ void cluster_shutdown(void)
 	if (!C.on || C.closing)
 		return;
 	C.closing = true;
+	seen_shutdown();
 	for (unsigned i = 0; i < AOR_BUCKETS; i++)
 		while (C.aors[i])
 			raor_unlink(&C.aors[i]);

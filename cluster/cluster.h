@@ -76,6 +76,7 @@ enum cluster_sender {
 	CLUSTER_NOT_SIGNED, /* no X-Sipedge-Cluster */
 	CLUSTER_MEMBER,	    /* signed by a node of ours, recently */
 	CLUSTER_FORGED,	    /* signed, but not with our secret, too old, or by ourselves */
+	CLUSTER_REPLAYED,   /* a good signature seen before: a copy of another request's */
 };
 /** Who signed a received request; the header names the node for the log in *node. */
 enum cluster_sender cluster_sender(sip_t *sip, char *node, size_t n);

@@ -517,6 +517,7 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 	b->ctx = ctx;
 	b->outbound = t->outbound;
 	b->upstream = t->upstream;
+	b->cluster_hop = t->node != NULL;
 	struct flow *out = t->flow_id ? flow_find(t->flow_id) : transport_flow_for(&t->dest);
 	if (!out && t->flow_id) {
 		/* The binding's connection is gone: fail this branch at once (430 or 480). */
@@ -529,10 +530,6 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 		return;
 	}
 	msg_t *fwd = make_forward(ctx->req, t->ruri, in, out, ctx->edge_register, t->route);
-	if (fwd && t->node && cluster_sign(fwd) != 0) {
-		msg_destroy(fwd);
-		fwd = NULL;
-	}
 	if (!fwd) {
 		branch_fail_now(b, 500);
 		return;
@@ -555,6 +552,14 @@ static void add_branch(struct proxy_ctx *ctx, const struct target *t, struct flo
 void branch_launch(struct proxy_ctx *ctx, struct branch *b, msg_t *fwd, struct flow *out)
 {
 	struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
+	/* Signed last, when the request is final (rtpengine may have rewritten its SDP): the
+	 * signature covers the body. */
+	if (b->cluster_hop && cluster_sign(fwd) != 0) {
+		msg_destroy(fwd);
+		b->status = 500;
+		offer_best(ctx, 500, NULL);
+		return;
+	}
 	ctx->open++;
 	b->ct = txn_client_create(fwd, &dest, &client_user, b);
 	if (!b->ct) {

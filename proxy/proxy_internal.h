@@ -43,6 +43,7 @@ struct branch {
 	uint64_t out_flow;  /* the flow it went out on (media: the callee's leg) */
 	char via_branch[96]; /* our Via branch on it (media: the leg's NG via-branch) */
 	bool answer_refused; /* its 2xx could not be anchored: we ACKed it and sent BYE */
+	bool cluster_hop;    /* to another node of the cluster: signed as it leaves */
 };
 
 struct proxy_ctx {

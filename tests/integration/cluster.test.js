@@ -241,24 +241,45 @@ test('cluster with digest auth: JsSIP MESSAGE across nodes, a nonce of one node 
   await intruder.send(unsigned.text);
   assert.equal((await intruder.final(unsigned.callId, 5000)).status_code, 407);
 
-  // The signature is HMAC-SHA256 under cluster.secret over node|time|method|Request-URI|Call-ID|
-  // CSeq (doc/architecture.md): one computed here makes a member of whoever holds the secret,
-  // unless it is stale or claims to be the receiving node itself.
-  const signed = (node, ts) => {
-    const callId = rand(10);
-    const ruri = `sip:bob@${DOMAIN}`;
-    const mac = crypto.createHmac('sha256', "the cluster's shared secret")
-      .update(`${node}|${ts}|MESSAGE|${ruri}|${callId}|1`).digest('hex');
-    return intruder.request({ method: 'MESSAGE', ruri, to: ruri, user: 'alice', callId,
-      headers: [`X-Sipedge-Cluster: ${node} ${ts} ${mac}`, 'Content-Type: text/plain'], body: 'signed' });
+  // The signature is HMAC-SHA256 under cluster.secret over the SHA-256 of length-prefixed fields
+  // (cluster/cluster.c: node, time, method, Request-URI, Call-ID, CSeq, the top Via's branch,
+  // From and its tag, To, Contact, the body): one computed here makes a member of whoever holds
+  // the secret, unless it is stale, claims to be the receiving node itself, was changed on the
+  // way, or is for somewhere else (a member never relays through us).
+  const sign = (text, node, ts) => {
+    const [head, body] = text.split('\r\n\r\n');
+    const line = head.split('\r\n')[0].split(' ');
+    const h = (name) => (new RegExp(`^${name}: (.*)$`, 'mi').exec(head) || [])[1] || '';
+    const uri = (v) => (/<([^>]*)>/.exec(v) || [])[1] || '';
+    const fields = [node, String(ts), line[0], line[1], h('Call-ID'), h('CSeq').split(' ')[0],
+      /branch=([^;\s]+)/.exec(h('Via'))[1], uri(h('From')), /tag=([^;\s]+)/.exec(h('From'))[1],
+      uri(h('To')), uri(h('Contact')), body || ''];
+    const digest = crypto.createHash('sha256')
+      .update(fields.map((f) => `${Buffer.byteLength(f)}:${f}`).join('')).digest();
+    const mac = crypto.createHmac('sha256', "the cluster's shared secret").update(digest).digest('hex');
+    return text.replace('\r\nMax-Forwards:', `\r\nX-Sipedge-Cluster: ${node} ${ts} ${mac}\r\nMax-Forwards:`);
+  };
+  const signed = (node, ts, { ruri = `sip:bob@${DOMAIN}`, alter } = {}) => {
+    const m = intruder.request({ method: 'MESSAGE', ruri, to: ruri, user: 'alice',
+      headers: ['Content-Type: text/plain'], body: 'signed' });
+    const text = sign(m.text, node, ts);
+    return { callId: m.callId, text: alter ? alter(text) : text };
   };
   const now = Math.floor(Date.now() / 1000);
-  for (const [node, ts, status] of [['Z', now, 200], ['Z', now - 60, 403], ['B', now, 403]]) {
-    const m = signed(node, ts);
+  const cases = [
+    ['a member', signed('Z', now), 200],
+    ['a stale signature', signed('Z', now - 60), 403],
+    ['a signature naming the receiver', signed('B', now), 403],
+    ['a body changed after signing', signed('Z', now, { alter: (x) => x.replace(/signed$/, 'forged') }), 403],
+    ['a From changed after signing', signed('Z', now, { alter: (x) => x.replace(/^From: <sip:alice@/m, 'From: <sip:carol@') }), 403],
+    ['a member relaying elsewhere', signed('Z', now, { ruri: 'sip:someone@elsewhere.example' }), 403],
+  ];
+  for (const [what, m, status] of cases) {
     await intruder.send(m.text);
-    assert.equal((await intruder.final(m.callId, 5000)).status_code, status, `signed by ${node} at now${ts - now}`);
+    assert.equal((await intruder.final(m.callId, 5000)).status_code, status, what);
   }
-  assert.equal(await metric(b, 'sipedge_cluster_refused_total'), 3);
+  assert.equal(await metric(b, 'sipedge_cluster_refused_total'), 1 + cases.filter((c) => c[2] === 403).length);
+
 
   // A clean stop says goodbye: the others need not wait for its heartbeat to lapse.
   await b.stop();

@@ -11,5 +11,6 @@ Suite *auth_suite(void);
 Suite *udp_suite(void);
 Suite *limits_suite(void);
 Suite *bencode_suite(void);
+Suite *cluster_suite(void);
 
 #endif

@@ -613,7 +613,10 @@ int auth_init(const struct auth_config *cfg)
 	for (int i = 0; i < cfg->auth_challenge_methods.count; i++)
 		if (strcmp(cfg->auth_challenge_methods.item[i], "*") == 0)
 			A.challenge_all = true;
-	nonce_init(cfg->nonce_secret);
+	if (nonce_init(cfg->nonce_secret) != 0) {
+		log_error("auth: no random bytes for the nonce key (set auth.nonce_secret, or fix the system's random source)");
+		return -1;
+	}
 	if (nc_table_init((size_t)cfg->nonce_table_size, cfg->nonce_ttl) != 0) {
 		log_error("auth: out of memory");
 		return -1;

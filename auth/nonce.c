@@ -1,5 +1,6 @@
 /** @file nonce.c  HMAC-signed, timestamped digest nonces and the nonce-count replay table. */
 #include "auth/nonce.h"
+#include "base/log.h"
 #include "base/metrics.h"
 
 #include <inttypes.h>
@@ -18,19 +19,20 @@
 static unsigned char key[32];
 static bool have_key;
 
-void nonce_init(const char *secret)
+int nonce_init(const char *secret)
 {
+	have_key = false;
 	if (secret && *secret) {
 		/* A configured secret lets several nodes (or a restart) accept each other's nonces. */
 		unsigned n = sizeof(key);
-		EVP_Digest(secret, strlen(secret), key, &n, EVP_sha256(), NULL);
+		if (EVP_Digest(secret, strlen(secret), key, &n, EVP_sha256(), NULL) != 1)
+			return -1;
 	} else if (RAND_bytes(key, sizeof(key)) != 1) {
-		/* Without randomness, nonces would be forgeable: fall back on something unguessable
-		 * enough to keep working, and let the caller have logged the failure. */
-		for (size_t i = 0; i < sizeof(key); i++)
-			key[i] = (unsigned char)(rand() ^ (int)(uintptr_t)&key[i]);
+		/* Without randomness the key could be guessed and nonces forged: no key, no start. */
+		return -1;
 	}
 	have_key = true;
+	return 0;
 }
 
 static void to_hex(const unsigned char *raw, size_t n, char *out)
@@ -46,8 +48,10 @@ static void to_hex(const unsigned char *raw, size_t n, char *out)
 /* The MAC over the first 32 hex digits (time and random) and the realm. */
 static void nonce_mac(const char *head, const char *realm, char out[NONCE_MAC_HEX + 1])
 {
-	if (!have_key)
-		nonce_init(NULL);
+	if (!have_key && nonce_init(NULL) != 0) {
+		log_error("auth: no random bytes for the nonce key");
+		abort(); /* a forgeable nonce is worse than no service */
+	}
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned n = 0;
 	char buf[512];

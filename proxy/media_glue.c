@@ -81,15 +81,19 @@ static const struct txn_user bye_user; /* our own BYE: its response ends it, not
 /* The ACK for a callee's 2xx (resp, our Via removed) that we end ourselves, and with bye the BYE
  * after it (Reason: 503): as the caller would send them, along the route set beyond us, from
  * our address on the branch's flow. */
-void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, bool bye)
+/* An in-dialog request toward the callee of resp (its 2xx): its Contact as the Request-URI, the
+ * route set beyond us (the Record-Route entries above ours, nearest first), the caller's From,
+ * the callee's To, built with sofia-sip like the transaction layer's ACK and CANCEL. */
+static msg_t *callee_request(sip_t *qs, sip_t *rs, sip_method_t method, const char *name, uint32_t cseq)
 {
-	struct flow *out = flow_find(b->out_flow);
-	sip_t *rs = sip_object(resp), *qs = sip_object(ctx->req);
-	if (!out || !rs->sip_to || !rs->sip_call_id || !qs->sip_from || !qs->sip_cseq)
-		return;
-	su_home_t home[1] = {SU_HOME_INIT(home)};
+	msg_t *m = msg_create(sipmsg_mclass(), 0);
+	if (!m)
+		return NULL;
+	sip_t *ms = sip_object(m);
+	su_home_t *home = msg_home(m);
 	const url_t *target = rs->sip_contact ? rs->sip_contact->m_url : qs->sip_request->rq_url;
-	/* The route set: the Record-Route entries above ours (downstream of us), the nearest first. */
+	int err = msg_header_insert(m, (msg_pub_t *)ms,
+				    (msg_header_t *)sip_request_create(home, method, name, (url_string_t *)target, NULL));
 	const sip_record_route_t *beyond[MAX_BRANCHES];
 	int n = 0;
 	uint64_t id;
@@ -98,28 +102,39 @@ void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, boo
 			break;
 		beyond[n++] = rr;
 	}
-	char routes[2048] = "";
-	size_t off = 0;
-	for (int i = n - 1; i >= 0 && off < sizeof(routes); i--) {
-		char *r = sip_header_as_string(home, (const sip_header_t *)beyond[i]);
-		int k = r ? snprintf(routes + off, sizeof(routes) - off, "Route: %s\r\n", r) : 0;
-		off += k > 0 ? (size_t)k : 0;
+	for (int i = n - 1; i >= 0; i--) /* a response lists them farthest first */
+		err |= msg_header_insert(m, (msg_pub_t *)ms, (msg_header_t *)sip_route_create(home, beyond[i]->r_url, NULL));
+	err |= sip_add_make(m, ms, sip_max_forwards_class, "70");
+	err |= sip_add_dup(m, ms, (sip_header_t *)qs->sip_from);
+	err |= sip_add_dup(m, ms, (sip_header_t *)rs->sip_to);
+	err |= sip_add_dup(m, ms, (sip_header_t *)rs->sip_call_id);
+	err |= msg_header_insert(m, (msg_pub_t *)ms, (msg_header_t *)sip_cseq_create(home, cseq, method, name));
+	if (err) {
+		msg_destroy(m);
+		return NULL;
 	}
-	char *ruri = url_as_string(home, target);
-	char *from = sip_header_as_string(home, (const sip_header_t *)qs->sip_from);
-	char *to = sip_header_as_string(home, (const sip_header_t *)rs->sip_to);
-	for (int i = 0; i < (bye ? 2 : 1) && ruri && from && to && off < sizeof(routes); i++) {
-		const char *method = i ? "BYE" : "ACK";
-		char text[4096];
-		const char *why = NULL;
-		int len = snprintf(text, sizeof(text),
-				   "%s %s SIP/2.0\r\nMax-Forwards: 70\r\n%sFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\n"
-				   "CSeq: %u %s\r\n%sContent-Length: 0\r\n\r\n",
-				   method, ruri, routes, from, to, rs->sip_call_id->i_id, qs->sip_cseq->cs_seq + i, method,
-				   i ? "Reason: SIP;cause=503;text=\"Media Relay Unavailable\"\r\n" : "");
-		msg_t *m = len > 0 && (size_t)len < sizeof(text) ? sipmsg_parse(text, (size_t)len, &why) : NULL;
+	return m;
+}
+
+/* The ACK for a callee's 2xx (resp, our Via removed) that we end ourselves, and with bye the BYE
+ * after it (Reason: 503): as the caller would send them, along the route set beyond us, from
+ * our address on the branch's flow. */
+void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, bool bye)
+{
+	struct flow *out = flow_find(b->out_flow);
+	sip_t *rs = sip_object(resp), *qs = sip_object(ctx->req);
+	if (!out || !rs->sip_to || !rs->sip_call_id || !qs->sip_from || !qs->sip_cseq)
+		return;
+	for (int i = 0; i < (bye ? 2 : 1); i++) {
+		msg_t *m = i ? callee_request(qs, rs, sip_method_bye, "BYE", qs->sip_cseq->cs_seq + 1)
+			     : callee_request(qs, rs, sip_method_ack, "ACK", qs->sip_cseq->cs_seq);
 		sip_t *ms = m ? sip_object(m) : NULL;
-		if (!ms || msg_header_insert(m, (msg_pub_t *)ms, (msg_header_t *)make_via(msg_home(m), ms, out)) != 0) {
+		int err = !ms;
+		if (ms && i)
+			err |= sip_add_make(m, ms, sip_reason_class, "SIP;cause=503;text=\"Media Relay Unavailable\"");
+		if (ms)
+			err |= msg_header_insert(m, (msg_pub_t *)ms, (msg_header_t *)make_via(msg_home(m), ms, out));
+		if (err) {
 			if (m)
 				msg_destroy(m);
 			break;
@@ -133,7 +148,6 @@ void end_callee_dialog(struct proxy_ctx *ctx, struct branch *b, msg_t *resp, boo
 		struct transport_dest dest = {.flow_id = out->id, .proto = out->proto, .local = out->local};
 		txn_client_create(m, &dest, &bye_user, NULL);
 	}
-	su_home_deinit(home);
 }
 
 static void on_media_response(void *arg, int status)

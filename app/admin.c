@@ -127,6 +127,63 @@ static bool authorized(struct lws *wsi)
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
+/** The length of the well-formed UTF-8 sequence at p (of n bytes left), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
+		hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		lo = c == 0xF0 ? 0x90 : 0x80;
+		hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+	} else
+		return 0;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+json_t *admin_text(const char *s)
+{
+	if (!s)
+		return json_null();
+	const unsigned char *in = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, len;
+	while (i < n && (len = utf8_seq(in + i, n - i)) != 0)
+		i += len;
+	if (i == n)
+		return json_stringn(s, n);
+	char *out = malloc(n * 3 + 1); /* at worst each byte becomes the 3 bytes of U+FFFD */
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (i = 0; i < n;) {
+		if ((len = utf8_seq(in + i, n - i)) != 0) {
+			memcpy(out + o, in + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(out + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	json_t *j = json_stringn(out, o);
+	free(out);
+	return j;
+}
+
 json_t *admin_error(const char *fmt, ...)
 {
 	char msg[300];
@@ -134,7 +191,7 @@ json_t *admin_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:s}", "error", msg);
+	return json_pack("{s:o}", "error", admin_text(msg)); /* msg may quote a path or an argument */
 }
 
 /** Send status and body (a reference the function takes); 0, or -1 to drop the connection. */
@@ -150,8 +207,17 @@ static int reply(struct lws *wsi, struct admin_pss *pss, int status, json_t *bod
 	free(pss->out);
 	pss->out = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	if (!pss->out)
-		return -1;
+	if (!pss->out) {
+		/* The answer could not be built (out of memory, or a bug that left a member NULL): say
+		 * so rather than drop the connection, which a client cannot tell from a crash. */
+		log_error("admin: %s %s: the answer could not be built", pss->method, pss->path);
+		if (status < 400) /* a 4xx or 5xx is counted above already */
+			metrics_inc(M_ADMIN_ERRORS);
+		status = 500;
+		pss->out = strdup("{\"error\":\"internal error: the answer could not be built\"}");
+		if (!pss->out)
+			return -1;
+	}
 	pss->out_len = strlen(pss->out) + 1;
 	pss->out[pss->out_len - 1] = '\n';
 	pss->out_sent = 0;

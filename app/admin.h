@@ -51,6 +51,11 @@ void admin_history_stop(void);
 json_t *admin_history_json(void);
 /** When the daemon started (for uptime in /status). */
 void admin_api_started(time_t when);
+/** A JSON string of s that is always valid UTF-8, whatever bytes came from the network: each
+ *  byte that does not start a well-formed UTF-8 sequence becomes U+FFFD. NULL gives JSON null.
+ *  Every text the API returns that a peer or a client chose goes through this (json_string()
+ *  returns NULL for invalid UTF-8, and a NULL member makes json_pack drop the whole object). */
+json_t *admin_text(const char *s);
 /** {"error": message} (a new reference), for every refusal. */
 json_t *admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -33,8 +33,6 @@ static json_t *iso_time(time_t t)
 	return json_string(buf);
 }
 
-static json_t *string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
-
 /** A flow id or an address in a path, after the resource's prefix; NULL if it is not there. */
 static const char *path_rest(const char *path, const char *prefix)
 {
@@ -76,8 +74,8 @@ static json_t *listeners_json(void)
 	int n;
 	const struct listen_spec *l = self_listeners(&n);
 	for (int i = 0; i < n; i++)
-		json_array_append_new(list, json_pack("{s:s,s:s,s:i}", "transport", proto_name(l[i].proto), "host",
-						      l[i].host, "port", l[i].port));
+		json_array_append_new(list, json_pack("{s:s,s:o,s:i}", "transport", proto_name(l[i].proto), "host",
+						      admin_text(l[i].host), "port", l[i].port));
 	return list;
 }
 
@@ -105,15 +103,15 @@ static void binding_json(const struct binding *b, void *arg)
 {
 	const struct flow *f = b->flow_id ? flow_find(b->flow_id) : NULL;
 	time_t now = time(NULL);
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:i,s:f,s:b,s:o}", "aor", b->aor,
-			      "key", b->key, "contact", b->contact, "uri", b->uri, "flow",
-			      b->flow_id ? json_integer((json_int_t)b->flow_id) : json_null(), "transport",
-			      f ? json_string(proto_name(f->proto)) : json_null(), "peer",
-			      f ? json_string(f->peer_text) : json_null(), "user_agent", string_or_null(b->user_agent),
+	json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:i,s:f,s:b,s:o}", "aor",
+			      admin_text(b->aor), "key", admin_text(b->key), "contact", admin_text(b->contact), "uri",
+			      admin_text(b->uri), "flow", b->flow_id ? json_integer((json_int_t)b->flow_id) : json_null(),
+			      "transport", f ? json_string(proto_name(f->proto)) : json_null(), "peer",
+			      admin_text(f ? f->peer_text : NULL), "user_agent", admin_text(b->user_agent),
 			      "registered_at", iso_time(b->registered_at), "expires_at", iso_time(b->expires_at),
 			      "expires_in", (json_int_t)(b->expires_at > now ? b->expires_at - now : 0), "instance",
-			      string_or_null(b->instance), "reg_id", b->reg_id, "q", b->q / 1000.0, "outbound",
-			      b->outbound, "path", string_or_null(b->path));
+			      admin_text(b->instance), "reg_id", b->reg_id, "q", b->q / 1000.0, "outbound",
+			      b->outbound, "path", admin_text(b->path));
 	json_array_append_new(arg, o);
 }
 
@@ -149,7 +147,7 @@ static int registrations(const struct admin_request *req, json_t **body)
 		return 404;
 	}
 	log_notice("admin: %d binding%s of %s removed by %s", n, n == 1 ? "" : "s", aor, req->peer);
-	*body = json_pack("{s:s,s:i}", "aor", aor, "removed", n);
+	*body = json_pack("{s:o,s:i}", "aor", admin_text(aor), "removed", n);
 	return 200;
 }
 
@@ -163,8 +161,8 @@ static void flow_json(const struct flow *f, void *arg)
 		snprintf(local, sizeof(local), "%s:%s%s%s:%d", proto_name(f->local->proto),
 			 strchr(f->local->host, ':') ? "[" : "", f->local->host, strchr(f->local->host, ':') ? "]" : "",
 			 f->local->port);
-	json_array_append_new(arg, json_pack("{s:I,s:s,s:s,s:o,s:o,s:I,s:o,s:I,s:I,s:I}", "id", (json_int_t)f->id,
-					     "transport", proto_name(f->proto), "peer", f->peer_text, "listener",
+	json_array_append_new(arg, json_pack("{s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:I,s:I,s:I}", "id", (json_int_t)f->id,
+					     "transport", proto_name(f->proto), "peer", admin_text(f->peer_text), "listener",
 					     f->local ? json_string(local) : json_null(), "opened_at",
 					     iso_time(f->opened_at), "age_seconds", (json_int_t)(now - f->opened_at),
 					     "last_activity", iso_time(f->active_at), "idle_seconds",
@@ -226,14 +224,14 @@ static json_t *leg_json(const char *role, uint64_t flow_id)
 	const struct flow *f = flow_id ? flow_find(flow_id) : NULL;
 	return json_pack("{s:s,s:o,s:o,s:o}", "role", role, "flow", flow_id ? json_integer((json_int_t)flow_id) : json_null(),
 			 "transport", f ? json_string(proto_name(f->proto)) : json_null(), "peer",
-			 f ? json_string(f->peer_text) : json_null());
+			 admin_text(f ? f->peer_text : NULL));
 }
 
 static void dialog_json(const struct dialog *d, void *arg)
 {
 	time_t now = time(NULL);
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:o,s:I,s:o,s:[o,o]}", "call_id", d->call_id, "caller",
-					     d->caller, "callee", d->callee, "started_at", iso_time(d->started_at),
+	json_array_append_new(arg, json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:[o,o]}", "call_id", admin_text(d->call_id),
+					     "caller", admin_text(d->caller), "callee", admin_text(d->callee), "started_at", iso_time(d->started_at),
 					     "duration_seconds", (json_int_t)(now - d->started_at), "last_activity",
 					     iso_time(d->active_at), "legs", leg_json("caller", d->caller_flow),
 					     leg_json("callee", d->callee_flow)));
@@ -243,7 +241,7 @@ static void dialog_json(const struct dialog *d, void *arg)
 
 static void ban_json(const char *addr, int left, void *arg)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:i}", "address", addr, "seconds_left", left));
+	json_array_append_new(arg, json_pack("{s:o,s:i}", "address", admin_text(addr), "seconds_left", left));
 }
 
 static int bans(const struct admin_request *req, json_t **body)
@@ -269,7 +267,7 @@ static int bans(const struct admin_request *req, json_t **body)
 		return 404;
 	}
 	log_notice("admin: ban on %s lifted by %s", addr, req->peer);
-	*body = json_pack("{s:s,s:b}", "address", addr, "lifted", 1);
+	*body = json_pack("{s:o,s:b}", "address", admin_text(addr), "lifted", 1);
 	return 200;
 }
 
@@ -279,7 +277,7 @@ static json_t *list_json(const struct string_list *l)
 {
 	json_t *a = json_array();
 	for (int i = 0; i < l->count; i++)
-		json_array_append_new(a, json_string(l->item[i]));
+		json_array_append_new(a, admin_text(l->item[i])); /* may quote the file */
 	return a;
 }
 
@@ -299,9 +297,9 @@ static int reload(admin_reload_fn fn, const struct admin_request *req, json_t **
 
 static void warning_json(const struct log_recent *line, void *arg)
 {
-	json_array_append_new(arg, json_pack("{s:I,s:o,s:s,s:s}", "seq", (json_int_t)line->seq, "time",
+	json_array_append_new(arg, json_pack("{s:I,s:o,s:s,s:o}", "seq", (json_int_t)line->seq, "time",
 					     iso_time((time_t)line->when), "level", log_level_name(line->level),
-					     "text", line->text));
+					     "text", admin_text(line->text)));
 }
 
 static int warnings(const struct admin_request *req, json_t **body)

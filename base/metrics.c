@@ -41,16 +41,14 @@ void metrics_remove_renderer(metrics_renderer fn)
 size_t metrics_render(char *buf, size_t size)
 {
 	size_t off = 0;
-	for (int i = 0; i < M__COUNT && off < size; i++) {
-		int n = snprintf(buf + off, size - off, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n",
-				 info[i].name, info[i].help, info[i].name, info[i].type, info[i].name,
-				 values[i]);
-		if (n < 0)
-			break;
-		off += (size_t)n;
+	for (int i = 0; i < M__COUNT; i++) {
+		char *at = off < size ? buf + off : NULL;
+		int n = snprintf(at, at ? size - off : 0, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n",
+				 info[i].name, info[i].help, info[i].name, info[i].type, info[i].name, values[i]);
+		off += n > 0 ? (size_t)n : 0;
 	}
-	for (int i = 0; i < METRICS_MAX_RENDERERS && off < size; i++)
+	for (int i = 0; i < METRICS_MAX_RENDERERS; i++)
 		if (renderers[i])
-			off += renderers[i](buf + off, size - off);
-	return off < size ? off : size - 1;
+			off += renderers[i](off < size ? buf + off : NULL, off < size ? size - off : 0);
+	return off;
 }

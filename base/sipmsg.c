@@ -1,4 +1,4 @@
-/** @file sipmsg.c  SIP message helpers over sofia-sip. */
+/** @file sipmsg.c  SIP message functions over sofia-sip. */
 #include "base/sipmsg.h"
 #include "base/log.h"
 

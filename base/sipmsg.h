@@ -1,4 +1,4 @@
-/** @file sipmsg.h  SIP message helpers over sofia-sip: parse, check, build responses, encode. */
+/** @file sipmsg.h  SIP message functions over sofia-sip: parse, check, build responses, encode. */
 #ifndef SIPEDGE_SIPMSG_H
 #define SIPEDGE_SIPMSG_H
 #include <sofia-sip/msg.h>

@@ -73,9 +73,13 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+static void wipe_token(void) { explicit_bzero(Ctl.token, sizeof(Ctl.token)); }
+
 static int read_token(void)
 {
 	FILE *f = fopen(Ctl.token_file, "r");
+	if (f)
+		setvbuf(f, NULL, _IONBF, 0); /* no copy of the token in stdio's buffer */
 	if (!f || !fgets(Ctl.token, sizeof(Ctl.token), f)) {
 		fprintf(stderr, "sipedgectl: cannot read the token from %s (-t FILE)\n", Ctl.token_file);
 		if (f)
@@ -84,6 +88,7 @@ static int read_token(void)
 	}
 	fclose(f);
 	Ctl.token[strcspn(Ctl.token, "\r\n")] = '\0';
+	atexit(wipe_token);
 	return 0;
 }
 
@@ -111,6 +116,7 @@ static int request(const char *method, const char *path, json_t **out)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(c);
+	explicit_bzero(auth, sizeof(auth)); /* the token: no copy of it stays in memory */
 	if (rc != CURLE_OK) {
 		fprintf(stderr, "sipedgectl: %s: %s\n", Ctl.url, curl_easy_strerror(rc));
 		free(b.data);

@@ -299,9 +299,18 @@ static bool refuse(void)
 
 static void on_reply(void *arg, int index, enum ng_status status, const struct bencode *reply);
 
-/* The probe found the call's rtpengine (or failed: result, the call deleted): the requests that
- * waited for it go there now, or end as it did. */
-static void flush_queued(struct call *c, int result)
+static bool ops_queued(const struct call *c)
+{
+	for (const struct media_op *op = ops; op; op = op->next)
+		if (op->queued && op->call == c)
+			return true;
+	return false;
+}
+
+/* The probe found the call's rtpengine (or failed: result, the call deleted): with send, the
+ * requests that waited for it go there now, or end as it did; without (the probe was cancelled,
+ * no rtpengine found), they all end with result. */
+static void flush_queued(struct call *c, int result, bool send)
 {
 	for (;;) {
 		struct media_op *op = ops;
@@ -310,7 +319,7 @@ static void flush_queued(struct call *c, int result)
 		if (!op)
 			return;
 		op->queued = false;
-		if (!c->ended) {
+		if (send && !c->ended) {
 			op->req = rtpengine_request(c->engine, op->offer ? "offer" : "answer", op->dict, op->len,
 						    on_reply, op);
 			if (op->req)
@@ -390,7 +399,7 @@ static void on_reply(void *arg, int index, enum ng_status status, const struct b
 	op_unlink(op);
 	cont(cont_arg, result);
 	if (probe)
-		flush_queued(c, result);
+		flush_queued(c, result, true);
 	call_unref(c);
 }
 
@@ -430,27 +439,31 @@ int media_call_open(sip_t *sip, uint64_t from, const uint64_t *to, int n)
 	return 1;
 }
 
-int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, media_cont_fn cont, void *arg,
-	      struct media_op **opp)
+/* ---- media_sdp, step by step ---- */
+
+/** The anchored call whose SDP msg carries (an INVITE, UPDATE or ACK, or a 1xx-2xx to one), or
+ *  NULL: the message passes untouched. */
+static struct call *sdp_call(sip_t *sip)
 {
-	sip_t *sip = sip_object(msg);
 	if (!sip || !sip->sip_call_id || !sip->sip_cseq || !sip->sip_from || !sip->sip_to)
-		return MEDIA_PASS;
+		return NULL;
 	if (rtpengine_relay() == MEDIA_RELAY_NEVER)
-		return MEDIA_PASS;
-	bool request = sip->sip_request != NULL;
+		return NULL;
 	sip_method_t method = sip->sip_cseq->cs_method;
 	if (method != sip_method_invite && method != sip_method_update && method != sip_method_ack)
-		return MEDIA_PASS;
-	if (!request && (sip->sip_status->st_status >= 300 || sip->sip_status->st_status == 100))
-		return MEDIA_PASS;
-	const char *call_id = sip->sip_call_id->i_id;
-	struct call *c = call_find(call_id); /* opened by media_call_open, or not anchored */
+		return NULL;
+	if (!sip->sip_request && (sip->sip_status->st_status >= 300 || sip->sip_status->st_status == 100))
+		return NULL;
+	struct call *c = call_find(sip->sip_call_id->i_id); /* opened by media_call_open, or not anchored */
 	if (!c || !has_sdp(sip) || other_dialog(c, sip))
-		return MEDIA_PASS;
-	uint32_t cseq = sip->sip_cseq->cs_seq;
-	bool initial = method == sip_method_invite && cseq == c->invite_cseq && !c->callee_tag[0];
-	/* The leg: a branch of the initial INVITE, known by the proxy's Via branch. */
+		return NULL;
+	return c;
+}
+
+/** The leg of an initial INVITE's branch, known by the proxy's Via branch (a new one for a
+ *  branch's request), or -1 for a message of no branch. */
+static int sdp_leg(struct call *c, bool initial, bool request, const char *via_branch, uint64_t to)
+{
 	int leg = initial ? leg_find(c, via_branch) : -1;
 	if (initial && via_branch && request && leg < 0 && c->n_legs < MAX_LEGS) {
 		leg = c->n_legs++;
@@ -458,11 +471,18 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, me
 		c->legs[leg].flow = to;
 		c->legs[leg].gone = false;
 	}
-	if (leg >= 0 && c->legs[leg].gone)
-		return MEDIA_PASS; /* a branch that lost: its session is gone */
-	/* Offer or answer: an answer is the SDP that comes back in the exchange an offer opened. */
+	return leg;
+}
+
+/** Offer or answer, the call's offer state moved on: an answer is the SDP that comes back in
+ *  the exchange an offer opened. */
+static bool sdp_is_offer(struct call *c, sip_t *sip)
+{
+	bool request = sip->sip_request != NULL;
+	uint32_t cseq = sip->sip_cseq->cs_seq;
 	bool answer = c->offer_pending && cseq == c->offer_cseq &&
-		      ((c->offer_in_request && !request) || (!c->offer_in_request && method == sip_method_ack));
+		      ((c->offer_in_request && !request) ||
+		       (!c->offer_in_request && sip->sip_cseq->cs_method == sip_method_ack));
 	/* 183 then 200 with the same answer, or another branch's: an answer to the same offer again */
 	bool repeat = !c->offer_pending && !request && c->offer_in_request && cseq == c->offer_cseq;
 	bool offer = !answer && !repeat;
@@ -473,10 +493,16 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, me
 	} else {
 		c->offer_pending = false;
 	}
-	/* Tags: the offerer's is from-tag, the answerer's to-tag. */
-	const char *from_tag = sip->sip_from->a_tag, *to_tag = sip->sip_to->a_tag;
-	/* A 2xx to the initial INVITE takes the call for its callee (its dialog) from here on: a
-	 * 2xx of another branch passes untouched, and the other branches' legs go. */
+	return offer;
+}
+
+/** The call's flows and callee as msg shows them; true if it is the 2xx to the initial INVITE
+ *  that takes the call for its callee (its dialog) from here on: a 2xx of another branch passes
+ *  untouched, and the other branches' legs go. */
+static bool sdp_take_dialog(struct call *c, sip_t *sip, bool initial, uint64_t from, uint64_t to)
+{
+	bool request = sip->sip_request != NULL;
+	const char *to_tag = sip->sip_to->a_tag;
 	bool wins = initial && !request && sip->sip_status->st_status < 300 && sip->sip_status->st_status >= 200 &&
 		    to_tag;
 	if (wins) {
@@ -485,30 +511,46 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, me
 	}
 	if (!initial && c->flow[1] == 0)
 		c->flow[1] = request ? to : from;
-	/* Requests carry offers from their From (the answer in an ACK answers the To's offer in
-	 * the 2xx); responses carry offers from their To. */
-	bool offerer_is_from = request ? offer : !offer;
+	return wins;
+}
+
+/** The NG offer or answer for msg's SDP into w; 0, or -1 (out of memory). */
+static int sdp_ng_request(struct bencode_writer *w, const struct call *c, sip_t *sip, bool offer, int leg,
+			  uint64_t to)
+{
+	/* Tags: the offerer's is from-tag, the answerer's to-tag. Requests carry offers from their
+	 * From (the answer in an ACK answers the To's offer in the 2xx); responses carry offers
+	 * from their To. */
+	const char *from_tag = sip->sip_from->a_tag, *to_tag = sip->sip_to->a_tag;
+	bool offerer_is_from = sip->sip_request ? offer : !offer;
 	const char *ng_from = offerer_is_from ? from_tag : to_tag, *ng_to = offerer_is_from ? to_tag : from_tag;
-	struct bencode_writer w;
-	bencode_w_init(&w);
-	bencode_w_dict(&w);
-	bencode_w_kv(&w, "command", offer ? "offer" : "answer");
-	bencode_w_kv(&w, "call-id", call_id);
-	bencode_w_kv(&w, "from-tag", ng_from ? ng_from : "");
+	bencode_w_init(w);
+	bencode_w_dict(w);
+	bencode_w_kv(w, "command", offer ? "offer" : "answer");
+	bencode_w_kv(w, "call-id", sip->sip_call_id->i_id);
+	bencode_w_kv(w, "from-tag", ng_from ? ng_from : "");
 	if (ng_to)
-		bencode_w_kv(&w, "to-tag", ng_to);
+		bencode_w_kv(w, "to-tag", ng_to);
 	if (leg >= 0)
-		bencode_w_kv(&w, "via-branch", c->legs[leg].branch);
-	bencode_w_cstr(&w, "sdp");
-	bencode_w_str(&w, sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-	leg_flags(&w, flow_is_webrtc(to), offer);
-	bencode_w_end(&w);
-	struct media_op *op = calloc(1, sizeof(*op));
-	if (bencode_w_finish(&w) != 0 || !op) {
-		bencode_w_free(&w);
-		free(op);
-		return 500;
+		bencode_w_kv(w, "via-branch", c->legs[leg].branch);
+	bencode_w_cstr(w, "sdp");
+	bencode_w_str(w, sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+	leg_flags(w, flow_is_webrtc(to), offer);
+	bencode_w_end(w);
+	if (bencode_w_finish(w) != 0) {
+		bencode_w_free(w);
+		return -1;
 	}
+	return 0;
+}
+
+/** A new operation on c for msg, in the list; NULL if out of memory. */
+static struct media_op *op_new(struct call *c, msg_t *msg, bool offer, int leg, bool wins, media_cont_fn cont,
+			       void *arg)
+{
+	struct media_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
 	op->call = c;
 	c->refs++;
 	op->msg = msg_ref(msg);
@@ -521,50 +563,99 @@ int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, me
 	if (ops)
 		ops->prev = op;
 	ops = op;
-	if (c->engine < 0 && c->probing) {
-		/* Another branch's offer is finding the call's rtpengine: this one goes where it does. */
-		op->dict = malloc(w.len);
-		if (!op->dict) {
-			bencode_w_free(&w);
-			op_unlink(op);
-			return 500;
-		}
-		memcpy(op->dict, w.buf, w.len);
-		op->len = w.len;
-		op->queued = true;
-		bencode_w_free(&w);
-		*opp = op;
-		return MEDIA_WAIT;
+	return op;
+}
+
+/** Another branch's offer is finding the call's rtpengine: op (taking the request in w) goes
+ *  where it does. MEDIA_WAIT, or 500. */
+static int op_queue(struct media_op *op, struct bencode_writer *w)
+{
+	op->dict = malloc(w->len);
+	if (!op->dict) {
+		bencode_w_free(w);
+		op_unlink(op);
+		return 500;
 	}
+	memcpy(op->dict, w->buf, w->len);
+	op->len = w->len;
+	op->queued = true;
+	bencode_w_free(w);
+	return MEDIA_WAIT;
+}
+
+/** Send op's request (in w, taken) to the call's rtpengine, or to find one (the probe).
+ *  MEDIA_WAIT; or, no rtpengine to send it to, 503 or MEDIA_PASS as media.on_failure says. */
+static int op_send(struct media_op *op, struct bencode_writer *w)
+{
+	struct call *c = op->call;
+	bool offer = op->offer;
 	op->probe = c->engine < 0;
 	c->probing = op->probe;
-	op->req = rtpengine_request(c->engine, offer ? "offer" : "answer", w.buf, w.len, on_reply, op);
-	bencode_w_free(&w);
-	if (!op->req) {
-		c->probing = false;
-		op_unlink(op);
-		log_warn("media: call %s: no rtpengine to send the %s to", call_id, offer ? "offer" : "answer");
-		if (refuse()) {
-			metrics_inc(M_MEDIA_REFUSED);
-			call_delete(c, "no rtpengine");
-			return 503;
-		}
-		metrics_inc(M_MEDIA_UNANCHORED);
+	op->req = rtpengine_request(c->engine, offer ? "offer" : "answer", w->buf, w->len, on_reply, op);
+	bencode_w_free(w);
+	if (op->req)
+		return MEDIA_WAIT;
+	c->probing = false;
+	op_unlink(op);
+	log_warn("media: call %s: no rtpengine to send the %s to", c->call_id, offer ? "offer" : "answer");
+	if (refuse()) {
+		metrics_inc(M_MEDIA_REFUSED);
 		call_delete(c, "no rtpengine");
-		return MEDIA_PASS;
+		return 503;
 	}
-	*opp = op;
-	return MEDIA_WAIT;
+	metrics_inc(M_MEDIA_UNANCHORED);
+	call_delete(c, "no rtpengine");
+	return MEDIA_PASS;
+}
+
+int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, media_cont_fn cont, void *arg,
+	      struct media_op **opp)
+{
+	sip_t *sip = sip_object(msg);
+	struct call *c = sdp_call(sip);
+	if (!c)
+		return MEDIA_PASS;
+	bool request = sip->sip_request != NULL;
+	bool initial = sip->sip_cseq->cs_method == sip_method_invite && sip->sip_cseq->cs_seq == c->invite_cseq &&
+		       !c->callee_tag[0];
+	int leg = sdp_leg(c, initial, request, via_branch, to);
+	if (leg >= 0 && c->legs[leg].gone)
+		return MEDIA_PASS; /* a branch that lost: its session is gone */
+	bool offer = sdp_is_offer(c, sip);
+	bool wins = sdp_take_dialog(c, sip, initial, from, to);
+	struct bencode_writer w;
+	if (sdp_ng_request(&w, c, sip, offer, leg, to) != 0)
+		return 500;
+	struct media_op *op = op_new(c, msg, offer, leg, wins, cont, arg);
+	if (!op) {
+		bencode_w_free(&w);
+		return 500;
+	}
+	int rc = c->engine < 0 && c->probing ? op_queue(op, &w) : op_send(op, &w);
+	if (rc == MEDIA_WAIT)
+		*opp = op;
+	return rc;
 }
 
 void media_op_cancel(struct media_op *op)
 {
 	if (!op)
 		return;
-	if (op->probe && op->req)
-		op->call->probing = false;
+	struct call *c = op->call;
+	bool probe = op->probe && op->req;
+	if (probe)
+		c->probing = false;
 	rtpengine_cancel(op->req);
+	c->refs++; /* the call outlives op for the flush */
 	op_unlink(op);
+	if (probe) {
+		/* No rtpengine was found for the call: what waited for it ends as if none answered. */
+		if (ops_queued(c))
+			log_warn("media: call %s: the request finding its rtpengine was cancelled: 503 for those "
+				 "waiting on it", c->call_id);
+		flush_queued(c, 503, false);
+	}
+	call_unref(c);
 }
 
 void media_call_end(sip_t *sip, const char *why)

@@ -48,7 +48,8 @@ int media_call_open(sip_t *sip, uint64_t from, const uint64_t *to, int n);
  *  its answer and media.on_failure is "refuse" (the call's session is gone). */
 int media_sdp(msg_t *msg, uint64_t from, uint64_t to, const char *via_branch, media_cont_fn cont, void *arg,
 	      struct media_op **op);
-/** The caller of cont is gone (its context ended): cont will not run. */
+/** The caller of cont is gone (its context ended): cont will not run. If op was finding the
+ *  call's rtpengine, the operations queued behind it end now: their cont runs with 503. */
 void media_op_cancel(struct media_op *op);
 /** The call of sip (Call-ID, From tag) ends: its rtpengine session is deleted. why: for the log. */
 void media_call_end(sip_t *sip, const char *why);

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,18 @@ static void ping_all(uv_timer_t *t)
 }
 
 /* sipedge_rtpengine_*{rtpengine="udp:..."}: one line per configured rtpengine. */
+/* snprintf at buf + off, as much as fits of size; the length the text needs. */
+static size_t put(char *buf, size_t size, size_t off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t size, size_t off, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = off < size ? vsnprintf(buf + off, size - off, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* The per-rtpengine metrics (metrics_renderer): the length they need, written as far as fits. */
 static size_t render(char *buf, size_t size)
 {
 	static const struct {
@@ -182,23 +195,21 @@ static size_t render(char *buf, size_t size)
 	};
 	size_t off = 0;
 	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]) && n_engines; f++) {
-		int n = snprintf(buf + off, size - off, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name,
-				 fam[f].help, fam[f].name, fam[f].type);
-		for (int i = 0; i < n_engines && n >= 0 && off + (size_t)n < size; i++) {
-			off += (size_t)n;
+		off += put(buf, size, off, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+			   fam[f].type);
+		for (int i = 0; i < n_engines; i++) {
 			const struct engine *e = &engines[i];
 			if (f == 4)
-				n = snprintf(buf + off, size - off, "%s{rtpengine=\"%s\"} %.6f\n", fam[f].name,
-					     e->name, (double)e->latency_us / 1e6);
+				off += put(buf, size, off, "%s{rtpengine=\"%s\"} %.6f\n", fam[f].name, e->name,
+					   (double)e->latency_us / 1e6);
 			else
-				n = snprintf(buf + off, size - off, "%s{rtpengine=\"%s\"} %" PRIu64 "\n",
-					     fam[f].name, e->name,
-					     f == 0 ? (uint64_t)e->up : f == 1 ? e->requests : f == 2 ? e->errors
-						   : f == 3 ? e->timeouts : e->replies);
+				off += put(buf, size, off, "%s{rtpengine=\"%s\"} %" PRIu64 "\n", fam[f].name, e->name,
+					   f == 0	? (uint64_t)e->up
+					   : f == 1 ? e->requests
+					   : f == 2 ? e->errors
+					   : f == 3 ? e->timeouts
+						    : e->replies);
 		}
-		if (n < 0 || off + (size_t)n >= size)
-			return off;
-		off += (size_t)n;
 	}
 	return off;
 }

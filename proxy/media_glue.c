@@ -70,8 +70,11 @@ static void media_wait_free(struct media_wait *w)
 void media_waits_cut(struct proxy_ctx *ctx)
 {
 	while (ctx->media_waits) {
-		media_op_cancel(ctx->media_waits->op);
-		media_wait_free(ctx->media_waits);
+		/* Cancelling a probe ends what waited on it (503), which may be other waits of ctx:
+		 * they unlink themselves, this one stays for us to free. */
+		struct media_wait *w = ctx->media_waits;
+		media_op_cancel(w->op);
+		media_wait_free(w);
 		ctx->open--;
 	}
 }

@@ -85,10 +85,12 @@ static int b64_value(char c)
 	return p ? (int)(p - b64) : -1;
 }
 
-/* -1 on a character outside the alphabet or an impossible length. */
+/* -1 on a character outside the alphabet, an impossible length, or more than max bytes. */
 static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t max)
 {
-	if (n % 4 == 1 || n / 4 * 3 + 2 > max)
+	/* Exactly what n characters decode to (no padding: 2 more make 1 byte, 3 more make 2), so
+	 * that every token b64url_encode makes of max bytes decodes. */
+	if (n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > max)
 		return -1;
 	size_t o = 0;
 	unsigned acc = 0;
@@ -279,26 +281,20 @@ static bool temp_open(const char *token, struct opened *o)
 	return true;
 }
 
-/* The gr parameter of a URI: false without one; its value, unescaped, into buf ("" = none). */
+/* The gr parameter of a URI: false without one; its value, unescaped, into buf ("" = none;
+ * also "" with *has_value for a value too long for buf, which can name no instance of ours). */
 static bool gr_param(const url_t *url, char *buf, size_t size, bool *has_value)
 {
-	for (const char *p = url->url_params; p && *p;) {
-		const char *end = strchr(p, ';');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if ((len == 2 || (len > 2 && p[2] == '=')) && strncasecmp(p, "gr", 2) == 0) {
-			*has_value = len > 3;
-			size_t vlen = len > 3 ? len - 3 : 0;
-			if (vlen >= size)
-				vlen = size - 1;
-			if (vlen)
-				memcpy(buf, p + 3, vlen);
-			buf[vlen] = '\0';
-			url_unescape(buf, buf);
-			return true;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return false;
+	if (!url_has_param(url, "gr"))
+		return false;
+	/* 0: not there; 1: "gr" or "gr="; else the value's length + 1 (copied only if it fits). */
+	isize_t n = url_param(url->url_params, "gr", buf, (isize_t)size);
+	*has_value = n > 1;
+	if (n == 0 || (size_t)n > size)
+		buf[0] = '\0';
+	else
+		url_unescape(buf, buf);
+	return true;
 }
 
 static bool same_instance(const char *registered, const char *bare)
@@ -320,7 +316,7 @@ enum gruu_verdict gruu_lookup(const url_t *ruri, const struct binding **out, int
 	char buf[PLAIN_MAX];
 	if (has_value) {
 		/* pub-gruu: the AOR is the URI's, the instance the parameter's. */
-		char *aor = sipmsg_aor(ruri);
+		char *aor = gr[0] ? sipmsg_aor(ruri) : NULL;
 		if (!aor)
 			return GRUU_NOBODY;
 		snprintf(o.aor, sizeof(o.aor), "%s", aor);

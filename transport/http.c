@@ -53,10 +53,19 @@ static int http_begin(struct lws *wsi, struct http_pss *pss, const char *path)
 		len = 3;
 		pss->type = "text/plain";
 	} else if (!strcmp(path, "/metrics")) {
-		size_t cap = 65536; /* every metric, the per-rtpengine ones included */
-		body = malloc(cap);
-		if (body)
+		/* Every metric, the per-rtpengine ones included: 64 KiB is plenty until there are
+		 * many rtpengines; then as much as the text needs (it can grow between the calls). */
+		for (size_t cap = 65536;;) {
+			body = malloc(cap);
+			if (!body)
+				break;
 			len = metrics_render(body, cap);
+			if (len < cap)
+				break;
+			free(body);
+			body = NULL;
+			cap = len + 4096;
+		}
 		pss->type = "text/plain; version=0.0.4";
 	} else {
 		return not_found(wsi);

@@ -238,7 +238,7 @@ static void mem_kb(long long *pss, long long *rss)
 	}
 }
 
-/* ---- helpers ---- */
+/* ---- shared functions ---- */
 
 static void b64(const unsigned char *in, int n, char *out)
 {

@@ -9,6 +9,7 @@ const dgram = require('node:dgram');
 const { startDaemon } = require('../lib/daemon');
 const { startUa } = require('../lib/jssip');
 const { SipWs, sdp, rand, tagOf } = require('../lib/sipws');
+const { SipUdp } = require('../lib/sipudp');
 const { adminSetup, api } = require('../lib/admin');
 
 const DOMAIN = 'example.com';
@@ -168,6 +169,33 @@ test('registrations: bad input', async () => {
     const r = await api(a, method, path);
     assert.equal(r.status, status, `${method} ${path.slice(0, 60)}`);
     assert.match(r.json.error, re);
+  }
+});
+
+test('registrations: a User-Agent that is not valid UTF-8 is listed, its bad byte as U+FFFD', async () => {
+  const p = await SipUdp.open({ port: d.ports.udp });
+  try {
+    const ruri = `sip:${DOMAIN}`, to = `sip:erin@${DOMAIN}`;
+    const contact = `<sip:erin@${p.local.address}:${p.local.port}>`;
+    // 0xff is never UTF-8; 0xc3 0xa9 (é) is, and must come through as it is.
+    const { text, callId } = p.request({ method: 'REGISTER', ruri, to, user: 'erin',
+      headers: [`Contact: ${contact}`, 'Expires: 600', 'User-Agent: Erin\xffPhone/1.0 caf\xc3\xa9'] });
+    await p.send(text);
+    assert.equal((await p.final(callId)).status_code, 200);
+    const r = await api(a, 'GET', '/api/v1/registrations');
+    assert.equal(r.status, 200);
+    const erin = r.json.registrations.find((b) => b.aor === to);
+    assert.ok(erin, 'the binding is listed');
+    assert.equal(erin.user_agent, 'Erin\ufffdPhone/1.0 caf\u00e9');
+    assert.equal(erin.transport, 'udp');
+    assert.ok(r.json.registrations.some((b) => b.aor === `sip:alice@${DOMAIN}`), 'and the others with it');
+    // Leave the daemon as the other tests expect it: no binding and no flow of erin's.
+    assert.equal((await api(a, 'DELETE', `/api/v1/registrations?aor=${encodeURIComponent(to)}`)).status, 200);
+    assert.equal((await api(a, 'DELETE', `/api/v1/flows/${erin.flow}`)).status, 200);
+    await until('the udp flow to go', async () =>
+      !(await api(a, 'GET', '/api/v1/flows')).json.flows.some((f) => f.id === erin.flow));
+  } finally {
+    await p.close();
   }
 });
 

@@ -910,6 +910,11 @@ START_TEST(test_gruu_forged_or_unknown)
 	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr=" INST_B, NULL, NULL, NULL, 0), GRUU_OFFLINE);
 	/* No gr: not a GRUU at all. */
 	ck_assert_int_eq(gr_lookup("sip:alice@example.com;grx=1", NULL, NULL, NULL, 0), GRUU_NOT_ONE);
+	/* A gr= longer than any instance: a pub-gruu of nobody; gr among other parameters counts. */
+	char longgr[1200];
+	snprintf(longgr, sizeof(longgr), "sip:alice@example.com;gr=%s%0900d", INST_A, 0);
+	ck_assert_int_eq(gr_lookup(longgr, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_lookup("sip:alice@example.com;x=1;GR=" INST_B ";y", NULL, NULL, NULL, 0), GRUU_OFFLINE);
 	ck_assert_int_eq(gr_lookup("sip:alice@example.com", NULL, NULL, NULL, 0), GRUU_NOT_ONE);
 	free(forged);
 	free(t);
@@ -935,6 +940,35 @@ START_TEST(test_gruu_secret_opens_across_restarts)
 	ck_assert_int_eq(gruu_init(""), 0);
 	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_NOBODY);
 	free(t);
+}
+END_TEST
+
+/* A temp-gruu holds the AOR's user@host and the instance, sealed, up to 768 bytes (the flag and
+ * the registration's epoch with them): every token minted opens, the longest too. */
+START_TEST(test_gruu_temp_longest_opens)
+{
+	/* 1 + 8 + strlen("alice@example.com") + 1 + strlen("<urn:x:...>"): 768 with 733 x's. */
+	for (int k = 731; k <= 734; k++) {
+		char inst[800], user[16];
+		snprintf(inst, sizeof(inst), "<urn:x:%0*d>", k, 0);
+		snprintf(user, sizeof(user), "a%d", k); /* each its own binding, told apart in the 200 */
+		msg_t *r = reg("alice", "g1", (unsigned)k,
+			       GR_SUPPORTED "Contact: <sip:%s@df7jal23ls0d.invalid;transport=ws>;+sip.instance=\"%s\"\r\n",
+			       user, inst);
+		ck_assert_int_eq(status_of(r), 200);
+		char *t = contact_param(r, user, "temp-gruu");
+		msg_destroy(r);
+		if (k > 733) {
+			ck_assert_msg(t == NULL, "no temp-gruu for %d bytes", 27 + k + 8);
+			continue;
+		}
+		ck_assert_msg(t != NULL, "a temp-gruu for %d bytes", 27 + k + 8);
+		int n = 0;
+		ck_assert_msg(gr_lookup(t, &n, NULL, NULL, 0) == GRUU_FOUND, "the temp-gruu of %d bytes opens",
+			      27 + k + 8);
+		ck_assert_int_eq(n, 1);
+		free(t);
+	}
 }
 END_TEST
 
@@ -1006,6 +1040,7 @@ Suite *registrar_suite(void)
 	tcase_add_test(tc, test_gruu_names_one_instance);
 	tcase_add_test(tc, test_gruu_forged_or_unknown);
 	tcase_add_test(tc, test_gruu_secret_opens_across_restarts);
+	tcase_add_test(tc, test_gruu_temp_longest_opens);
 	tcase_add_test(tc, test_gruu_as_contact_403);
 	suite_add_tcase(s, tc);
 	return s;

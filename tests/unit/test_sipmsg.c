@@ -1,4 +1,4 @@
-/** @file test_sipmsg.c  Unit tests for the SIP message helpers and flow tokens. */
+/** @file test_sipmsg.c  Unit tests for the SIP message functions and flow tokens. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

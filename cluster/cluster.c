@@ -626,11 +626,18 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 	metrics_set(M_CLUSTER_NODES, count_alive());
 }
 
+/* One heartbeat at a time: pending until its reply (or the connection's end) calls on_heartbeat.
+ * A command that could not be queued (no connection, or it is going) leaves none pending. */
 static void heartbeat(void)
 {
-	C.heartbeat_pending = true;
-	redisAsyncCommand(C.cmd.ac, on_heartbeat, NULL, "EVAL %s 0 %s %s %s %s", HEARTBEAT_LUA, C.node,
-			  C.cfg->advertise, C.ttl_ms, C.forget_s);
+	if (C.heartbeat_pending || !C.cmd.ac)
+		return;
+	C.heartbeat_pending = redisAsyncCommand(C.cmd.ac, on_heartbeat, NULL, "EVAL %s 0 %s %s %s %s",
+						HEARTBEAT_LUA, C.node, C.cfg->advertise, C.ttl_ms,
+						C.forget_s) == REDIS_OK;
+	if (!C.heartbeat_pending)
+		log_warn("cluster: redis %s: heartbeat not sent (%s)", C.where,
+			 C.cmd.ac->errstr[0] ? C.cmd.ac->errstr : "the connection is going");
 }
 
 /* ---- connections ---- */
@@ -767,7 +774,7 @@ static void on_tick(uv_timer_t *t)
 {
 	conn_watch(&C.cmd, uv_now(loop_get()));
 	conn_watch(&C.sub, uv_now(loop_get()));
-	if (C.cmd.ready)
+	if (C.cmd.ready && !C.heartbeat_pending) /* a Redis slower than a tick gets no pile of them */
 		heartbeat();
 	if (C.cmd.ready && C.sub.ready && C.resync_needed && !C.resyncing)
 		resync_start();

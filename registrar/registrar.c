@@ -738,6 +738,10 @@ static int registrar_store_check(const struct registrar_config *cfg)
 		log_error("config: registrar.store_batch_ms must be 0..1000, not %d", cfg->reg_store_batch_ms);
 		problems++;
 	}
+	if (cfg->reg_store_timeout < 100 || cfg->reg_store_timeout > 60000) {
+		log_error("config: registrar.store_timeout must be 100..60000 ms, not %d", cfg->reg_store_timeout);
+		problems++;
+	}
 	if (cfg->reg_store_retry_after < 1 || cfg->reg_store_retry_after > 3600) {
 		log_error("config: registrar.store_retry_after must be 1..3600, not %d", cfg->reg_store_retry_after);
 		problems++;
@@ -767,6 +771,7 @@ const struct setting registrar_settings[] = {
 	SETTING_INT("registrar.store_batch_ms", struct registrar_config, reg_store_batch_ms, 0),
 	SETTING_STRING("registrar.store_password", struct registrar_config, reg_store_password, ""),
 	SETTING_INT("registrar.store_retry_after", struct registrar_config, reg_store_retry_after, 5),
+	SETTING_INT("registrar.store_timeout", struct registrar_config, reg_store_timeout, 2000),
 	/* The name the store records with each binding; the rest of the cluster's settings are
 	 * cluster/'s, which reads this one through registrar_node_id. */
 	SETTING_STRING("cluster.node_id", struct registrar_config, cluster_node_id, ""),
@@ -817,6 +822,7 @@ int registrar_init(const struct registrar_config *cfg)
 		.password = cfg->reg_store_password,
 		.node = registrar_node_id(cfg),
 		.batch_ms = cfg->reg_store_batch_ms,
+		.timeout_ms = cfg->reg_store_timeout,
 	};
 	if (!ops || store_open(&R.store, ops, &params) != 0) {
 		log_error("registrar: cannot open the %s store", cfg->reg_store);
@@ -834,8 +840,9 @@ int registrar_init(const struct registrar_config *cfg)
 		return -1;
 	}
 	R.running = true;
+	char shown[512];
 	log_info("registrar: store %s%s%s; expires %d..%d (default %d), at most %d bindings per AOR%s",
-		 R.store.ops->name, *params.spec ? " " : "", params.spec,
+		 R.store.ops->name, *params.spec ? " " : "", redis_url_masked(params.spec, shown, sizeof(shown)),
 		 cfg->reg_min_expires, cfg->reg_max_expires,
 		 cfg->reg_default_expires, cfg->reg_max_bindings,
 		 cfg->reg_drop_on_flow_close ? ", dropped with their flow" : "");

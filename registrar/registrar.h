@@ -18,6 +18,7 @@ struct registrar_config {
 	int reg_store_batch_ms;	   /* sqlite: how long a group commit collects writes */
 	char *reg_store_password;  /* redis AUTH ("" = none, or the one in the URL) */
 	int reg_store_retry_after; /* Retry-After (s) of the 503 while the store is unreachable */
+	int reg_store_timeout;	   /* redis: ms one write may wait for its acknowledgement */
 	char *cluster_node_id;	   /* recorded with every binding; "" = the host name */
 	char *reg_gruu_secret;	   /* key of the temp-gruus (RFC 5627, gruu.h); "" = random per run */
 };

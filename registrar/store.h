@@ -20,6 +20,7 @@
 #include "registrar/location.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct store;
 
@@ -40,6 +41,7 @@ struct store_params {
 	const char *password; /* redis AUTH; "" = none, or the one in the URL */
 	const char *node;     /* this node's name (cluster.node_id), recorded with every binding */
 	int batch_ms;	      /* sqlite: how long a group commit collects writes */
+	int timeout_ms;	      /* redis: how long one MULTI/EXEC may wait for its reply (0 = 2000) */
 };
 
 struct store_ops {
@@ -72,14 +74,18 @@ extern const struct store_ops store_memory_ops;
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_redis_ops;
 
-/** A Redis address, redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 and database 0 when left
- *  out). The strings are malloc'ed; password is NULL when the URL has none. */
+/** A Redis address, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (port 6379 and database 0 when
+ *  left out). The password runs to the last '@' and its %XX escapes are decoded. The strings are
+ *  malloc'ed; password is NULL when the URL has none. */
 struct redis_addr {
 	char *host, *password;
 	int port, db;
 };
 int redis_addr_parse(const char *url, struct redis_addr *a);
 void redis_addr_clear(struct redis_addr *a);
+/** url for a log line: a password in it (between "redis://…:" and the last '@') becomes "***";
+ *  any other text is copied as it is. Truncated to fit out[n]; returns out. */
+const char *redis_url_masked(const char *url, char *out, size_t n);
 /** The pub/sub channel every binding change of database DB is announced on (its message: the
  *  AOR), so that the other nodes sharing the store read that AOR again (cluster/cluster.c). */
 #define STORE_REDIS_CHANNEL "sipedge:changes:%d"

@@ -37,7 +37,10 @@
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 2000 /* hiredis 0.14 has no timeout for an async connect */
+#define WRITE_TIMEOUT_MS 2000	/* registrar.store_timeout when the params give none */
 #define SCAN_COUNT "500"
+
+struct waiter;
 
 struct redis_store {
 	char *host, *password, *node, *where; /* where: "HOST:PORT/DB" for the log */
@@ -47,9 +50,16 @@ struct redis_store {
 	bool ready;	       /* connected, and AUTH and SELECT acknowledged */
 	bool first;	       /* the connection made at open, just after a blocking probe succeeded */
 	bool closing;
-	bool in_group;	 /* between begin() and commit() */
-	int group_writes; /* writes sent since MULTI */
+	bool in_group;	  /* between begin() and commit() */
+	bool group_failed; /* a write of the group could not be sent: commit() fails it whole */
+	int group_writes;  /* writes of the group; MULTI was sent when > 0 */
 	uv_timer_t retry;
+	/* Every EXEC sent and not yet answered, oldest first, each with its deadline; the timer is
+	 * set for the oldest. A deadline passed drops the connection (registrar.store_timeout). */
+	struct waiter *head, *tail;
+	uv_timer_t deadline;
+	unsigned timeout_ms;
+	int open_handles; /* retry and deadline: r is freed once both are closed */
 	unsigned backoff_ms;
 	bool down_logged; /* one warning per outage */
 };
@@ -63,17 +73,74 @@ void redis_addr_clear(struct redis_addr *a)
 	a->host = a->password = NULL;
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* s[0..n) with its %XX escapes decoded (a '%' not followed by two hex digits stays as it is);
+ * NULL when out of memory or when it would hold a NUL (%00), which AUTH cannot carry. */
+static char *percent_decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int hi = s[i] == '%' && i + 2 < n ? hex_digit(s[i + 1]) : -1;
+		int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+		if (lo >= 0) {
+			*o = (char)(hi << 4 | lo);
+			if (!*o) {
+				free(out);
+				return NULL;
+			}
+			o++;
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Where the password of url lies: [*pw, *at), or false when it has none. The userinfo runs to
+ * the last '@' (a password may hold '@'), and the password from its first ':'. */
+static bool url_password(const char *url, const char **pw, const char **at)
+{
+	if (strncmp(url, "redis://", 8) != 0)
+		return false;
+	const char *p = url + strlen("redis://");
+	const char *last = strrchr(p, '@');
+	if (!last)
+		return false;
+	const char *colon = memchr(p, ':', (size_t)(last - p));
+	*pw = colon ? colon + 1 : p; /* "user:password@" keeps the password */
+	*at = last;
+	return true;
+}
+
+const char *redis_url_masked(const char *url, char *out, size_t n)
+{
+	const char *pw, *at;
+	if (!n)
+		return out;
+	if (!url_password(url, &pw, &at))
+		snprintf(out, n, "%s", url);
+	else
+		snprintf(out, n, "%.*s***%s", (int)(pw - url), url, at);
+	return out;
+}
+
 int redis_addr_parse(const char *url, struct redis_addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (strncmp(url, "redis://", 8) != 0)
 		return -1;
 	const char *p = url + strlen("redis://");
-	const char *at = strchr(p, '@');
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		const char *pw = colon ? colon + 1 : p; /* "user:password@" keeps the password */
-		a->password = strndup(pw, (size_t)(at - pw));
+	const char *pw, *at = NULL;
+	if (url_password(url, &pw, &at)) {
+		a->password = percent_decode(pw, (size_t)(at - pw));
 		p = at + 1;
 	}
 	const char *end = p + strcspn(p, "/");
@@ -208,18 +275,54 @@ struct waiter {
 	struct redis_store *r;
 	store_done_fn done; /* NULL: a write nobody waits for (expiry, a closed flow) */
 	void *arg;
+	uint64_t deadline; /* loop time (ms) by which EXEC's reply is due */
+	struct waiter *prev, *next;
 };
 
+static void on_deadline(uv_timer_t *t);
+
+/* The timer follows the oldest EXEC still unanswered. */
+static void arm_deadline(struct redis_store *r)
+{
+	if (!r->head || r->closing) {
+		uv_timer_stop(&r->deadline);
+		return;
+	}
+	uint64_t now = uv_now(loop_get());
+	uv_timer_start(&r->deadline, on_deadline, r->head->deadline > now ? r->head->deadline - now : 0, 0);
+}
+
+static void waiter_unlink(struct redis_store *r, struct waiter *w)
+{
+	bool was_head = r->head == w;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		r->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		r->tail = w->prev;
+	w->prev = w->next = NULL;
+	if (was_head)
+		arm_deadline(r);
+}
+
+/* hiredis calls this once per EXEC: with its reply, or with NULL when the connection goes
+ * (lost, or freed by us: a deadline passed, the store closes) before the reply came. Once the
+ * context is freed no later reply can reach it, so each waiter is answered exactly once. */
 static void on_exec(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct waiter *w = priv;
+	struct redis_store *r = w->r;
+	waiter_unlink(r, w);
 	enum store_status status = exec_status(reply);
 	if (status == STORE_OK) {
 		metrics_inc(M_REG_STORE_COMMITS);
 	} else {
 		metrics_inc(M_REG_STORE_ERRORS);
 		const redisReply *rp = reply;
-		log_warn("registrar: store redis %s: write %s%s", w->r->where,
+		log_warn("registrar: store redis %s: write %s%s", r->where,
 			 status == STORE_UNAVAILABLE ? "lost with the connection" : "refused: ",
 			 rp && rp->type == REDIS_REPLY_ERROR ? rp->str : "");
 	}
@@ -228,35 +331,71 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *priv)
 	free(w);
 }
 
-/* EXEC of the open MULTI; done(status) once Redis has answered it. */
+/* EXEC of the open MULTI; done(status) once Redis has answered it, or its deadline passed. */
 static void exec_group(struct redis_store *r, store_done_fn done, void *arg)
 {
 	struct waiter *w = malloc(sizeof(*w));
 	const char *exec[] = {"EXEC"};
 	if (w)
-		*w = (struct waiter){r, done, arg};
+		*w = (struct waiter){r, done, arg, uv_now(loop_get()) + r->timeout_ms, NULL, NULL};
 	if (!w || send_words(r, on_exec, w, 1, exec) != 0) {
 		free(w);
 		if (done)
 			done(STORE_UNAVAILABLE, arg);
+		return;
 	}
+	w->prev = r->tail;
+	if (r->tail)
+		r->tail->next = w;
+	else
+		r->head = w;
+	r->tail = w;
+	if (r->head == w)
+		arm_deadline(r);
 }
 
-/* Every write is inside a MULTI: the REGISTER's group, or one of its own. */
+/* A MULTI that will not be EXECed: DISCARD it, or drop a connection that cannot take even that
+ * (it would stay inside the transaction, and the next MULTI be refused). */
+static void discard_group(struct redis_store *r)
+{
+	const char *discard[] = {"DISCARD"};
+	if (r->ac && send_words(r, NULL, NULL, 1, discard) != 0)
+		redisAsyncDisconnect(r->ac);
+}
+
+/* Every write is inside a MULTI: the REGISTER's group, or one of its own. In a group MULTI goes
+ * with the first write, and counts only once it was sent: if it could not be, the group fails
+ * (nothing of it is sent after it). */
 static int write_start(struct redis_store *r)
 {
 	const char *multi[] = {"MULTI"};
-	if (!r->ac)
-		return -1; /* between connection attempts */
-	if (r->in_group && r->group_writes++ > 0)
+	if (r->in_group && r->group_failed)
+		return -1;
+	if (r->in_group && r->group_writes > 0) {
+		r->group_writes++;
 		return 0;
-	return send_words(r, NULL, NULL, 1, multi);
+	}
+	if (!r->ac || send_words(r, NULL, NULL, 1, multi) != 0)
+		return -1; /* between connection attempts, or the connection is going */
+	if (r->in_group)
+		r->group_writes = 1;
+	return 0;
 }
 
-static void write_end(struct redis_store *r)
+/* The end of one write (rc: 0 when everything was sent, or -1): a group fails whole at commit();
+ * a write of its own is EXECed, or DISCARDed if part of it could not be sent. */
+static int write_end(struct redis_store *r, int rc, bool started)
 {
-	if (!r->in_group)
-		exec_group(r, NULL, NULL);
+	if (r->in_group) {
+		if (rc != 0)
+			r->group_failed = true;
+	} else if (started) {
+		if (rc == 0)
+			exec_group(r, NULL, NULL);
+		else
+			discard_group(r);
+	}
+	return rc;
 }
 
 /* ---- store_ops ---- */
@@ -266,7 +405,8 @@ static int rd_put(struct store *s, const struct binding *b)
 	struct redis_store *r = s->impl;
 	char *k = binding_key(b->aor, b->key), *ak = aor_key(b->aor);
 	int rc = -1;
-	if (k && ak && b->contact && b->uri && write_start(r) == 0) {
+	bool started = k && ak && b->contact && b->uri && write_start(r) == 0;
+	if (started) {
 		struct cmd del = {0}, hset = {0}, exp = {0}, zadd = {0}, znx = {0}, zgt = {0}, prune = {0};
 		arg(&del, "DEL"), arg(&del, k);
 		arg(&hset, "HSET"), arg(&hset, k);
@@ -292,8 +432,8 @@ static int rd_put(struct store *s, const struct binding *b)
 		rc = 0;
 		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && rc == 0; i++)
 			rc = send_cmd(r, all[i], NULL, NULL);
-		write_end(r);
 	}
+	write_end(r, rc, started);
 	free(k);
 	free(ak);
 	return rc;
@@ -304,12 +444,14 @@ static int rd_del(struct store *s, const char *aor, const char *key)
 	struct redis_store *r = s->impl;
 	char *k = binding_key(aor, key), *ak = aor_key(aor);
 	int rc = -1;
-	if (k && ak && write_start(r) == 0) {
+	bool started = k && ak && write_start(r) == 0;
+	if (started) {
 		const char *del[] = {"DEL", k}, *zrem[] = {"ZREM", ak, key}, *pub[] = {"PUBLISH", r->channel, aor};
-		rc = send_words(r, NULL, NULL, 2, del) | send_words(r, NULL, NULL, 3, zrem) |
-		     send_words(r, NULL, NULL, 3, pub);
-		write_end(r);
+		rc = send_words(r, NULL, NULL, 2, del);
+		rc = rc ? rc : send_words(r, NULL, NULL, 3, zrem);
+		rc = rc ? rc : send_words(r, NULL, NULL, 3, pub);
 	}
+	write_end(r, rc, started);
 	free(k);
 	free(ak);
 	return rc;
@@ -319,18 +461,27 @@ static void rd_begin(struct store *s)
 {
 	struct redis_store *r = s->impl;
 	r->in_group = true;
+	r->group_failed = false;
 	r->group_writes = 0;
 }
 
 static void rd_commit(struct store *s, store_done_fn done, void *arg)
 {
 	struct redis_store *r = s->impl;
-	bool wrote = r->in_group && r->group_writes > 0;
+	bool wrote = r->in_group && r->group_writes > 0, failed = r->in_group && r->group_failed;
 	r->in_group = false;
-	if (!wrote)
+	if (failed) {
+		/* Part of the group could not be sent: none of it may be applied. */
+		if (wrote)
+			discard_group(r);
+		log_warn("registrar: store redis %s: a write could not be sent%s: the REGISTER is refused",
+			 r->where, r->ac ? "" : " (no connection)");
+		done(r->ac ? STORE_FAILED : STORE_UNAVAILABLE, arg);
+	} else if (!wrote) {
 		done(STORE_OK, arg); /* nothing changed: nothing to wait for */
-	else
+	} else {
 		exec_group(r, done, arg);
+	}
 }
 
 /* The first connection counts as ready while it is set up: the probe at open has just reached
@@ -365,6 +516,32 @@ static void went_down(struct redis_store *r, const char *why)
 	r->down_logged = true;
 	uv_timer_start(&r->retry, on_retry, r->backoff_ms, 0);
 	r->backoff_ms = r->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : r->backoff_ms * 2;
+}
+
+/* The oldest EXEC was not answered in time: a Redis that takes commands but does not answer them
+ * (stalled: DEBUG SLEEP, a stopped process, a full disk under appendfsync always). Freeing the
+ * connection answers every write on it 503 at once (on_exec with no reply) and no late reply can
+ * arrive after; the reconnect with backoff follows, as for a connection lost. */
+static void on_deadline(uv_timer_t *t)
+{
+	struct redis_store *r = t->data;
+	if (!r->head || !r->ac || r->closing)
+		return;
+	if (r->head->deadline > uv_now(loop_get())) {
+		arm_deadline(r);
+		return;
+	}
+	unsigned n = 0;
+	for (const struct waiter *w = r->head; w; w = w->next)
+		n++;
+	metrics_inc(M_REG_STORE_TIMEOUTS);
+	log_warn("registrar: store redis %s: a write not acknowledged within %u ms (registrar.store_timeout): "
+		 "dropping the connection; %u write%s unanswered get 503", r->where, r->timeout_ms, n,
+		 n == 1 ? "" : "s");
+	redisAsyncContext *ac = r->ac;
+	r->ac = NULL;
+	redisAsyncFree(ac); /* on_exec(NULL) for each: the waiting REGISTERs get 503 */
+	went_down(r, "a write timed out");
 }
 
 /* SELECT's reply: AUTH (queued before it) and SELECT went through; writes may go. */
@@ -535,9 +712,16 @@ static void load_one(struct redis_store *r, const redisReply *h, store_load_fn f
 /* One SCAN page: HGETALL of each key, pipelined. */
 static int load_page(struct redis_store *r, redisContext *c, const redisReply *keys, store_load_fn fn, void *arg)
 {
-	for (size_t i = 0; i < keys->elements; i++)
-		redisAppendCommand(c, "HGETALL %s", keys->element[i]->str);
+	size_t sent = 0;
 	for (size_t i = 0; i < keys->elements; i++) {
+		const redisReply *k = keys->element[i];
+		if (!k || k->type != REDIS_REPLY_STRING || !k->str)
+			continue; /* SCAN names keys with strings: anything else is not a key */
+		if (redisAppendCommand(c, "HGETALL %b", k->str, k->len) != REDIS_OK)
+			return -1;
+		sent++;
+	}
+	for (size_t i = 0; i < sent; i++) {
 		redisReply *h = NULL;
 		if (redisGetReply(c, (void **)&h) != REDIS_OK)
 			return -1;
@@ -560,7 +744,7 @@ static int rd_load(struct store *s, store_load_fn fn, void *arg)
 	do {
 		redisReply *rp = redisCommand(c, "SCAN %s MATCH sipedge:b:* COUNT " SCAN_COUNT, cursor);
 		if (!rp || rp->type != REDIS_REPLY_ARRAY || rp->elements != 2 ||
-		    rp->element[1]->type != REDIS_REPLY_ARRAY) {
+		    rp->element[0]->type != REDIS_REPLY_STRING || rp->element[1]->type != REDIS_REPLY_ARRAY) {
 			rc = -1;
 			if (rp)
 				freeReplyObject(rp);
@@ -587,7 +771,12 @@ static void free_store(struct redis_store *r)
 	free(r);
 }
 
-static void on_retry_closed(uv_handle_t *h) { free_store(h->data); }
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct redis_store *r = h->data;
+	if (--r->open_handles == 0)
+		free_store(r);
+}
 
 static int rd_open(struct store *s, const struct store_params *p)
 {
@@ -597,7 +786,9 @@ static int rd_open(struct store *s, const struct store_params *p)
 	r->password = strdup(p->password ? p->password : "");
 	r->node = strdup(p->node && *p->node ? p->node : "sipedge");
 	if (!r->password || !r->node || parse_url(r, p->spec) != 0) {
-		log_error("registrar: store redis: '%s' is not redis://[:PASSWORD@]HOST[:PORT][/DB]", p->spec);
+		char shown[512];
+		log_error("registrar: store redis: '%s' is not redis://[:PASSWORD@]HOST[:PORT][/DB]",
+			  redis_url_masked(p->spec, shown, sizeof(shown)));
 		free_store(r);
 		return -1;
 	}
@@ -610,6 +801,10 @@ static int rd_open(struct store *s, const struct store_params *p)
 	redisFree(probe);
 	uv_timer_init(loop_get(), &r->retry);
 	r->retry.data = r;
+	uv_timer_init(loop_get(), &r->deadline);
+	r->deadline.data = r;
+	r->open_handles = 2;
+	r->timeout_ms = p->timeout_ms > 0 ? (unsigned)p->timeout_ms : WRITE_TIMEOUT_MS;
 	r->backoff_ms = RETRY_MIN_MS;
 	r->first = true;
 	s->impl = r;
@@ -624,6 +819,7 @@ static void rd_close(struct store *s)
 		return;
 	r->closing = true;
 	uv_timer_stop(&r->retry);
+	uv_timer_stop(&r->deadline);
 	/* Writes still unanswered get their callbacks now (no reply: 503 to their REGISTERs). */
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
@@ -632,7 +828,8 @@ static void rd_close(struct store *s)
 	}
 	r->ready = false;
 	metrics_set(M_REG_STORE_UP, 0);
-	uv_close((uv_handle_t *)&r->retry, on_retry_closed); /* frees r */
+	uv_close((uv_handle_t *)&r->retry, on_handle_closed);
+	uv_close((uv_handle_t *)&r->deadline, on_handle_closed); /* the last one frees r */
 	s->impl = NULL;
 }
 

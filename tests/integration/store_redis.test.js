@@ -129,3 +129,67 @@ test('redis: unreachable while running: 503 with Retry-After, known bindings sti
   assert.equal((await register(dave, 'dave')).status_code, 200);
   assert.equal(await redis.cli('HGET', `sipedge:b:{sip:dave@${DOMAIN}}:u:sip:dave@127.0.0.1:${dave.local.port}`, 'node'), 'node-a');
 });
+
+test('redis: a stalled Redis: waiting REGISTERs answered 503 once store_timeout passes, once each, 200 after', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.destroy());
+  const d = await startDaemon(options(redis.url, 'store_timeout = 500; store_retry_after = 9;'));
+  t.after(() => d.stop());
+  const phones = [];
+  for (let i = 0; i < 3; i++) {
+    const p = await SipUdp.open({ port: d.ports.udp, domain: DOMAIN });
+    t.after(() => p.close());
+    phones.push(p);
+  }
+  assert.equal((await register(phones[0], 'u0')).status_code, 200);
+
+  // Redis keeps the connection open and takes the commands, but answers nothing.
+  redis.signal('SIGSTOP');
+  const started = Date.now();
+  const reqs = phones.map((p, i) => p.request({ method: 'REGISTER', ruri: `sip:${DOMAIN}`, to: `sip:u${i}@${DOMAIN}`,
+    user: `u${i}`, headers: [`Contact: <sip:u${i}@127.0.0.1:${p.local.port}>`, 'Expires: 600'] }));
+  await Promise.all(phones.map((p, i) => p.send(reqs[i].text)));
+  const answers = await Promise.all(phones.map((p, i) => p.final(reqs[i].callId, 5000)));
+  const took = Date.now() - started;
+  for (const a of answers) {
+    assert.ok(a, 'every waiting REGISTER is answered');
+    assert.equal(a.status_code, 503);
+    assert.equal(a.getHeader('Retry-After'), '9');
+  }
+  assert.ok(took >= 400 && took < 3000, `answered at the deadline (${took} ms)`);
+  const m = await d.metrics();
+  assert.equal(m.sipedge_registrar_store_timeouts_total, 1, 'one deadline passed');
+  assert.equal(m.sipedge_registrar_store_held, 0, 'nothing left waiting');
+  assert.equal(m.sipedge_registrar_store_up, 0);
+  assert.match(d.log(), /warn\s+registrar: store redis 127\.0\.0\.1:\d+\/0: a write not acknowledged within 500 ms/);
+
+  // Redis wakes up: what it had read is executed, but nothing reaches the dropped connection,
+  // so no REGISTER is answered a second time; the store reconnects and takes writes again.
+  redis.signal('SIGCONT');
+  await until('the store is back', async () => (await d.metrics()).sipedge_registrar_store_up === 1, 15000);
+  for (let i = 0; i < phones.length; i++)
+    assert.equal(await phones[i].final(reqs[i].callId, 300), null, `no second answer to u${i}`);
+  assert.equal((await register(phones[1], 'u1')).status_code, 200);
+  assert.equal((await d.metrics()).sipedge_registrar_store_timeouts_total, 1);
+});
+
+test('redis: the URL\'s password runs to the last @, its %XX escapes decoded; logs mask it', async (t) => {
+  const password = 'p@ss/w%rd';
+  const redis = await startRedis({ password });
+  t.after(() => redis.destroy());
+  const url = `redis://:p@ss%2Fw%25rd@127.0.0.1:${redis.port}/0`;
+  const d = await startDaemon(options(url));
+  t.after(() => d.stop());
+  const carol = await SipUdp.open({ port: d.ports.udp, domain: DOMAIN });
+  t.after(() => carol.close());
+  assert.equal((await register(carol, 'carol')).status_code, 200);
+  assert.equal(await redis.cli('HGET', `${CAROL}u:sip:carol@127.0.0.1:${carol.local.port}`, 'node'), 'node-a');
+  assert.match(d.log(), /registrar: store redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0;/);
+  assert.doesNotMatch(d.log(), /p@ss|w%25rd/);
+
+  // A store_path that does not parse is named in the error, but not its password.
+  const bad = await startDaemon(options('redis://:hunter2@127.0.0.1:notaport/0')).then(
+    () => assert.fail('started with a malformed store_path'), (e) => e.message);
+  assert.match(bad, /'redis:\/\/:\*\*\*@127\.0\.0\.1:notaport\/0' is not redis:\/\//);
+  assert.doesNotMatch(bad, /hunter2/);
+});

@@ -4,6 +4,7 @@
 //   const r = await startRedis();   r.url -> 'redis://127.0.0.1:PORT/0'
 //   await r.cli('HGETALL', key)     -> redis-cli's output (raw)
 //   await r.stop(); await r.start() -> the same port and data again
+//   r.signal('SIGSTOP')             -> a Redis that keeps its connections but answers nothing
 const { spawn, execFile } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -60,7 +61,11 @@ async function startRedis({ password } = {}) {
     start,
     stop,
     cli,
+    signal(sig) {
+      child.kill(sig);
+    },
     async destroy() {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
       await stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },

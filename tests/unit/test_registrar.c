@@ -1397,6 +1397,35 @@ START_TEST(test_store_sqlite_older_file_gains_reg_epoch)
 }
 END_TEST
 
+START_TEST(test_store_redis_url)
+{
+	struct redis_addr a;
+	ck_assert_int_eq(redis_addr_parse("redis://:p@ss@10.0.0.1:6380/2", &a), 0);
+	ck_assert_str_eq(a.password, "p@ss"); /* to the last '@' */
+	ck_assert_str_eq(a.host, "10.0.0.1");
+	ck_assert_int_eq(a.port, 6380);
+	ck_assert_int_eq(a.db, 2);
+	redis_addr_clear(&a);
+	ck_assert_int_eq(redis_addr_parse("redis://user:a%2Fb%40c%25d%zz@[::1]/1", &a), 0);
+	ck_assert_str_eq(a.password, "a/b@c%d%zz"); /* decoded; a '%' that escapes nothing stays */
+	ck_assert_str_eq(a.host, "::1");
+	ck_assert_int_eq(a.port, 6379);
+	redis_addr_clear(&a);
+	ck_assert_int_eq(redis_addr_parse("redis://127.0.0.1", &a), 0);
+	ck_assert_ptr_null(a.password);
+	redis_addr_clear(&a);
+	ck_assert_int_eq(redis_addr_parse("redis://:a%00b@127.0.0.1", &a), -1); /* AUTH cannot carry NUL */
+	ck_assert_int_eq(redis_addr_parse("redis://:pw@", &a), -1);
+
+	char out[64];
+	ck_assert_str_eq(redis_url_masked("redis://:p@ss@h:1/0", out, sizeof(out)), "redis://:***@h:1/0");
+	ck_assert_str_eq(redis_url_masked("redis://user:pw@h/0", out, sizeof(out)), "redis://user:***@h/0");
+	ck_assert_str_eq(redis_url_masked("redis://h:1/0", out, sizeof(out)), "redis://h:1/0");
+	ck_assert_str_eq(redis_url_masked("/var/lib/sipedge/b.db", out, sizeof(out)), "/var/lib/sipedge/b.db");
+	ck_assert_str_eq(redis_url_masked("redis://:secret@h", out, 12), "redis://:**");
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1410,6 +1439,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_store_sqlite_answers_after_commit);
 	tcase_add_test(tc, test_store_sqlite_close_answers_waiters);
 	tcase_add_test(tc, test_store_written_through_and_loaded);
+	tcase_add_test(tc, test_store_redis_url);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -591,6 +591,39 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 	return resp;
 }
 
+sip_date_t *sipmsg_date_now(su_home_t *home)
+{
+	/* sofia-sip encodes a Date with snprintf (about 3.3k instructions); within a second
+	 * every Date line is the same bytes. msg_headers_prepare() sends a header that has its
+	 * h_data as it is, so the line made by sofia-sip's own encoder is copied into each new
+	 * header, which keeps it for as long as its message lives. */
+	static sip_time_t cached_at;
+	static char line[64];
+	static size_t line_len;
+	sip_time_t now = sip_now();
+	if (!line_len || now != cached_at) {
+		sip_date_t d[1];
+		sip_date_init(d);
+		d->d_time = now;
+		issize_t n = msg_header_e(line, sizeof(line), (msg_header_t *)d, 0);
+		if (n <= 0 || (size_t)n >= sizeof(line)) {
+			line_len = 0;
+			return sip_date_create(home, now);
+		}
+		line_len = (size_t)n;
+		cached_at = now;
+	}
+	sip_date_t *d = (sip_date_t *)msg_header_alloc(home, sip_date_class, (isize_t)line_len);
+	if (!d)
+		return NULL;
+	d->d_time = now;
+	char *data = (char *)(d + 1);
+	memcpy(data, line, line_len);
+	d->d_common->h_data = data;
+	d->d_common->h_len = line_len;
+	return d;
+}
+
 char *sipmsg_encode(msg_t *msg, size_t *len)
 {
 	sip_t *sip = sip_object(msg);

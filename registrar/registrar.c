@@ -201,7 +201,7 @@ static void reg_answer_ok(struct txn *st, msg_t *req, sip_t *sip, const char *ao
 			err |= reg_add_gruus(home, m, list[i]);
 		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)m);
 	}
-	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)sip_date_create(home, sip_now()));
+	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)sipmsg_date_now(home));
 	if (path && sip->sip_path)
 		err |= sip_add_dup(resp, rs, (sip_header_t const *)sip->sip_path);
 	if (outbound)

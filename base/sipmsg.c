@@ -573,9 +573,13 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 	if (rq->sip_to) {
 		sip_to_t *to = sip_to_dup(home, rq->sip_to);
 		if (to && !to->a_tag && status > 100) {
-			char tag[17];
-			sipmsg_random_token(tag, sizeof(tag));
-			sip_to_tag(home, to, tag);
+			/* What sip_to_tag() adds, without its su_sprintf (about 1k instructions). */
+			char *tag = su_alloc(home, 4 + 17);
+			if (tag) {
+				memcpy(tag, "tag=", 4);
+				sipmsg_random_token(tag + 4, 17);
+			}
+			err |= !tag || msg_header_replace_param(home, to->a_common, tag) < 0;
 		}
 		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)to);
 	}

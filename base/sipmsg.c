@@ -45,9 +45,11 @@ bool sipmsg_is_keepalive(const char *data, size_t len)
  *  or bare LF LF as sofia-sip also accepts), or len if there is none. */
 static size_t header_section_len(const char *data, size_t len)
 {
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (data[i] != '\n')
-			continue;
+	for (const char *lf = len ? memchr(data, '\n', len) : NULL; lf;
+	     lf = memchr(lf + 1, '\n', len - (size_t)(lf + 1 - data))) {
+		size_t i = (size_t)(lf - data);
+		if (i + 1 >= len)
+			break;
 		if (data[i + 1] == '\n')
 			return i + 2;
 		if (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')
@@ -62,6 +64,10 @@ static size_t header_section_len(const char *data, size_t len)
  *  Quoted strings do not span lines (only folded ones), so the state resets at each line. */
 static size_t forbidden_nul(const char *data, size_t hlen)
 {
+	/* Nearly every message has no NUL at all: memchr finds that out at a fraction of the
+	 * cost of the walk below. */
+	if (!hlen || !memchr(data, '\0', hlen))
+		return hlen;
 	bool in_quotes = false, escaped = false;
 	for (size_t i = 0; i < hlen; i++) {
 		char c = data[i];
@@ -92,9 +98,10 @@ static void fill_iovec(msg_iovec_t *iov, issize_t nvec, const char *data, size_t
 			n = len - off;
 		char *dst = iov[i].mv_base;
 		memcpy(dst, data + off, n);
-		for (size_t j = 0; j < n && off + j < blank_upto; j++)
-			if (dst[j] == '\0')
-				dst[j] = ' ';
+		size_t blank = off < blank_upto ? (blank_upto - off < n ? blank_upto - off : n) : 0;
+		for (char *z = blank ? memchr(dst, '\0', blank) : NULL; z;
+		     z = memchr(z + 1, '\0', blank - (size_t)(z + 1 - dst)))
+			*z = ' ';
 		off += n;
 	}
 }

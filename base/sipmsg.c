@@ -106,10 +106,25 @@ static void fill_iovec(msg_iovec_t *iov, issize_t nvec, const char *data, size_t
 	}
 }
 
+/* sofia-sip allocates every header, parameter list and string of a message on its own from the
+ * message's home: some 40 malloc and free pairs for a REGISTER and for its 200. A preloaded
+ * area takes the small ones in one block, freed with the message (su_home_preload). */
+#ifndef SIPMSG_PRELOAD
+#define SIPMSG_PRELOAD 4096
+#endif
+
+static msg_t *msg_new(int flags)
+{
+	msg_t *msg = msg_create(sipmsg_mclass(), flags);
+	if (msg && SIPMSG_PRELOAD)
+		su_home_preload(msg_home(msg), 1, SIPMSG_PRELOAD);
+	return msg;
+}
+
 /** Copy data into a new message and run the parser over it; *rc is msg_extract's result. */
 static msg_t *parse_raw(const char *data, size_t len, size_t blank_upto, int *rc)
 {
-	msg_t *msg = msg_create(sipmsg_mclass(), MSG_DO_EXTRACT_COPY);
+	msg_t *msg = msg_new(MSG_DO_EXTRACT_COPY);
 	if (!msg)
 		return NULL;
 	msg_iovec_t iov[2];
@@ -561,7 +576,7 @@ void sipmsg_random_token(char *out, size_t n)
 msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 {
 	sip_t *rq = sip_object(req);
-	msg_t *resp = msg_create(sipmsg_mclass(), 0);
+	msg_t *resp = msg_new(0);
 	if (!resp)
 		return NULL;
 	sip_t *rs = sip_object(resp);

@@ -680,6 +680,17 @@ sip_date_t *sipmsg_date_now(su_home_t *home)
 char *sipmsg_encode(msg_t *msg, size_t *len)
 {
 	sip_t *sip = sip_object(msg);
+	if (!sip->sip_content_length && !sip->sip_payload && !sip->sip_multipart) {
+		/* What sip_complete_message() would add, with its encoding already made: sofia-sip
+		 * formats the length with snprintf. */
+		static const char zero[] = "Content-Length: 0\r\n";
+		sip_content_length_t *l = sip_content_length_create(msg_home(msg), 0);
+		if (l) {
+			l->l_common->h_data = zero;
+			l->l_common->h_len = sizeof(zero) - 1;
+			msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)l);
+		}
+	}
 	if (!sip->sip_content_length || !sip->sip_separator)
 		sip_complete_message(msg);
 	if (msg_serialize(msg, (msg_pub_t *)sip) < 0 || msg_prepare(msg) < 0)

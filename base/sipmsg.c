@@ -598,6 +598,34 @@ static void status_line_encode(su_home_t *home, sip_status_t *st)
 	st->st_common->h_len = n;
 }
 
+/* CSeq as sofia-sip encodes it ("CSeq: " "%u %s" CRLF), without its snprintf (about 1k
+ * instructions a response), set as the header's encoding. */
+static void cseq_encode(su_home_t *home, sip_cseq_t *cs)
+{
+	if (!cs->cs_method_name)
+		return;
+	char num[12], *d = num + sizeof(num);
+	uint32_t seq = cs->cs_seq;
+	do
+		*--d = (char)('0' + seq % 10);
+	while (seq /= 10);
+	size_t ld = (size_t)(num + sizeof(num) - d), lm = strlen(cs->cs_method_name);
+	size_t n = 6 + ld + 1 + lm + 2;
+	char *b = su_alloc(home, n), *p = b;
+	if (!b)
+		return;
+	memcpy(p, "CSeq: ", 6);
+	p += 6;
+	memcpy(p, d, ld);
+	p += ld;
+	*p++ = ' ';
+	memcpy(p, cs->cs_method_name, lm);
+	p += lm;
+	memcpy(p, "\r\n", 2);
+	cs->cs_common->h_data = b;
+	cs->cs_common->h_len = n;
+}
+
 msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 {
 	sip_t *rq = sip_object(req);
@@ -634,8 +662,12 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 	}
 	if (rq->sip_call_id)
 		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_call_id);
-	if (rq->sip_cseq)
-		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_cseq);
+	if (rq->sip_cseq) {
+		sip_cseq_t *cs = sip_cseq_dup(home, rq->sip_cseq);
+		if (cs)
+			cseq_encode(home, cs);
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)cs);
+	}
 	err |= sip_add_make(resp, rs, sip_server_class, SIPEDGE_SERVER);
 	if (err) {
 		msg_destroy(resp);

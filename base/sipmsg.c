@@ -650,7 +650,8 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 	if (rq->sip_to) {
 		sip_to_t *to = sip_to_dup(home, rq->sip_to);
 		if (to && !to->a_tag && status > 100) {
-			/* What sip_to_tag() adds, without its su_sprintf (about 1k instructions). */
+			/* What sip_to_tag() adds, without its su_sprintf (about 1k
+			 * instructions). */
 			char *tag = su_alloc(home, 4 + 17);
 			if (tag) {
 				memcpy(tag, "tag=", 4);

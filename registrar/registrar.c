@@ -366,11 +366,13 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	nb->outbound = nb->reg_id != 0;
 	char num[24];
 	if (nb->outbound)
-		nb->key = reg_join(c->home, "o:", nb->instance, ";", reg_decimal(num, (unsigned)nb->reg_id));
+		nb->key = reg_join(c->home, "o:", nb->instance, ";",
+				   reg_decimal(num, (unsigned)nb->reg_id));
 	else if (nb->instance)
 		nb->key = reg_join(c->home, "i:", nb->instance, NULL, NULL);
 	else if (reg_flow_is_ws(c->f))
-		nb->key = reg_join(c->home, "f:", reg_decimal(num, (unsigned long long)c->f->id), ":", nb->uri);
+		nb->key = reg_join(c->home, "f:", reg_decimal(num, (unsigned long long)c->f->id),
+				   ":", nb->uri);
 	else
 		nb->key = reg_join(c->home, "u:", nb->uri, NULL, NULL);
 	nb->flow_id = c->f ? c->f->id : 0;

@@ -122,9 +122,11 @@ static char *make_key(enum txn_side side, sip_t *sip, const char *method)
 		do
 			*--c = (char)('0' + seq % 10);
 		while (seq /= 10);
-		const char *part[] = {"S|", sip->sip_call_id ? sip->sip_call_id->i_id : "", "|",
-				      sip->sip_from ? sip->sip_from->a_tag : "", "|", c, "|", method, "|",
-				      v ? v->v_host : ""};
+		const char *part[] = {"S|", sip->sip_call_id ? sip->sip_call_id->i_id : "",
+				      "|", sip->sip_from ? sip->sip_from->a_tag : "",
+				      "|", c,
+				      "|", method,
+				      "|", v ? v->v_host : ""};
 		return join(sizeof(part) / sizeof(*part), part);
 	} else if (side == SIDE_SERVER) {
 		const char *part[] = {"S|", branch, "|", v->v_host, ":", v->v_port, "|", method};

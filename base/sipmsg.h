@@ -56,6 +56,9 @@ bool sipmsg_response_ok(sip_t *sip);
 
 /** Build a response to req per §8.2.6 (Via, From, To+tag, Call-ID, CSeq copied; Server). */
 msg_t *sipmsg_response(msg_t *req, int status, const char *reason);
+/** A Date header for now (RFC 3261 §20.17), allocated from home, that carries its own
+ * encoding: the line is formatted once a second and copied, not printed per message. */
+sip_date_t *sipmsg_date_now(su_home_t *home);
 
 /** Encode to one contiguous malloc'd buffer (caller frees). NULL on failure. */
 char *sipmsg_encode(msg_t *msg, size_t *len);

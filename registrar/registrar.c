@@ -102,6 +102,38 @@ static int reg_parse_q(const char *s, int *out)
 static bool reg_flow_is_ws(const struct flow *f) { return f && (f->proto == PROTO_WS || f->proto == PROTO_WSS); }
 
 /* One header field value as text (no name, no CRLF), in home. */
+/* Four strings (NULL as "") joined in home: the binding's key and the URI's trial request line
+ * are built for every contact of every REGISTER, where su_sprintf cost about 1.3k instructions
+ * each. */
+static char *reg_join(su_home_t *home, const char *a, const char *b, const char *c, const char *d)
+{
+	const char *part[4] = {a, b, c, d};
+	size_t len[4], total = 1;
+	for (int i = 0; i < 4; i++)
+		total += len[i] = part[i] ? strlen(part[i]) : 0;
+	char *s = su_alloc(home, total), *p = s;
+	if (!s)
+		return NULL;
+	for (int i = 0; i < 4; i++) {
+		if (len[i])
+			memcpy(p, part[i], len[i]);
+		p += len[i];
+	}
+	*p = '\0';
+	return s;
+}
+
+/* v in decimal in buf (24 bytes). */
+static const char *reg_decimal(char buf[24], unsigned long long v)
+{
+	char *p = buf + 23;
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	return p;
+}
+
 static char *reg_field_text(su_home_t *home, const msg_header_t *h)
 {
 	char buf[1024];
@@ -201,7 +233,7 @@ static void reg_answer_ok(struct txn *st, msg_t *req, sip_t *sip, const char *ao
 			err |= reg_add_gruus(home, m, list[i]);
 		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)m);
 	}
-	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)sip_date_create(home, sip_now()));
+	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)sipmsg_date_now(home));
 	if (path && sip->sip_path)
 		err |= sip_add_dup(resp, rs, (sip_header_t const *)sip->sip_path);
 	if (outbound)
@@ -324,7 +356,7 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	/* The URI becomes the Request-URI of requests to this binding. Between < and > sofia-sip
 	 * takes spaces and the like into a URI, which would make a request line no one can parse
 	 * (found by fuzz/fuzz_sip): it must read back as a request line. */
-	char *line = su_sprintf(c->home, "INVITE %s SIP/2.0", nb->uri);
+	char *line = reg_join(c->home, "INVITE ", nb->uri, " SIP/2.0", NULL);
 	sip_request_t *rq = line ? sip_request_make(c->home, line) : NULL;
 	if (!rq || strcmp(url_as_string(c->home, rq->rq_url), nb->uri) != 0) {
 		*reason = "Malformed Contact URI";
@@ -332,14 +364,17 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	}
 	nb->aor = (char *)c->aor;
 	nb->outbound = nb->reg_id != 0;
+	char num[24];
 	if (nb->outbound)
-		nb->key = su_sprintf(c->home, "o:%s;%d", nb->instance, nb->reg_id);
+		nb->key = reg_join(c->home, "o:", nb->instance, ";",
+				   reg_decimal(num, (unsigned)nb->reg_id));
 	else if (nb->instance)
-		nb->key = su_sprintf(c->home, "i:%s", nb->instance);
+		nb->key = reg_join(c->home, "i:", nb->instance, NULL, NULL);
 	else if (reg_flow_is_ws(c->f))
-		nb->key = su_sprintf(c->home, "f:%llu:%s", (unsigned long long)c->f->id, nb->uri);
+		nb->key = reg_join(c->home, "f:", reg_decimal(num, (unsigned long long)c->f->id),
+				   ":", nb->uri);
 	else
-		nb->key = su_sprintf(c->home, "u:%s", nb->uri);
+		nb->key = reg_join(c->home, "u:", nb->uri, NULL, NULL);
 	nb->flow_id = c->f ? c->f->id : 0;
 	nb->connection = c->f && proto_is_reliable(c->f->proto);
 	nb->call_id = (char *)c->sip->sip_call_id->i_id;

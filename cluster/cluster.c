@@ -408,38 +408,13 @@ static void raor_unlink(struct raor **pp)
 	free(a);
 }
 
-static const char *hash_get(const redisReply *h, const char *name)
-{
-	for (size_t i = 0; i + 1 < h->elements; i += 2)
-		if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
-		    h->element[i + 1]->type == REDIS_REPLY_STRING)
-			return h->element[i + 1]->str;
-	return NULL;
-}
-
-static long long hash_num(const redisReply *h, const char *name)
-{
-	const char *v = hash_get(h, name);
-	return v ? strtoll(v, NULL, 10) : 0;
-}
-
 /* One binding hash into a, if it is another node's and complete. */
 static void raor_add(struct raor *a, const redisReply *h)
 {
-	const char *node = h->type == REDIS_REPLY_ARRAY ? hash_get(h, "node") : NULL;
-	if (!node || strcmp(node, C.node) == 0)
-		return;
-	struct binding b = {
-		.aor = (char *)hash_get(h, "aor"), .key = (char *)hash_get(h, "key"),
-		.contact = (char *)hash_get(h, "contact"), .uri = (char *)hash_get(h, "uri"),
-		.instance = (char *)hash_get(h, "instance"), .path = (char *)hash_get(h, "path"),
-		.call_id = (char *)hash_get(h, "call_id"), .reg_id = (int)hash_num(h, "reg_id"),
-		.q = (int)hash_num(h, "q"), .flow_id = (uint64_t)hash_num(h, "flow_id"),
-		.cseq = (uint32_t)hash_num(h, "cseq"), .expires_at = (time_t)hash_num(h, "expires_at"),
-		.outbound = hash_num(h, "outbound") != 0, .connection = hash_num(h, "connection") != 0,
-		.updated_at = (time_t)hash_num(h, "updated_at"),
-	};
-	if (!b.aor || strcmp(b.aor, a->aor) != 0 || !b.key || !b.contact || !b.uri)
+	struct binding b;
+	const char *node = NULL;
+	if (store_redis_binding(h, &b, &node) != 0 || !node || strcmp(node, C.node) == 0 ||
+	    strcmp(b.aor, a->aor) != 0)
 		return;
 	if (!node_find(node))
 		C.stranger = true;

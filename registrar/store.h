@@ -82,6 +82,11 @@ struct redis_addr {
 	int port, db;
 };
 int redis_addr_parse(const char *url, struct redis_addr *a);
+struct redisReply;
+/** A binding hash as HGETALL returns it (the keys store_redis writes) into b, and the node that
+ *  holds its flow into *node. The strings are borrowed from the reply. 0, or -1 if the hash is
+ *  gone or lacks a field every binding has. Shared by loading and the cluster's cache. */
+int store_redis_binding(const struct redisReply *h, struct binding *b, const char **node);
 void redis_addr_clear(struct redis_addr *a);
 /** url for a log line: a password in it (between "redis://…:" and the last '@') becomes "***";
  *  any other text is copied as it is. Truncated to fit out[n]; returns out. */

@@ -679,15 +679,13 @@ static long long hash_num(const redisReply *h, const char *name)
 	return v ? strtoll(v, NULL, 10) : 0;
 }
 
-/* One binding's hash into fn, if it is this node's. Strings are borrowed from the reply. */
-static void load_one(struct redis_store *r, const redisReply *h, store_load_fn fn, void *arg)
+int store_redis_binding(const struct redisReply *h, struct binding *b, const char **node)
 {
+	memset(b, 0, sizeof(*b));
 	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
-		return; /* expired between SCAN and HGETALL */
-	const char *node = hash_get(h, "node");
-	if (node && strcmp(node, r->node) != 0)
-		return; /* another node's flow */
-	struct binding b = {
+		return -1; /* expired between SCAN (or an announcement) and HGETALL */
+	*node = hash_get(h, "node");
+	*b = (struct binding){
 		.aor = (char *)hash_get(h, "aor"),
 		.key = (char *)hash_get(h, "key"),
 		.contact = (char *)hash_get(h, "contact"),
@@ -705,8 +703,19 @@ static void load_one(struct redis_store *r, const redisReply *h, store_load_fn f
 		.updated_at = (time_t)hash_num(h, "updated_at"),
 		.reg_epoch = (uint64_t)hash_num(h, "reg_epoch"),
 	};
-	if (b.aor && b.key && b.contact && b.uri)
-		fn(&b, arg);
+	return b->aor && b->key && b->contact && b->uri ? 0 : -1;
+}
+
+/* One binding's hash into fn, if it is this node's. Strings are borrowed from the reply. */
+static void load_one(struct redis_store *r, const redisReply *h, store_load_fn fn, void *arg)
+{
+	struct binding b;
+	const char *node = NULL;
+	if (store_redis_binding(h, &b, &node) != 0)
+		return;
+	if (node && strcmp(node, r->node) != 0)
+		return; /* another node's flow */
+	fn(&b, arg);
 }
 
 /* One SCAN page: HGETALL of each key, pipelined. */

@@ -11,7 +11,7 @@ const path = require('node:path');
 const { startDaemon, ROOT } = require('../lib/daemon');
 const { freePort, freeUdpPort } = require('../lib/ports');
 const { startRedis } = require('../lib/redis');
-const { launchBrowser, artifactPath } = require('../lib/browser');
+const { launchBrowser, artifactPath, inboundRtp } = require('../lib/browser');
 
 const DOMAIN = 'sipedge.test';
 const WAIT = 15000;
@@ -42,14 +42,6 @@ async function until(what, pred, ms = WAIT) {
 
 const waitState = (page, kind, state) =>
   page.waitForSelector(`body[data-${kind}-state="${state}"]`, { state: 'attached', timeout: WAIT });
-
-// Bytes the current call's inbound RTP streams received, per kind.
-const inbound = (page) => page.evaluate(async () => {
-  const out = { audio: 0, video: 0 };
-  const pc = window.phone.pc;
-  if (pc) (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') out[s.kind] += s.bytesReceived || 0; });
-  return out;
-});
 
 test('alice on node A calls bob on node B from the demo phone; media flows; the BYE goes back', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipedge-users-'));
@@ -96,7 +88,7 @@ test('alice on node A calls bob on node B from the demo phone; media flows; the 
 
   let got = {};
   await until('media both ways', async () => {
-    got = { alice: await inbound(alice), bob: await inbound(bob) };
+    got = { alice: await inboundRtp(alice), bob: await inboundRtp(bob) };
     return got.alice.audio > 0 && got.alice.video > 0 && got.bob.audio > 0 && got.bob.video > 0;
   });
   t.diagnostic(`received: ${JSON.stringify(got)}`);

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { startDaemon, ROOT } = require('../lib/daemon');
-const { makeTestCA, launchBrowser, artifactPath } = require('../lib/browser');
+const { makeTestCA, launchBrowser, artifactPath, waitMedia } = require('../lib/browser');
 
 const DOMAIN = 'sipedge.test';
 const WAIT = 15000;
@@ -101,37 +101,6 @@ async function shot(page, name) {
   await page.screenshot({ path: artifactPath(`${name}-${page.who}`), fullPage: true });
 }
 
-// Bytes received by the current call's inbound RTP streams, per kind.
-function inbound(page) {
-  return page.evaluate(async () => {
-    const pc = window.phone.pc;
-    const out = { audio: 0, video: 0 };
-    if (!pc) return out;
-    const stats = await pc.getStats();
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp') out[s.kind] += s.bytesReceived || 0;
-      // The ICE pair that carries the media, for the test's diagnostics.
-      if (s.type === 'transport' && s.selectedCandidatePairId) {
-        const pair = stats.get(s.selectedCandidatePairId);
-        const local = pair && stats.get(pair.localCandidateId);
-        const remote = pair && stats.get(pair.remoteCandidateId);
-        if (local && remote) out.pair = `${local.address}:${local.port} -> ${remote.address}:${remote.port}`;
-      }
-    });
-    return out;
-  });
-}
-
-async function waitMedia(page) {
-  const until = Date.now() + WAIT;
-  let got;
-  while (Date.now() < until) {
-    got = await inbound(page);
-    if (got.audio > 0 && got.video > 0) return got;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${page.who}: no media received: ${JSON.stringify(got)}`);
-}
 
 // alice over ws, bob over wss, both registered.
 async function pair(t) {

@@ -16,7 +16,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { startDaemon, ROOT } = require('../lib/daemon');
-const { launchBrowser, artifactPath } = require('../lib/browser');
+const { launchBrowser, artifactPath, waitMedia } = require('../lib/browser');
 
 const CONF = path.join(ROOT, 'etc', 'sipedge.conf');
 const DOMAIN = 'sipedge.test';
@@ -97,37 +97,6 @@ async function shot(page, name) {
   await page.screenshot({ path: artifactPath(`sipjs-${name}-${page.who}`), fullPage: true });
 }
 
-// Packets received by the current call's inbound RTP streams, per kind. Each page exposes its
-// call's RTCPeerConnection: window.sipjs.pc on the SIP.js page, window.phone.pc on the phone.
-function inbound(page) {
-  return page.evaluate(async () => {
-    const conn = (window.sipjs || window.phone).pc;
-    const out = { audio: 0, video: 0 };
-    if (!conn) return out;
-    const stats = await conn.getStats();
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp') out[s.kind] += s.packetsReceived || 0;
-      if (s.type === 'transport' && s.selectedCandidatePairId) {
-        const pair = stats.get(s.selectedCandidatePairId);
-        const local = pair && stats.get(pair.localCandidateId);
-        const remote = pair && stats.get(pair.remoteCandidateId);
-        if (local && remote) out.pair = `${local.address}:${local.port} -> ${remote.address}:${remote.port}`;
-      }
-    });
-    return out;
-  });
-}
-
-async function waitMedia(page) {
-  const until = Date.now() + WAIT;
-  let got;
-  while (Date.now() < until) {
-    got = await inbound(page);
-    if (got.audio > 0 && got.video > 0) return got;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${page.who}: no media received: ${JSON.stringify(got)}`);
-}
 
 test('SIP.js calls the JsSIP demo phone and is called back; media both ways; each side hangs up once', async (t) => {
   // alice: SIP.js, from its own origin, to the daemon's ws listener. bob: the demo phone.

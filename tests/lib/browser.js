@@ -75,4 +75,38 @@ function artifactPath(name) {
   return path.join(ARTIFACTS, `${name.replace(/[^\w.-]+/g, '_')}.png`);
 }
 
-module.exports = { makeTestCA, launchBrowser, artifactPath, ARTIFACTS, CHROMIUM };
+// Packets received by a page's current call, per kind (inbound-rtp), and the ICE pair that
+// carries them for diagnostics. The demo phone exposes its RTCPeerConnection as window.phone.pc,
+// the SIP.js test page as window.sipjs.pc.
+function inboundRtp(page) {
+  return page.evaluate(async () => {
+    const conn = (window.sipjs || window.phone || {}).pc;
+    const out = { audio: 0, video: 0 };
+    if (!conn) return out;
+    const stats = await conn.getStats();
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp') out[s.kind] += s.packetsReceived || 0;
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = stats.get(s.selectedCandidatePairId);
+        const local = pair && stats.get(pair.localCandidateId);
+        const remote = pair && stats.get(pair.remoteCandidateId);
+        if (local && remote) out.pair = `${local.address}:${local.port} -> ${remote.address}:${remote.port}`;
+      }
+    });
+    return out;
+  });
+}
+
+// Until the page's call receives audio and video, or fails after ms.
+async function waitMedia(page, ms = 15000) {
+  const until = Date.now() + ms;
+  let got;
+  while (Date.now() < until) {
+    got = await inboundRtp(page);
+    if (got.audio > 0 && got.video > 0) return got;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${page.who}: no media received: ${JSON.stringify(got)}`);
+}
+
+module.exports = { makeTestCA, launchBrowser, artifactPath, inboundRtp, waitMedia, ARTIFACTS, CHROMIUM };

@@ -50,9 +50,7 @@ SIPP_AUTH=on start_daemon --listen tcp:127.0.0.1:0
 tcp_port=$(listener_port tcp)
 [[ -n "$tcp_port" ]] || { echo "no tcp listener printed"; exit 1; }
 uas_port=$(free_tcp_port)
-sed -e 's/transport=udp;lr/transport=tcp;lr/' -e 's#SIP/2.0/UDP #SIP/2.0/TCP #' \
-	"$SCEN/uas.xml" >"$WORK/uas_tcp.xml"
-start_sipp uas_tcp -sf "$WORK/uas_tcp.xml" -t t1 -s bob -i 127.0.0.1 -p "$uas_port" -m 1 127.0.0.1:"$tcp_port"
+start_sipp uas_tcp -sf "$(over_tcp "$SCEN/uas.xml")" -t t1 -s bob -i 127.0.0.1 -p "$uas_port" -m 1 127.0.0.1:"$tcp_port"
 run_sipp reg_tcp -sf "$SCEN/reg_auth.xml" -t t1 -s bob -au bob -ap bob-pw \
 	-key contact "127.0.0.1:$uas_port;transport=tcp" -i 127.0.0.1 -p "$(free_tcp_port)" -m 1 127.0.0.1:"$tcp_port"
 expect_log 'binding added: aor sip:bob@example.com'

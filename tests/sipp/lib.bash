@@ -8,6 +8,7 @@
 #   DNAME=b start_daemon …                a second daemon: $WORK/b.conf, b.out, b.log
 #   SIPP_DOMAIN=d start_daemon …          the daemon's domain (default example.com)
 #   run_sipp NAME args...                 sipp in the foreground, logs kept under $WORK
+#   over_tcp SCENARIO                     a TCP copy of a UDP scenario (prints its path)
 #   expect_log REGEX                      the daemon's log must match
 set -euo pipefail
 SIPP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -124,6 +125,14 @@ wait_sipp() {
 		return 1
 	fi
 	echo "sipp $name ok"
+}
+
+# over_tcp SCENARIO: the scenario's copy under $WORK with TCP in its Via and Record-Route
+# (SIPp scenarios are written for UDP); prints the copy's path.
+over_tcp() {
+	local out="$WORK/$(basename "${1%.xml}")_tcp.xml"
+	sed -e 's/transport=udp;lr/transport=tcp;lr/' -e 's#SIP/2.0/UDP #SIP/2.0/TCP #' "$1" >"$out"
+	echo "$out"
 }
 
 expect_log() {

@@ -18,9 +18,7 @@ tcp_port=$(listener_port tcp)
 [[ -n "$tcp_port" ]] || { echo "no tcp listener printed"; exit 1; }
 uas_port=$(free_tcp_port)
 # The UDP UAS scenario, expecting TCP in sipedge's Via and Record-Route.
-sed -e 's/transport=udp;lr/transport=tcp;lr/' -e 's#SIP/2.0/UDP #SIP/2.0/TCP #' \
-	"$SCEN/uas.xml" >"$WORK/uas_tcp.xml"
-start_sipp uas -sf "$WORK/uas_tcp.xml" -t t1 -s bob -i 127.0.0.1 -p "$uas_port" -m 3 \
+start_sipp uas -sf "$(over_tcp "$SCEN/uas.xml")" -t t1 -s bob -i 127.0.0.1 -p "$uas_port" -m 3 \
 	127.0.0.1:"$tcp_port"
 run_sipp reg -sf "$SCEN/reg_contact.xml" -t t1 -s bob -key contact "127.0.0.1:$uas_port;transport=tcp" \
 	-i 127.0.0.1 -p "$(free_tcp_port)" -m 1 127.0.0.1:"$tcp_port"

@@ -509,6 +509,8 @@ static void on_timer_b(uv_timer_t *h)
 	client_fail(t, 408);
 }
 
+static void on_first_send_failed(uv_timer_t *h) { client_fail(h->data, 503); }
+
 struct txn *txn_client_create(msg_t *req, const struct transport_dest *dest, const struct txn_user *user,
 			      void *arg)
 {
@@ -540,8 +542,9 @@ struct txn *txn_client_create(msg_t *req, const struct transport_dest *dest, con
 	t->arg = arg;
 	t->state = t->invite ? TXN_CALLING : TXN_TRYING;
 	if (client_send(t, buf, len) != 0) {
-		/* Report asynchronously-safe: the owner learns at once, the txn is freed later. */
-		client_fail(t, 503);
+		/* The owner learns on the loop's next turn, not from inside this call, which has not
+		 * yet given it the transaction to know its callbacks by. */
+		uv_timer_start(&t->timeout, on_first_send_failed, 0, 0);
 		return t;
 	}
 	if (!t->reliable) {

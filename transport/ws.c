@@ -123,16 +123,21 @@ static void conn_request_close(struct ws_conn *c, int code, const char *reason)
 
 static int conn_writeable(struct ws_conn *c, struct lws *wsi);
 
-/* Send what is due (the ping, then the queue's head) now when lws holds no partial write and
- * the socket has room, else from the next WRITEABLE. Waiting for WRITEABLE when the socket can
- * take the message at once costs two changes of the poll set per message (lws asks libuv for
- * POLLOUT, then drops it, and uv_poll_start takes the fd out of epoll and puts it back each
- * time) and a turn of the loop: a tenth of the daemon's time under REGISTER load
- * (tests/bench/README.md). lws_send_pipe_choked() is what lws asks before a write that no
- * WRITEABLE callback announced. A failed write closes, as a failed WRITEABLE callback would. */
+/* Send what is due (the ping, then the queue's head) now when lws holds no partial write, else
+ * from the next WRITEABLE. Waiting for WRITEABLE when the socket can take the message at once
+ * costs two changes of the poll set per message (lws asks libuv for POLLOUT, then drops it,
+ * and uv_poll_start takes the fd out of epoll and puts it back each time) and a turn of the
+ * loop: a tenth of the daemon's time under REGISTER load (tests/bench/README.md).
+ * Nor is the socket polled first (lws_send_pipe_choked() does, one poll() per message, a third
+ * of the daemon's system calls under that load): a write the socket cannot take whole is one
+ * lws keeps and finishes itself at POLLOUT, and until it has, lws_partial_buffered() holds
+ * further messages in our queue, where MAX_QUEUED_BYTES bounds them. A stream carried inside
+ * another connection (h2, not offered today) shares that connection's socket: it asks lws. A
+ * failed write closes, as a failed WRITEABLE callback would. */
 static int conn_kick(struct ws_conn *c)
 {
-	if (lws_send_pipe_choked(c->wsi)) {
+	struct lws *net = lws_get_network_wsi(c->wsi);
+	if (net != c->wsi ? lws_send_pipe_choked(c->wsi) : lws_partial_buffered(c->wsi)) {
 		lws_callback_on_writable(c->wsi);
 		return 0;
 	}
@@ -150,6 +155,7 @@ static int ws_flow_send(struct flow *f, const char *data, size_t len)
 	if (c->out.bytes + len > MAX_QUEUED_BYTES) {
 		log_warn("ws: flow %llu from %s is not reading (%zu bytes queued): closing",
 			 (unsigned long long)f->id, f->peer_text, c->out.bytes);
+		metrics_inc(M_WS_SEND_QUEUE_FULL);
 		conn_request_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
 		return -1;
 	}

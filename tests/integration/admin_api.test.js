@@ -7,22 +7,13 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const dgram = require('node:dgram');
 const { startDaemon } = require('../lib/daemon');
+const { until } = require('../lib/until');
 const { startUa } = require('../lib/jssip');
 const { SipWs, sdp, rand, tagOf } = require('../lib/sipws');
 const { SipUdp } = require('../lib/sipudp');
 const { adminSetup, api } = require('../lib/admin');
 
 const DOMAIN = 'example.com';
-
-async function until(what, fn, ms = 5000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 // One raw HTTP/1.1 exchange: what fetch cannot send (a body larger than it announces, or one
 // the server must refuse before reading it).

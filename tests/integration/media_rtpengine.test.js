@@ -5,6 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { startDaemon } = require('../lib/daemon');
+const { until } = require('../lib/until');
 const { startRtpengine } = require('../lib/rtpengine');
 const { freeUdpPort } = require('../lib/ports');
 
@@ -16,16 +17,6 @@ async function metricsText(d) {
 function labeled(text, name, engine) {
   const m = new RegExp(`^${name}\\{rtpengine="${engine.replace(/[.[\]]/g, '\\$&')}"\\} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : undefined;
-}
-
-async function until(what, fn, ms = 8000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('pings each rtpengine, marks the silent one down and follows one that restarts', async () => {
@@ -41,7 +32,7 @@ test('pings each rtpengine, marks the silent one down and follows one that resta
     await until('the live one up and the dead one down', async () => {
       const t = await metricsText(d);
       return labeled(t, 'sipedge_rtpengine_up', live.ng) === 1 && labeled(t, 'sipedge_rtpengine_up', dead) === 0;
-    });
+    }, { ms: 8000 });
     let t = await metricsText(d);
     assert.ok(labeled(t, 'sipedge_rtpengine_requests_total', live.ng) >= 1);
     assert.ok(labeled(t, 'sipedge_rtpengine_latency_seconds_count', live.ng) >= 1);
@@ -54,11 +45,11 @@ test('pings each rtpengine, marks the silent one down and follows one that resta
 
     // the live one stops: it goes down; a new rtpengine on the same port brings it back
     await live.stop();
-    await until('both down', async () => labeled(await metricsText(d), 'sipedge_rtpengine_up', live.ng) === 0);
+    await until('both down', async () => labeled(await metricsText(d), 'sipedge_rtpengine_up', live.ng) === 0, { ms: 8000 });
     assert.match(d.log(), new RegExp(`rtpengine ${live.ng} is down`));
     const again = await startRtpengine({ port: live.port });
     try {
-      await until('up again', async () => labeled(await metricsText(d), 'sipedge_rtpengine_up', live.ng) === 1);
+      await until('up again', async () => labeled(await metricsText(d), 'sipedge_rtpengine_up', live.ng) === 1, { ms: 8000 });
       assert.strictEqual((await d.metrics()).sipedge_media_rtpengines_up, 1);
       t = await metricsText(d);
       assert.strictEqual(labeled(t, 'sipedge_rtpengine_up', dead), 0);

@@ -14,6 +14,7 @@ const os = require('node:os');
 const { execFileSync } = require('node:child_process');
 const { sipp } = require('../lib/sipp');
 const { startDaemon } = require('../lib/daemon');
+const { until } = require('../lib/until');
 const { freePort } = require('../lib/ports');
 const { SipWs, sdp, routeSet, tagOf, rand } = require('../lib/sipws');
 
@@ -62,14 +63,6 @@ function rawConnect(connect) {
     s.once(s instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => resolve(c));
     s.once('error', reject);
   });
-}
-
-async function until(pred, what, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const statusLines = (text) => text.split('\r\n').filter((l) => l.startsWith('SIP/2.0 '));
@@ -140,12 +133,12 @@ test('TCP framing: messages split across reads and pipelined, CRLF keep-alive, m
   c.s.write(two.slice(40, 200));
   await new Promise((r) => setTimeout(r, 100));
   c.s.write(two.slice(200));
-  await until(() => statusLines(c.data).length === 2, 'two answers');
+  await until('two answers', () => statusLines(c.data).length === 2, { every: 20 });
   assert.deepEqual(statusLines(c.data), ['SIP/2.0 200 OK', 'SIP/2.0 200 OK']);
   assert.match(c.data, /branch=z9hG4bK-1\r\n[\s\S]*branch=z9hG4bK-2\r\n/);
   c.data = '';
   c.s.write('\r\n\r\n');
-  await until(() => c.data === '\r\n', 'the CRLF pong');
+  await until('the CRLF pong', () => c.data === '\r\n', { every: 20 });
 
   // Without Content-Length a stream cannot be framed: 400 and the connection goes.
   const bad = await rawConnect(() => net.connect(d.ports.tcp, '127.0.0.1'));
@@ -180,7 +173,7 @@ test('TLS listener: TLS 1.2+, a client certificate required by tls.verify_client
   t.after(() => good.s.destroy());
   assert.match(good.s.getProtocol(), /^TLSv1\.[23]$/);
   good.s.write(options(5));
-  await until(() => statusLines(good.data).length === 1, 'an answer over TLS');
+  await until('an answer over TLS', () => statusLines(good.data).length === 1, { every: 20 });
   assert.deepEqual(statusLines(good.data), ['SIP/2.0 200 OK']);
 
   // Without a certificate the handshake (TLS 1.3: the first read) fails and nothing is answered.
@@ -211,12 +204,12 @@ test('RFC 5923 alias: a PBX connected over TCP gets calls to its Via address on 
   t.after(() => pbx.s.destroy());
   // Its first request names its listening address in Via, with "alias".
   pbx.s.write(options(7).replace('127.0.0.1:5099;branch=z9hG4bK-7', `127.0.0.1:${pbxPort};branch=z9hG4bK-7;alias`));
-  await until(() => statusLines(pbx.data).length === 1, 'the OPTIONS answer');
+  await until('the OPTIONS answer', () => statusLines(pbx.data).length === 1, { every: 20 });
   pbx.data = '';
 
   const alice = await phone(t, d, 'alice');
   alice.send(alice.request({ method: 'MESSAGE', ruri: 'sip:7001@pbx.example.net', fromTag: rand(4), callId: rand(10) }).text);
-  await until(() => /^MESSAGE sip:7001@pbx\.example\.net SIP\/2\.0\r\n/.test(pbx.data), 'the MESSAGE on the PBX connection');
+  await until('the MESSAGE on the PBX connection', () => /^MESSAGE sip:7001@pbx\.example\.net SIP\/2\.0\r\n/.test(pbx.data), { every: 20 });
   const via = /^Via: (SIP\/2\.0\/TCP [^\r]+)\r\n/m.exec(pbx.data)[1];
   assert.match(via, new RegExp(`^SIP/2\\.0/TCP 127\\.0\\.0\\.1:${d.ports.tcp};branch=z9hG4bK[^;]+;rport;alias$`),
     'our Via offers the connection back (RFC 5923)');
@@ -238,13 +231,13 @@ test('§18.2.2: when the request\'s connection has closed, the response goes ove
   caller.s.write([`INVITE sip:alice@${DOMAIN} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${sentBy};branch=z9hG4bK-back1`,
     'Max-Forwards: 70', `From: <sip:pbx@${DOMAIN}>;tag=pbx1`, `To: <sip:alice@${DOMAIN}>`, 'Call-ID: back-1',
     'CSeq: 1 INVITE', `Contact: <sip:pbx@127.0.0.1:${sentBy};transport=tcp>`, 'Content-Length: 0', '', ''].join('\r\n'));
-  await until(() => statusLines(caller.data).includes('SIP/2.0 100 Trying'), 'the 100 on the first connection');
+  await until('the 100 on the first connection', () => statusLines(caller.data).includes('SIP/2.0 100 Trying'), { every: 20 });
   const invite = await alice.expectRequest('INVITE', 5000);
   caller.s.end(); // the phone drops its connection while alice's phone rings
   await caller.closedP;
   await new Promise((r) => setTimeout(r, 100));
   alice.respond(invite, 200, 'OK', { body: sdp('alice') });
-  await until(() => /^SIP\/2\.0 200 OK\r\n/.test(back), 'the 200 over a new connection to the sent-by port');
+  await until('the 200 over a new connection to the sent-by port', () => /^SIP\/2\.0 200 OK\r\n/.test(back), { every: 20 });
   assert.match(back, /^CSeq: 1 INVITE\r$/m);
   assert.match(back, /^Via: SIP\/2\.0\/TCP 127\.0\.0\.1:\d+;branch=z9hG4bK-back1/m);
   assert.equal((await d.metrics()).sipedge_tcp_connections_opened_total, 1);

@@ -13,6 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { startDaemon } = require('../lib/daemon');
+const { until } = require('../lib/until');
 const { SipUdp } = require('../lib/sipudp');
 const { SipWs } = require('../lib/sipws');
 const { startRedis } = require('../lib/redis');
@@ -56,12 +57,6 @@ async function registerAllThenKill(d, phone, users, expires) {
   await new Promise((resolve) => (d.child.exitCode !== null || d.child.signalCode !== null ? resolve() : d.child.once('exit', resolve)));
   assert.equal(d.child.signalCode, 'SIGKILL');
   return statuses;
-}
-
-async function until(what, pred, ms = 10000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end && !(await pred())) await new Promise((r) => setTimeout(r, 100));
-  assert.ok(await pred(), what);
 }
 
 const users = Array.from({ length: N }, (_, i) => `u${i}`);
@@ -121,9 +116,9 @@ for (const [name, make] of Object.entries(stores)) {
     const d2 = await startDaemon(options);
     t.after(() => d2.child.kill('SIGKILL'));
     await until('the load is logged', () =>
-      new RegExp(`registrar: store ${name}: ${N} bindings loaded, 1 stale dropped`).test(d2.log()));
+      new RegExp(`registrar: store ${name}: ${N} bindings loaded, 1 stale dropped`).test(d2.log()), { ms: 10000 });
     assert.equal((await d2.metrics()).sipedge_registrar_bindings, N);
-    await until('alice left the store', async () => !(await store.held()).includes(`sip:alice@${DOMAIN}`));
+    await until('alice left the store', async () => !(await store.held()).includes(`sip:alice@${DOMAIN}`), { ms: 10000 });
 
     // Removals: half of them unregistered, the process killed at the last 200.
     phone.port = d2.ports.udp;
@@ -137,7 +132,7 @@ for (const [name, make] of Object.entries(stores)) {
     const d3 = await startDaemon(options);
     t.after(() => d3.stop());
     await until('the second load is logged', () =>
-      new RegExp(`registrar: store ${name}: ${N - gone.length} bindings loaded`).test(d3.log()));
+      new RegExp(`registrar: store ${name}: ${N - gone.length} bindings loaded`).test(d3.log()), { ms: 10000 });
     assert.equal((await d3.metrics()).sipedge_registrar_bindings, N - gone.length);
   });
 }

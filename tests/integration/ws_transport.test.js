@@ -11,6 +11,7 @@ const { execFileSync } = require('node:child_process');
 const WebSocket = require('ws');
 const { startDaemon } = require('../lib/daemon');
 const { SipWs, rand, handshake } = require('../lib/sipws');
+const { until } = require('../lib/until');
 
 const DOMAIN = 'example.com';
 
@@ -118,6 +119,36 @@ test('a message over the size limit closes with 1009; other connections keep wor
   await stillServes(d.ports.ws);
   const metrics = await httpGet(`http://127.0.0.1:${d.ports.ws}/metrics`);
   assert.match(metrics.body, /^sipedge_ws_oversize_total 1$/m);
+});
+
+test('a peer that stops reading is closed with 1008 once 1 MiB waits for it; the others keep working', async (t) => {
+  const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'] });
+  t.after(() => d.stop());
+  const url = `ws://127.0.0.1:${d.ports.ws}/`;
+  const slow = await SipWs.connect(url, { user: 'slow', domain: DOMAIN });
+  assert.equal((await slow.register()).status_code, 200);
+  const sender = await SipWs.connect(url, { user: 'sender', domain: DOMAIN });
+  const gone = closed(slow.ws);
+  slow.ws._socket.pause(); // the kernel's buffers fill, then the daemon's queue
+  // 45 MESSAGEs of 40 kB: about 1.8 MB for a peer that reads nothing, within the default burst.
+  const body = 'x'.repeat(40000);
+  for (let i = 0; i < 45; i++)
+    sender.send(sender.request({ method: 'MESSAGE', ruri: slow.aor, body }).text);
+  await until('the daemon gives up on the peer', async () => (await d.metrics()).sipedge_ws_send_queue_full_total === 1);
+  assert.match(d.log(), /ws: flow \d+ from 127\.0\.0\.1:\d+ is not reading \(\d+ bytes queued\): closing/);
+  // What the kernel held arrives, then the end. The close frame (1008) is written only if the
+  // socket has room for it when the daemon gives up, and a peer that reads nothing has left it
+  // none: the connection ends without one (1006) unless the peer had begun reading again.
+  slow.ws._socket.resume();
+  const { code } = await gone;
+  assert.ok(code === 1006 || code === 1008, `closed with ${code}`);
+  const got = slow.raw.filter((m) => m.startsWith('MESSAGE ')).length;
+  assert.ok(got > 0 && got < 45, `${got} of 45 MESSAGEs reached the peer: the rest was dropped, not buffered`);
+  // The sender and newcomers are still served.
+  sender.send(optionsRequest(sender));
+  assert.equal((await sender.expectResponse('OPTIONS')).status_code, 200);
+  await stillServes(d.ports.ws);
+  await sender.close();
 });
 
 test('garbage is answered 400 or closed, and the daemon keeps serving', async (t) => {

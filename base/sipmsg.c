@@ -721,6 +721,23 @@ sip_date_t *sipmsg_date_now(su_home_t *home)
 	return d;
 }
 
+msg_header_t *sipmsg_header_as_is(su_home_t *home, msg_hclass_t *hc, const char *value, size_t len)
+{
+	size_t name_len = strlen(hc->hc_name);
+	size_t line_len = name_len + 2 + len + 2;
+	msg_header_t *h = msg_header_alloc(home, hc, (isize_t)line_len + 1);
+	if (!h)
+		return NULL;
+	char *line = (char *)h + hc->hc_size;
+	memcpy(line, hc->hc_name, name_len);
+	memcpy(line + name_len, ": ", 2);
+	memcpy(line + name_len + 2, value, len);
+	memcpy(line + name_len + 2 + len, "\r\n", 3);
+	h->sh_data = line;
+	h->sh_len = line_len;
+	return h;
+}
+
 char *sipmsg_encode(msg_t *msg, size_t *len)
 {
 	sip_t *sip = sip_object(msg);

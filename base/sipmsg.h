@@ -59,6 +59,11 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason);
 /** A Date header for now (RFC 3261 §20.17), allocated from home, that carries its own
  * encoding: the line is formatted once a second and copied, not printed per message. */
 sip_date_t *sipmsg_date_now(su_home_t *home);
+/** A header of class hc, allocated from home, whose line is "Name: " value CRLF as it is:
+ *  the encoder sends it without formatting it, and nothing parses it. For values the daemon
+ *  writes itself from text sofia-sip encoded or from constants; its parsed fields stay empty,
+ *  so it belongs in messages that are encoded and not read (responses). NULL on failure. */
+msg_header_t *sipmsg_header_as_is(su_home_t *home, msg_hclass_t *hc, const char *value, size_t len);
 
 /** Encode to one contiguous malloc'd buffer (caller frees). NULL on failure. */
 char *sipmsg_encode(msg_t *msg, size_t *len);

@@ -149,6 +149,26 @@ static char *reg_field_text(su_home_t *home, const msg_header_t *h)
 	return big;
 }
 
+/* The Contact as registered, less its expires parameter: the time left is the binding's own
+ * (expires_at), which each 200 gives as a fresh expires parameter after the others. */
+static char *reg_contact_text(su_home_t *home, const sip_contact_t *m)
+{
+	if (!m->m_expires)
+		return reg_field_text(home, (const msg_header_t *)m);
+	size_t n = 0;
+	while (m->m_params[n])
+		n++;
+	msg_param_t *params = su_zalloc(home, (n + 1) * sizeof(*params));
+	if (!params)
+		return NULL;
+	memcpy(params, m->m_params, n * sizeof(*params));
+	msg_params_remove(params, "expires");
+	sip_contact_t copy = *m;
+	copy.m_params = params;
+	copy.m_expires = NULL;
+	return reg_field_text(home, (const msg_header_t *)&copy);
+}
+
 /* Every Path value of the request, comma-separated, in home. */
 static char *reg_path_text(su_home_t *home, const sip_path_t *path)
 {
@@ -202,6 +222,41 @@ static int reg_add_gruus(su_home_t *home, sip_contact_t *m, const struct binding
 	return err ? -1 : 0;
 }
 
+/* A constant header of the 200, as it is (nothing to parse; sipmsg_header_as_is). */
+static msg_header_t *reg_as_is(su_home_t *home, msg_hclass_t *hc, const char *value)
+{
+	return sipmsg_header_as_is(home, hc, value, strlen(value));
+}
+
+/* One binding's Contact in the 200, with the seconds it has left. The stored contact is
+ * sofia-sip's encoding of the registered one without its expires parameter, so the line is
+ * that text and a fresh ";expires=" (sipmsg_header_as_is: no parse per 200, no encode). A
+ * contact stored otherwise (by an earlier version, with an expires parameter of its own) and
+ * one that is given GRUUs are parsed and have their parameters set by sofia-sip. */
+static msg_header_t *reg_reply_contact(su_home_t *home, const struct binding *b, long left, bool gruu)
+{
+	char param[32];
+	int plen = snprintf(param, sizeof(param), "expires=%ld", left);
+	bool with_gruus = gruu && b->instance;
+	if (!with_gruus && !strcasestr(b->contact, "expires")) {
+		size_t clen = strlen(b->contact);
+		char *value = su_alloc(home, (isize_t)(clen + 1 + (size_t)plen + 1));
+		if (!value)
+			return NULL;
+		memcpy(value, b->contact, clen);
+		value[clen] = ';';
+		memcpy(value + clen + 1, param, (size_t)plen + 1);
+		return sipmsg_header_as_is(home, sip_contact_class, value, clen + 1 + (size_t)plen);
+	}
+	sip_contact_t *m = sip_contact_make(home, b->contact);
+	if (!m)
+		return NULL;
+	int err = msg_header_replace_param(home, (msg_common_t *)m, su_strdup(home, param)) < 0;
+	if (with_gruus)
+		err |= reg_add_gruus(home, m, b);
+	return err ? NULL : (msg_header_t *)m;
+}
+
 /* The 200: every live binding of aor with its remaining time (and, for a UA that supports
  * GRUU, the GRUUs of each instance), Date, and the extensions used. */
 static void reg_answer_ok(struct txn *st, msg_t *req, sip_t *sip, const char *aor, bool outbound,
@@ -220,25 +275,20 @@ static void reg_answer_ok(struct txn *st, msg_t *req, sip_t *sip, const char *ao
 	int n = location_bindings(aor, list, REG_LIST_MAX);
 	time_t now = time(NULL);
 	for (int i = 0; i < n; i++) {
-		sip_contact_t *m = sip_contact_make(home, list[i]->contact);
+		long left = (long)(list[i]->expires_at - now);
+		msg_header_t *m = reg_reply_contact(home, list[i], left > 0 ? left : 0, gruu);
 		if (!m) {
 			log_warn("registrar: stored contact of %s does not parse: %s", aor, list[i]->contact);
 			continue;
 		}
-		long left = (long)(list[i]->expires_at - now);
-		char param[32];
-		snprintf(param, sizeof(param), "expires=%ld", left > 0 ? left : 0);
-		err |= msg_header_replace_param(home, (msg_common_t *)m, su_strdup(home, param)) < 0;
-		if (gruu && list[i]->instance)
-			err |= reg_add_gruus(home, m, list[i]);
-		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)m);
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, m);
 	}
 	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)sipmsg_date_now(home));
 	if (path && sip->sip_path)
 		err |= sip_add_dup(resp, rs, (sip_header_t const *)sip->sip_path);
 	if (outbound)
-		err |= sip_add_make(resp, rs, sip_require_class, "outbound");
-	err |= sip_add_make(resp, rs, sip_supported_class, SIPEDGE_SUPPORTED);
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, reg_as_is(home, sip_require_class, "outbound"));
+	err |= msg_header_insert(resp, (msg_pub_t *)rs, reg_as_is(home, sip_supported_class, SIPEDGE_SUPPORTED));
 	if (err) {
 		msg_destroy(resp);
 		txn_respond_status(st, 500, "Out Of Memory");
@@ -288,7 +338,17 @@ struct reg_ctx {
 };
 
 /* Read one Contact into op. 0, or the status to refuse with and *reason. */
-static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *op, const char **reason)
+/* The binding of cur[] with key, or NULL. */
+static struct binding *reg_current(struct binding **cur, int ncur, const char *key)
+{
+	for (int k = 0; k < ncur; k++)
+		if (strcmp(cur[k]->key, key) == 0)
+			return cur[k];
+	return NULL;
+}
+
+static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *op, struct binding **cur,
+			    int ncur, const char **reason)
 {
 	const struct registrar_config *cfg = R.cfg;
 	struct binding *nb = &op->nb;
@@ -348,19 +408,10 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 		return 403;
 	}
 	nb->uri = url_as_string(c->home, m->m_url);
-	nb->contact = reg_field_text(c->home, (const msg_header_t *)m);
+	nb->contact = reg_contact_text(c->home, m);
 	if (!nb->uri || !nb->contact) {
 		*reason = "Out Of Memory";
 		return 500;
-	}
-	/* The URI becomes the Request-URI of requests to this binding. Between < and > sofia-sip
-	 * takes spaces and the like into a URI, which would make a request line no one can parse
-	 * (found by fuzz/fuzz_sip): it must read back as a request line. */
-	char *line = reg_join(c->home, "INVITE ", nb->uri, " SIP/2.0", NULL);
-	sip_request_t *rq = line ? sip_request_make(c->home, line) : NULL;
-	if (!rq || strcmp(url_as_string(c->home, rq->rq_url), nb->uri) != 0) {
-		*reason = "Malformed Contact URI";
-		return 400;
 	}
 	nb->aor = (char *)c->aor;
 	nb->outbound = nb->reg_id != 0;
@@ -385,6 +436,19 @@ static int reg_plan_contact(struct reg_ctx *c, sip_contact_t *m, struct reg_op *
 	if (!nb->key) {
 		*reason = "Out Of Memory";
 		return 500;
+	}
+	/* The URI becomes the Request-URI of requests to this binding. Between < and > sofia-sip
+	 * takes spaces and the like into a URI, which would make a request line no one can parse
+	 * (found by fuzz/fuzz_sip): it must read back as a request line. A refresh of a binding
+	 * with the same URI was checked when that binding was made: the check is for new URIs. */
+	op->cur = reg_current(cur, ncur, nb->key);
+	if (op->cur && strcmp(op->cur->uri, nb->uri) == 0)
+		return 0;
+	char *line = reg_join(c->home, "INVITE ", nb->uri, " SIP/2.0", NULL);
+	sip_request_t *rq = line ? sip_request_make(c->home, line) : NULL;
+	if (!rq || strcmp(url_as_string(c->home, rq->rq_url), nb->uri) != 0) {
+		*reason = "Malformed Contact URI";
+		return 400;
 	}
 	return 0;
 }
@@ -526,16 +590,13 @@ static int reg_plan(struct reg_ctx *c, struct reg_op *ops, struct binding **cur,
 {
 	int i = 0;
 	for (sip_contact_t *m = c->sip->sip_contact; m; m = m->m_next, i++) {
-		int status = reg_plan_contact(c, m, &ops[i], reason);
+		int status = reg_plan_contact(c, m, &ops[i], cur, ncur, reason);
 		if (status)
 			return status;
 		/* A later Contact with the same key wins over an earlier one. */
 		for (int j = 0; j < i; j++)
 			if (!ops[j].skip && strcmp(ops[j].nb.key, ops[i].nb.key) == 0)
 				ops[j].skip = true;
-		for (int k = 0; k < ncur; k++)
-			if (strcmp(cur[k]->key, ops[i].nb.key) == 0)
-				ops[i].cur = cur[k];
 	}
 	return 0;
 }

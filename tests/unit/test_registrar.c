@@ -141,6 +141,16 @@ static msg_t *reg_on(int i, const char *user, const char *call_id, unsigned cseq
 
 static int status_of(msg_t *resp) { return sip_object(resp)->sip_status->st_status; }
 
+/* A REGISTER (reg_on's arguments) whose answer must be status, and nothing more is read of it.
+ * Macros, so that a failure names the test's line. */
+#define reg_on_answers(status, ...)                                                                \
+	do {                                                                                       \
+		msg_t *answer_ = reg_on(__VA_ARGS__);                                              \
+		ck_assert_int_eq(status_of(answer_), status);                                      \
+		msg_destroy(answer_);                                                              \
+	} while (0)
+#define reg_answers(status, ...) reg_on_answers(status, 0, __VA_ARGS__)
+
 static int count_contacts(msg_t *resp)
 {
 	int n = 0;
@@ -191,10 +201,8 @@ END_TEST
 
 START_TEST(test_register_refresh_keeps_one_binding)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
+	msg_t *r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 1);
 	ck_assert(contact_expires(r, "a1") >= 1199);
@@ -217,9 +225,7 @@ START_TEST(test_register_423_min_expires)
 	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
 	ck_assert_int_eq(metrics_get(M_REG_REJECTED), 1);
 	/* The retry with a longer interval succeeds. */
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 3600\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 3600\r\n");
 }
 END_TEST
 
@@ -231,9 +237,7 @@ START_TEST(test_expires_param_wins_over_header)
 	ck_assert(e >= 299 && e <= 300);
 	msg_destroy(r);
 	/* A short param is refused even when the header is fine. */
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") ";expires=5\r\nExpires: 900\r\n");
-	ck_assert_int_eq(status_of(r), 423);
-	msg_destroy(r);
+	reg_answers(423, "alice", "c1", 2, CONTACT_WS("a1") ";expires=5\r\nExpires: 900\r\n");
 }
 END_TEST
 
@@ -281,15 +285,9 @@ START_TEST(test_register_star_needs_expires_zero)
 {
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
 	msg_destroy(r);
-	r = reg("alice", "c2", 1, "Contact: *\r\nExpires: 60\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c2", 2, "Contact: *\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c2", 3, "Contact: *\r\n" CONTACT_WS("a2") "\r\nExpires: 0\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c2", 1, "Contact: *\r\nExpires: 60\r\n");
+	reg_answers(400, "alice", "c2", 2, "Contact: *\r\n");
+	reg_answers(400, "alice", "c2", 3, "Contact: *\r\n" CONTACT_WS("a2") "\r\nExpires: 0\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 1);
 }
@@ -297,27 +295,17 @@ END_TEST
 
 START_TEST(test_register_cseq_order_500)
 {
-	msg_t *r = reg("alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
 	/* Same Call-ID, CSeq not higher: refused, binding unchanged (not removed). */
-	r = reg("alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 0\r\n");
-	ck_assert_int_eq(status_of(r), 500);
-	msg_destroy(r);
-	r = reg("alice", "c1", 4, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
-	ck_assert_int_eq(status_of(r), 500);
-	msg_destroy(r);
-	r = reg("alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n");
-	ck_assert_int_eq(status_of(r), 500);
-	msg_destroy(r);
+	reg_answers(500, "alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 0\r\n");
+	reg_answers(500, "alice", "c1", 4, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
+	reg_answers(500, "alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 1);
 	ck_assert_uint_eq(b[0]->cseq, 5);
 	ck_assert(b[0]->expires_at - time(NULL) <= 600);
 	/* A different Call-ID replaces whatever its CSeq. */
-	r = reg("alice", "c9", 1, CONTACT_WS("a1") "\r\nExpires: 900\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c9", 1, CONTACT_WS("a1") "\r\nExpires: 900\r\n");
 	ck_assert_int_eq(lookup(AOR, b), 1);
 	ck_assert_str_eq(b[0]->call_id, "c9");
 	ck_assert_uint_eq(b[0]->cseq, 1);
@@ -344,10 +332,8 @@ END_TEST
 
 START_TEST(test_query_lists_bindings)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") ";expires=600\r\n" CONTACT_WS("a2") ";expires=1200\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(1, "alice", "q1", 1, "");
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") ";expires=600\r\n" CONTACT_WS("a2") ";expires=1200\r\n");
+	msg_t *r = reg_on(1, "alice", "q1", 1, "");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 2);
 	long e1 = contact_expires(r, "a1"), e2 = contact_expires(r, "a2");
@@ -363,18 +349,14 @@ END_TEST
 
 START_TEST(test_q_orders_lookup)
 {
-	msg_t *r = reg("alice", "c1", 1,
-		       CONTACT_WS("low") ";q=0.1\r\n" CONTACT_WS("high") ";q=0.9\r\n" CONTACT_WS("mid") ";q=0.5\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 1,
+		    CONTACT_WS("low") ";q=0.1\r\n" CONTACT_WS("high") ";q=0.9\r\n" CONTACT_WS("mid") ";q=0.5\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 3);
 	ck_assert_int_eq(b[0]->q, 900);
 	ck_assert_int_eq(b[1]->q, 500);
 	ck_assert_int_eq(b[2]->q, 100);
-	r = reg("alice", "c1", 2, CONTACT_WS("bad") ";q=1.5\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c1", 2, CONTACT_WS("bad") ";q=1.5\r\n");
 }
 END_TEST
 
@@ -416,20 +398,14 @@ END_TEST
 START_TEST(test_max_bindings_403)
 {
 	cfg.registrar.reg_max_bindings = 2;
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, CONTACT_WS("a3") "\r\n");
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
+	msg_t *r = reg("alice", "c1", 2, CONTACT_WS("a3") "\r\n");
 	ck_assert_int_eq(status_of(r), 403);
 	ck_assert_str_eq(sip_object(r)->sip_status->st_phrase, "Too Many Bindings");
 	msg_destroy(r);
 	/* Refreshing what exists, or swapping one for another, is still fine. */
-	r = reg("alice", "c1", 3, CONTACT_WS("a1") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg("alice", "c1", 4, CONTACT_WS("a2") ";expires=0\r\n" CONTACT_WS("a3") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 3, CONTACT_WS("a1") "\r\n");
+	reg_answers(200, "alice", "c1", 4, CONTACT_WS("a2") ";expires=0\r\n" CONTACT_WS("a3") "\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 2);
 }
@@ -437,15 +413,10 @@ END_TEST
 
 START_TEST(test_bad_contact_400_changes_nothing)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nContact: <mailto:a@example.com>\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") ";expires=soon\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c1", 3, CONTACT_WS("a1") ";+sip.instance=\"<urn:uuid:1>\";reg-id=x\r\nSupported: outbound\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c1", 1, CONTACT_WS("a1") "\r\nContact: <mailto:a@example.com>\r\n");
+	reg_answers(400, "alice", "c1", 2, CONTACT_WS("a1") ";expires=soon\r\n");
+	reg_answers(400, "alice", "c1", 3,
+		    CONTACT_WS("a1") ";+sip.instance=\"<urn:uuid:1>\";reg-id=x\r\nSupported: outbound\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 0);
 }
@@ -462,9 +433,7 @@ START_TEST(test_contact_uri_not_a_request_uri_400)
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 0);
 	/* The same without the space is fine: the check does not refuse ordinary URIs. */
-	r = reg("alice", "c1", 2, "Contact: <sip:a1@df7jal23ls0d.invalid;transport=wsontact:>\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 2, "Contact: <sip:a1@df7jal23ls0d.invalid;transport=wsontact:>\r\n");
 	ck_assert_int_eq(lookup(AOR, b), 1);
 }
 END_TEST
@@ -518,10 +487,8 @@ END_TEST
 START_TEST(test_instance_without_reg_id_keyed_by_instance)
 {
 	const char *inst = ";+sip.instance=\"<urn:uuid:aaaa>\"";
-	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "%s\r\n", inst);
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(1, "alice", "c2", 1, CONTACT_WS("a2") "%s\r\n", inst);
+	reg_on_answers(200, 0, "alice", "c1", 1, CONTACT_WS("a1") "%s\r\n", inst);
+	msg_t *r = reg_on(1, "alice", "c2", 1, CONTACT_WS("a2") "%s\r\n", inst);
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 1);
 	msg_destroy(r);
@@ -533,33 +500,25 @@ END_TEST
 
 START_TEST(test_outbound_two_reg_ids_400)
 {
-	msg_t *r = reg("alice", "c1", 1, "Supported: outbound\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n"
-		       CONTACT_WS("a2") ";+sip.instance=\"<urn:uuid:x>\";reg-id=2\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c1", 1, "Supported: outbound\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n"
+		    CONTACT_WS("a2") ";+sip.instance=\"<urn:uuid:x>\";reg-id=2\r\n");
 }
 END_TEST
 
 START_TEST(test_outbound_439_first_hop)
 {
-	msg_t *r = reg("alice", "c1", 1, "Supported: outbound, path\r\n"
-		       "Path: <sip:edge.example.net;lr>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
-	ck_assert_int_eq(status_of(r), 439);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, "Supported: outbound, path\r\n"
-		"Path: <sip:edge.example.net;lr;ob>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(439, "alice", "c1", 1, "Supported: outbound, path\r\n"
+		    "Path: <sip:edge.example.net;lr>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
+	reg_answers(200, "alice", "c1", 2, "Supported: outbound, path\r\n"
+		    "Path: <sip:edge.example.net;lr;ob>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
 }
 END_TEST
 
 START_TEST(test_ws_same_contact_two_flows_two_bindings)
 {
 	/* Two sipML5 tabs: identical Contacts, no instance, separate connections. */
-	msg_t *r = reg_on(0, "alice", "tab1", 1, CONTACT_WS("same") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(1, "alice", "tab2", 1, CONTACT_WS("same") "\r\n");
+	reg_on_answers(200, 0, "alice", "tab1", 1, CONTACT_WS("same") "\r\n");
+	msg_t *r = reg_on(1, "alice", "tab2", 1, CONTACT_WS("same") "\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 2);
 	msg_destroy(r);
@@ -577,10 +536,8 @@ START_TEST(test_non_ws_same_contact_one_binding)
 {
 	open_flow(2, PROTO_TCP);
 	open_flow(3, PROTO_TCP);
-	msg_t *r = reg_on(2, "alice", "t1", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(3, "alice", "t2", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
+	reg_on_answers(200, 2, "alice", "t1", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
+	msg_t *r = reg_on(3, "alice", "t2", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 1);
 	msg_destroy(r);
@@ -633,9 +590,7 @@ static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 START_TEST(test_binding_expires_by_timer)
 {
 	cfg.registrar.reg_min_expires = 1;
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
 	uv_timer_t guard;
 	uv_timer_init(&loop, &guard);
 	uv_timer_start(&guard, stop_loop, 2100, 0);
@@ -706,9 +661,7 @@ END_TEST
 START_TEST(test_no_auth_configured_403)
 {
 	registrar_set_auth(NULL);
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
-	ck_assert_int_eq(status_of(r), 403);
-	msg_destroy(r);
+	reg_answers(403, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
 }
 END_TEST
@@ -806,9 +759,7 @@ START_TEST(test_gruu_temp_lives_with_its_registration)
 	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_FOUND);
 	ck_assert_int_eq(gr_lookup(t2, NULL, NULL, NULL, 0), GRUU_FOUND);
 	/* Unregistered: every temp-gruu of that registration names nobody; the pub-gruu is offline. */
-	r = reg("alice", "g1", 3, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) ";expires=0\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "g1", 3, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) ";expires=0\r\n");
 	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_NOBODY);
 	ck_assert_int_eq(gr_lookup(t2, NULL, NULL, NULL, 0), GRUU_NOBODY);
 	ck_assert_int_eq(gr_lookup(pub, NULL, NULL, NULL, 0), GRUU_OFFLINE);
@@ -974,14 +925,10 @@ END_TEST
 
 START_TEST(test_gruu_as_contact_403)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED "Contact: <sip:alice@example.com;gr=" INST_A ">\r\n");
-	ck_assert_int_eq(status_of(r), 403);
-	msg_destroy(r);
+	reg_answers(403, "alice", "g1", 1, GR_SUPPORTED "Contact: <sip:alice@example.com;gr=" INST_A ">\r\n");
 	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
 	/* Someone else's GRUU is an ordinary contact. */
-	r = reg("alice", "g1", 2, GR_SUPPORTED "Contact: <sip:bob@example.net;gr=" INST_A ">\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "g1", 2, GR_SUPPORTED "Contact: <sip:bob@example.net;gr=" INST_A ">\r\n");
 }
 END_TEST
 

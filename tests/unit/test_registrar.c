@@ -712,12 +712,36 @@ static enum gruu_verdict gr_lookup(const char *uri, int *n, bool *temporary, cha
 	return v;
 }
 
+/* gr_lookup for the verdict alone. */
+static enum gruu_verdict gr_verdict(const char *uri) { return gr_lookup(uri, NULL, NULL, NULL, 0); }
+
+/* gruu names one binding, whose URI is uri. */
+static void gruu_names_one(const char *gruu, const char *uri)
+{
+	int n;
+	char got[256];
+	ck_assert_int_eq(gr_lookup(gruu, &n, NULL, got, sizeof(got)), GRUU_FOUND);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(got, uri);
+}
+
+/* alice registers over flow i a Contact of user with the instance inst (Supported: gruu): 200,
+ * and the temp-gruu the 200 gives that Contact (and its pub-gruu into pub, if given), NULL where
+ * none. The caller frees them. */
+static char *reg_gruu(int i, const char *call_id, unsigned cseq, const char *user, const char *inst, char **pub)
+{
+	msg_t *r = reg_on(i, "alice", call_id, cseq, GR_SUPPORTED CONTACT_WS("%s") GR_PARAMS("%s") "\r\n", user, inst);
+	ck_assert_int_eq(status_of(r), 200);
+	char *temp = contact_param(r, user, "temp-gruu");
+	if (pub)
+		*pub = contact_param(r, user, "pub-gruu");
+	msg_destroy(r);
+	return temp;
+}
+
 START_TEST(test_gruu_pub_and_temp_in_200)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	char *pub = contact_param(r, "a1", "pub-gruu"), *temp = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *pub, *temp = reg_gruu(0, "g1", 1, "a1", INST_A, &pub);
 	ck_assert_ptr_nonnull(pub);
 	ck_assert_ptr_nonnull(temp);
 	ck_assert_str_eq(pub, "sip:alice@example.com;gr=" INST_A);
@@ -745,38 +769,29 @@ END_TEST
 
 START_TEST(test_gruu_temp_lives_with_its_registration)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t1 = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *t1 = reg_gruu(0, "g1", 1, "a1", INST_A, NULL);
 	/* A refresh gives a new one; the first stays valid (same Call-ID). */
-	r = reg("alice", "g1", 2, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t2 = contact_param(r, "a1", "temp-gruu");
-	char *pub = contact_param(r, "a1", "pub-gruu");
-	msg_destroy(r);
+	char *pub, *t2 = reg_gruu(0, "g1", 2, "a1", INST_A, &pub);
 	ck_assert_ptr_nonnull(t1);
 	ck_assert_ptr_nonnull(t2);
 	ck_assert_str_ne(t1, t2);
-	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_FOUND);
-	ck_assert_int_eq(gr_lookup(t2, NULL, NULL, NULL, 0), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(t1), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(t2), GRUU_FOUND);
 	/* Unregistered: every temp-gruu of that registration names nobody; the pub-gruu is offline. */
 	reg_answers(200, "alice", "g1", 3, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) ";expires=0\r\n");
-	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(t2, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(pub, NULL, NULL, NULL, 0), GRUU_OFFLINE);
+	ck_assert_int_eq(gr_verdict(t1), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t2), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(pub), GRUU_OFFLINE);
 	/* Registered again with the same Call-ID (JsSIP keeps it): a new registration, the old
 	 * temp-gruus stay dead. */
-	r = reg("alice", "g1", 4, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t3 = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
-	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(t3, NULL, NULL, NULL, 0), GRUU_FOUND);
-	ck_assert_int_eq(gr_lookup(pub, NULL, NULL, NULL, 0), GRUU_FOUND);
+	char *t3 = reg_gruu(0, "g1", 4, "a1", INST_A, NULL);
+	ck_assert_int_eq(gr_verdict(t1), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t3), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(pub), GRUU_FOUND);
 	/* A refresh with a new Call-ID ends them too (RFC 5627 §6). */
-	r = reg("alice", "g2", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t4 = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
-	ck_assert_int_eq(gr_lookup(t3, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(t4, NULL, NULL, NULL, 0), GRUU_FOUND);
+	char *t4 = reg_gruu(0, "g2", 1, "a1", INST_A, NULL);
+	ck_assert_int_eq(gr_verdict(t3), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t4), GRUU_FOUND);
 	free(t1);
 	free(t2);
 	free(t3);
@@ -807,24 +822,18 @@ END_TEST
 
 START_TEST(test_gruu_names_one_instance)
 {
-	msg_t *r = reg_on(0, "alice", "ga", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *ta = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
-	r = reg_on(1, "alice", "gb", 1, GR_SUPPORTED CONTACT_WS("b1") GR_PARAMS(INST_B) "\r\n");
+	char *ta = reg_gruu(0, "ga", 1, "a1", INST_A, NULL);
+	msg_t *r = reg_on(1, "alice", "gb", 1, GR_SUPPORTED CONTACT_WS("b1") GR_PARAMS(INST_B) "\r\n");
 	char *tb = contact_param(r, "b1", "temp-gruu");
 	/* The 200 lists both instances, each with its own GRUUs. */
 	char *pa = contact_param(r, "a1", "pub-gruu");
 	ck_assert_ptr_nonnull(pa);
 	ck_assert_str_eq(pa, "sip:alice@example.com;gr=" INST_A);
 	msg_destroy(r);
+	gruu_names_one(ta, "sip:a1@df7jal23ls0d.invalid;transport=ws");
+	gruu_names_one(tb, "sip:b1@df7jal23ls0d.invalid;transport=ws");
 	int n;
 	char uri[256];
-	ck_assert_int_eq(gr_lookup(ta, &n, NULL, uri, sizeof(uri)), GRUU_FOUND);
-	ck_assert_int_eq(n, 1);
-	ck_assert_str_eq(uri, "sip:a1@df7jal23ls0d.invalid;transport=ws");
-	ck_assert_int_eq(gr_lookup(tb, &n, NULL, uri, sizeof(uri)), GRUU_FOUND);
-	ck_assert_int_eq(n, 1);
-	ck_assert_str_eq(uri, "sip:b1@df7jal23ls0d.invalid;transport=ws");
 	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr=" INST_B, &n, NULL, uri, sizeof(uri)), GRUU_FOUND);
 	ck_assert_str_eq(uri, "sip:b1@df7jal23ls0d.invalid;transport=ws");
 	/* gr= compares without regard to case, and its value may be escaped. */
@@ -839,34 +848,32 @@ END_TEST
 
 START_TEST(test_gruu_forged_or_unknown)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *t = reg_gruu(0, "g1", 1, "a1", INST_A, NULL);
 	ck_assert_ptr_nonnull(t);
 	/* One character of the token changed. */
 	char *forged = strdup(t);
 	forged[10] = forged[10] == 'A' ? 'B' : 'A';
-	ck_assert_int_eq(gr_lookup(forged, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(forged), GRUU_NOBODY);
 	/* The same token at another of our domains, or cut short. */
 	char other[512];
 	snprintf(other, sizeof(other), "%.*s@example.org;gr", (int)(strchr(t, '@') - t), t);
-	ck_assert_int_eq(gr_lookup(other, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(other), GRUU_NOBODY);
 	snprintf(other, sizeof(other), "%.*s@example.com;gr", (int)(strchr(t, '@') - t) - 4, t);
-	ck_assert_int_eq(gr_lookup(other, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr", NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:notatoken%00@example.com;gr", NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:example.com;gr", NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(other), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;gr"), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:notatoken%00@example.com;gr"), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:example.com;gr"), GRUU_NOBODY);
 	/* pub-gruus: an unknown AOR names nobody; a known one with another instance is offline. */
-	ck_assert_int_eq(gr_lookup("sip:carol@example.com;gr=" INST_A, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr=" INST_B, NULL, NULL, NULL, 0), GRUU_OFFLINE);
+	ck_assert_int_eq(gr_verdict("sip:carol@example.com;gr=" INST_A), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;gr=" INST_B), GRUU_OFFLINE);
 	/* No gr: not a GRUU at all. */
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;grx=1", NULL, NULL, NULL, 0), GRUU_NOT_ONE);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;grx=1"), GRUU_NOT_ONE);
 	/* A gr= longer than any instance: a pub-gruu of nobody; gr among other parameters counts. */
 	char longgr[1200];
 	snprintf(longgr, sizeof(longgr), "sip:alice@example.com;gr=%s%0900d", INST_A, 0);
-	ck_assert_int_eq(gr_lookup(longgr, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;x=1;GR=" INST_B ";y", NULL, NULL, NULL, 0), GRUU_OFFLINE);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com", NULL, NULL, NULL, 0), GRUU_NOT_ONE);
+	ck_assert_int_eq(gr_verdict(longgr), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;x=1;GR=" INST_B ";y"), GRUU_OFFLINE);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com"), GRUU_NOT_ONE);
 	free(forged);
 	free(t);
 }
@@ -878,18 +885,16 @@ START_TEST(test_gruu_secret_opens_across_restarts)
 	 * another secret or a random key. */
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init("a shared secret of nodes"), 0);
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *t = reg_gruu(0, "g1", 1, "a1", INST_A, NULL);
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init("a shared secret of nodes"), 0);
-	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(t), GRUU_FOUND);
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init("another secret altogether"), 0);
-	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t), GRUU_NOBODY);
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init(""), 0);
-	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t), GRUU_NOBODY);
 	free(t);
 }
 END_TEST

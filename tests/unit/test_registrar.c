@@ -1025,14 +1025,28 @@ static void count_records(const struct binding *b, void *arg)
 	++*(int *)arg;
 }
 
+/* How many records a load of the store gives. */
+static int records_in(struct store *s)
+{
+	int n = 0;
+	store_load(s, count_records, &n);
+	return n;
+}
+
+/* The binding the store cases put (sip:a@x, for a minute); what a case needs otherwise, it sets. */
+static struct binding binding_a(void)
+{
+	return (struct binding){.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+				.expires_at = time(NULL) + 60};
+}
+
 /* What every store must do (store.h): put replaces the same identity, del of an absent one is
  * fine, load gives back what is there. */
 static void store_contract(const struct store_ops *ops, const char *spec)
 {
 	struct store s;
 	ck_assert_int_eq(store_open_spec(&s, ops, spec), 0);
-	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	struct binding b = binding_a();
 	ck_assert_int_eq(store_put(&s, &b), 0);
 	b.uri = "sip:1@h;changed";
 	ck_assert_int_eq(store_put(&s, &b), 0); /* same identity: replaced */
@@ -1083,6 +1097,19 @@ static void sqlite_end(void)
 	unlink(shm);
 }
 
+/* The SQLite store on the scratch file. */
+static void sqlite_open(struct store *s) { ck_assert_int_eq(store_open_spec(s, &store_sqlite_ops, db_path), 0); }
+
+/* How many records the scratch file holds, for a connection opened to read them. */
+static int records_in_file(void)
+{
+	struct store s;
+	sqlite_open(&s);
+	int n = records_in(&s);
+	store_close(&s);
+	return n;
+}
+
 START_TEST(test_store_sqlite_put_replace_del_load)
 {
 	sqlite_begin();
@@ -1103,7 +1130,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	sqlite_open(&s);
 	time_t now = time(NULL);
 	struct binding full = {.aor = "sip:a@x", .key = "o:urn:uuid:1;1", .uri = "sip:1@h.invalid;transport=ws",
 			       .contact = "<sip:1@h.invalid;transport=ws>;reg-id=1", .instance = "<urn:uuid:1>",
@@ -1120,10 +1147,8 @@ START_TEST(test_store_sqlite_survives_reopen)
 	ck_assert_int_eq(store_del(&s, gone.aor, gone.key), 0);
 	store_close(&s);
 
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, 2);
+	sqlite_open(&s);
+	ck_assert_int_eq(records_in(&s), 2);
 	struct binding back = {0};
 	store_load(&s, keep_binding, &back);
 	ck_assert_str_eq(back.aor, "sip:a@x");
@@ -1159,9 +1184,8 @@ START_TEST(test_store_sqlite_answers_after_commit)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	sqlite_open(&s);
+	struct binding b = binding_a();
 	int first = 0, second = 0, empty = 0;
 	store_begin(&s);
 	ck_assert_int_eq(store_put(&s, &b), 0);
@@ -1173,16 +1197,13 @@ START_TEST(test_store_sqlite_answers_after_commit)
 	ck_assert_int_eq(first, 0); /* not yet: the batch is open */
 	ck_assert_int_eq(second, 0);
 	struct store other;
-	ck_assert_int_eq(store_open_spec(&other, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&other, count_records, &n);
-	ck_assert_int_eq(n, 0); /* and nothing is in the file for anyone else */
+	sqlite_open(&other);
+	ck_assert_int_eq(records_in(&other), 0); /* and nothing is in the file for anyone else */
 	while (!first)
 		uv_run(&store_loop, UV_RUN_ONCE);
 	ck_assert_int_eq(first, 1);
 	ck_assert_int_eq(second, 1); /* one commit answers the whole batch */
-	store_load(&other, count_records, &n);
-	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(records_in(&other), 2);
 	/* A group without writes has nothing to wait for. */
 	store_begin(&s);
 	store_commit(&s, note_done, &empty);
@@ -1198,20 +1219,15 @@ START_TEST(test_store_sqlite_close_answers_waiters)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	sqlite_open(&s);
+	struct binding b = binding_a();
 	int done = 0;
 	store_begin(&s);
 	ck_assert_int_eq(store_put(&s, &b), 0);
 	store_commit(&s, note_done, &done);
 	store_close(&s);
 	ck_assert_int_eq(done, 1);
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, 1);
-	store_close(&s);
+	ck_assert_int_eq(records_in_file(), 1);
 	sqlite_end();
 }
 END_TEST
@@ -1234,8 +1250,9 @@ START_TEST(test_store_memory_grows)
 	struct store s;
 	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	char aor[32], key[32];
-	struct binding b = {.aor = aor, .key = key, .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	struct binding b = binding_a();
+	b.aor = aor;
+	b.key = key;
 	for (int i = 0; i < N; i++) {
 		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
 		snprintf(key, sizeof(key), "u:sip:%d@h", i);
@@ -1247,18 +1264,14 @@ START_TEST(test_store_memory_grows)
 		snprintf(key, sizeof(key), "u:sip:%d@h", i);
 		ck_assert_int_eq(store_put(&s, &b), 0);
 	}
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, N);
+	ck_assert_int_eq(records_in(&s), N);
 	/* Every even one deleted: each was found where it was put. */
 	for (int i = 0; i < N; i += 2) {
 		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
 		snprintf(key, sizeof(key), "u:sip:%d@h", i);
 		ck_assert_int_eq(store_del(&s, aor, key), 0);
 	}
-	n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, N / 2);
+	ck_assert_int_eq(records_in(&s), N / 2);
 	store_close(&s);
 }
 END_TEST
@@ -1274,8 +1287,8 @@ START_TEST(test_store_written_through_and_loaded)
 	struct store s;
 	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	time_t now = time(NULL);
-	struct binding live = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			       .q = 1000, .expires_at = now + 60};
+	struct binding live = binding_a();
+	live.q = 1000;
 	struct binding old = live, onflow = live;
 	old.key = "u:sip:2@h";
 	old.expires_at = now - 1;
@@ -1329,7 +1342,7 @@ START_TEST(test_store_sqlite_older_file_gains_reg_epoch)
 		" 0, NULL, 'c1', 1, 4000000000, 0, 0, 1);", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	sqlite_open(&s);
 	struct binding back = {0};
 	store_load(&s, keep_binding, &back);
 	ck_assert_str_eq(back.aor, "sip:a@x");
@@ -1340,11 +1353,7 @@ START_TEST(test_store_sqlite_older_file_gains_reg_epoch)
 	ck_assert_int_eq(store_put(&s, &b), 0);
 	store_close(&s);
 	/* Opened again: the column is there already. */
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, 2);
-	store_close(&s);
+	ck_assert_int_eq(records_in_file(), 2);
 	sqlite_end();
 }
 END_TEST

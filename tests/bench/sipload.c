@@ -148,17 +148,25 @@ static void die(const char *fmt, ...)
 
 static int tree[256], ntree;
 
-static int parent_of(int pid)
+/* /proc/PID/stat read into buf: from the ')' that closes the command name on (NULL if the
+ * process is gone). */
+static const char *stat_of(int pid, char *buf, size_t size)
 {
-	char path[64], buf[512];
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
+		return NULL;
+	size_t n = fread(buf, 1, size - 1, f);
 	fclose(f);
 	buf[n] = 0;
-	char *p = strrchr(buf, ')');
+	return strrchr(buf, ')');
+}
+
+static int parent_of(int pid)
+{
+	char buf[512];
+	const char *p = stat_of(pid, buf, sizeof buf);
 	int ppid = -1;
 	if (p)
 		sscanf(p + 2, "%*c %d", &ppid);
@@ -200,15 +208,8 @@ static long long cpu_ticks(void)
 {
 	long long sum = 0;
 	for (int i = 0; i < ntree; i++) {
-		char path[64], buf[1024];
-		snprintf(path, sizeof path, "/proc/%d/stat", tree[i]);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = 0;
-		char *p = strrchr(buf, ')');
+		char buf[1024];
+		const char *p = stat_of(tree[i], buf, sizeof buf);
 		unsigned long long ut = 0, st = 0;
 		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
 			sum += (long long)(ut + st);

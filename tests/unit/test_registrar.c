@@ -168,6 +168,17 @@ static long contact_expires(msg_t *resp, const char *user)
 	return -1;
 }
 
+/* A REGISTER (reg's arguments) answered 200 that gives the Contact of user an expiry of lo to hi
+ * seconds. A macro, as reg_answers. */
+#define reg_expiry(user, lo, hi, ...)                                                              \
+	do {                                                                                       \
+		msg_t *answer_ = reg(__VA_ARGS__);                                                 \
+		ck_assert_int_eq(status_of(answer_), 200);                                         \
+		long expires_ = contact_expires(answer_, user);                                    \
+		ck_assert(expires_ >= (lo) && expires_ <= (hi));                                   \
+		msg_destroy(answer_);                                                              \
+	} while (0)
+
 static int lookup(const char *aor, const struct binding **out)
 {
 	return location_lookup(aor, out, 16);
@@ -231,11 +242,7 @@ END_TEST
 
 START_TEST(test_expires_param_wins_over_header)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") ";expires=300\r\nExpires: 900\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	long e = contact_expires(r, "a1");
-	ck_assert(e >= 299 && e <= 300);
-	msg_destroy(r);
+	reg_expiry("a1", 299, 300, "alice", "c1", 1, CONTACT_WS("a1") ";expires=300\r\nExpires: 900\r\n");
 	/* A short param is refused even when the header is fine. */
 	reg_answers(423, "alice", "c1", 2, CONTACT_WS("a1") ";expires=5\r\nExpires: 900\r\n");
 }
@@ -243,22 +250,14 @@ END_TEST
 
 START_TEST(test_expiry_shortened_to_max)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 86400\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	long e = contact_expires(r, "a1");
-	ck_assert(e >= 3599 && e <= 3600);
-	msg_destroy(r);
+	reg_expiry("a1", 3599, 3600, "alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 86400\r\n");
 }
 END_TEST
 
 START_TEST(test_default_expires_when_none_given)
 {
 	cfg.registrar.reg_default_expires = 1800;
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	long e = contact_expires(r, "a1");
-	ck_assert(e >= 1799 && e <= 1800);
-	msg_destroy(r);
+	reg_expiry("a1", 1799, 1800, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 }
 END_TEST
 

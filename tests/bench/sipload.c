@@ -148,17 +148,25 @@ static void die(const char *fmt, ...)
 
 static int tree[256], ntree;
 
-static int parent_of(int pid)
+/* /proc/PID/stat read into buf: from the ')' that closes the command name on (NULL if the
+ * process is gone). */
+static const char *stat_of(int pid, char *buf, size_t size)
 {
-	char path[64], buf[512];
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
+		return NULL;
+	size_t n = fread(buf, 1, size - 1, f);
 	fclose(f);
 	buf[n] = 0;
-	char *p = strrchr(buf, ')');
+	return strrchr(buf, ')');
+}
+
+static int parent_of(int pid)
+{
+	char buf[512];
+	const char *p = stat_of(pid, buf, sizeof buf);
 	int ppid = -1;
 	if (p)
 		sscanf(p + 2, "%*c %d", &ppid);
@@ -200,15 +208,8 @@ static long long cpu_ticks(void)
 {
 	long long sum = 0;
 	for (int i = 0; i < ntree; i++) {
-		char path[64], buf[1024];
-		snprintf(path, sizeof path, "/proc/%d/stat", tree[i]);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = 0;
-		char *p = strrchr(buf, ')');
+		char buf[1024];
+		const char *p = stat_of(tree[i], buf, sizeof buf);
 		unsigned long long ut = 0, st = 0;
 		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
 			sum += (long long)(ut + st);
@@ -373,72 +374,69 @@ static void sip_send(struct conn *c, const char *msg, size_t n)
 
 /* ---- SIP: the few header lines a UA needs ---- */
 
-/* The value of the first header NAME (or its compact form) at or after *from; NULL if none. */
-static const char *hdr(const char *msg, size_t len, const char *name, char compact, size_t *vlen)
+/* The next header line named NAME (or its compact form) after *at, before the blank line that
+ * ends the headers: its start, its colon in *colon and its end (the '\n', or the end of the
+ * message) in *eol; NULL if none. *at starts NULL and moves past each line found. */
+static const char *next_hdr(const char *msg, size_t len, const char *name, char compact, const char **at,
+			    const char **colon, const char **eol)
 {
 	const char *end = msg + len;
-	const char *p = memchr(msg, '\n', len);
+	const char *p = *at ? *at : memchr(msg, '\n', len);
 	size_t nl = strlen(name);
 	while (p && ++p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+		if (!e)
+			e = end;
 		if (p[0] == '\r' || p[0] == '\n')
 			break; /* end of headers */
-		const char *colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon) {
-			const char *ne = colon;
+		const char *c = memchr(p, ':', (size_t)(e - p));
+		if (c) {
+			const char *ne = c;
 			while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
 				ne--;
 			size_t n = (size_t)(ne - p);
 			if ((n == nl && strncasecmp(p, name, nl) == 0) ||
 			    (compact && n == 1 && tolower((unsigned char)p[0]) == compact)) {
-				const char *v = colon + 1;
-				while (v < eol && (*v == ' ' || *v == '\t'))
-					v++;
-				const char *ve = eol;
-				while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
-					ve--;
-				*vlen = (size_t)(ve - v);
-				return v;
+				*at = *eol = e;
+				*colon = c;
+				return p;
 			}
 		}
-		p = eol;
+		p = e;
 	}
 	return NULL;
+}
+
+/* The value of the first header NAME (or its compact form); NULL if none. */
+static const char *hdr(const char *msg, size_t len, const char *name, char compact, size_t *vlen)
+{
+	const char *at = NULL, *colon, *eol;
+	if (!next_hdr(msg, len, name, compact, &at, &colon, &eol))
+		return NULL;
+	const char *v = colon + 1;
+	while (v < eol && (*v == ' ' || *v == '\t'))
+		v++;
+	const char *ve = eol;
+	while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+		ve--;
+	*vlen = (size_t)(ve - v);
+	return v;
 }
 
 /* Copy the header lines named NAME (or COMPACT) to OUT, in order; returns bytes written. */
 static size_t copy_hdrs(const char *msg, size_t len, const char *name, char compact, char *out, size_t cap,
 			int *count)
 {
-	const char *end = msg + len;
-	const char *p = memchr(msg, '\n', len);
-	size_t nl = strlen(name), o = 0;
-	while (p && ++p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
-		if (p[0] == '\r' || p[0] == '\n')
-			break;
-		const char *colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon) {
-			const char *ne = colon;
-			while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
-				ne--;
-			size_t n = (size_t)(ne - p);
-			if ((n == nl && strncasecmp(p, name, nl) == 0) ||
-			    (compact && n == 1 && tolower((unsigned char)p[0]) == compact)) {
-				size_t l = (size_t)(eol - p) + 1;
-				if (o + l < cap) {
-					memcpy(out + o, p, l);
-					o += l;
-					if (count)
-						(*count)++;
-				}
-			}
+	const char *at = NULL, *colon, *eol, *p;
+	size_t o = 0;
+	while ((p = next_hdr(msg, len, name, compact, &at, &colon, &eol))) {
+		size_t l = (size_t)(eol - p) + 1;
+		if (o + l < cap) {
+			memcpy(out + o, p, l);
+			o += l;
+			if (count)
+				(*count)++;
 		}
-		p = eol;
 	}
 	out[o] = 0;
 	return o;

@@ -141,6 +141,16 @@ static msg_t *reg_on(int i, const char *user, const char *call_id, unsigned cseq
 
 static int status_of(msg_t *resp) { return sip_object(resp)->sip_status->st_status; }
 
+/* A REGISTER (reg_on's arguments) whose answer must be status, and nothing more is read of it.
+ * Macros, so that a failure names the test's line. */
+#define reg_on_answers(status, ...)                                                                \
+	do {                                                                                       \
+		msg_t *answer_ = reg_on(__VA_ARGS__);                                              \
+		ck_assert_int_eq(status_of(answer_), status);                                      \
+		msg_destroy(answer_);                                                              \
+	} while (0)
+#define reg_answers(status, ...) reg_on_answers(status, 0, __VA_ARGS__)
+
 static int count_contacts(msg_t *resp)
 {
 	int n = 0;
@@ -157,6 +167,17 @@ static long contact_expires(msg_t *resp, const char *user)
 			return m->m_expires ? atol(m->m_expires) : -1;
 	return -1;
 }
+
+/* A REGISTER (reg's arguments) answered 200 that gives the Contact of user an expiry of lo to hi
+ * seconds. A macro, as reg_answers. */
+#define reg_expiry(user, lo, hi, ...)                                                              \
+	do {                                                                                       \
+		msg_t *answer_ = reg(__VA_ARGS__);                                                 \
+		ck_assert_int_eq(status_of(answer_), 200);                                         \
+		long expires_ = contact_expires(answer_, user);                                    \
+		ck_assert(expires_ >= (lo) && expires_ <= (hi));                                   \
+		msg_destroy(answer_);                                                              \
+	} while (0)
 
 static int lookup(const char *aor, const struct binding **out)
 {
@@ -191,10 +212,8 @@ END_TEST
 
 START_TEST(test_register_refresh_keeps_one_binding)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
+	msg_t *r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 1);
 	ck_assert(contact_expires(r, "a1") >= 1199);
@@ -217,44 +236,28 @@ START_TEST(test_register_423_min_expires)
 	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
 	ck_assert_int_eq(metrics_get(M_REG_REJECTED), 1);
 	/* The retry with a longer interval succeeds. */
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 3600\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 2, CONTACT_WS("a1") "\r\nExpires: 3600\r\n");
 }
 END_TEST
 
 START_TEST(test_expires_param_wins_over_header)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") ";expires=300\r\nExpires: 900\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	long e = contact_expires(r, "a1");
-	ck_assert(e >= 299 && e <= 300);
-	msg_destroy(r);
+	reg_expiry("a1", 299, 300, "alice", "c1", 1, CONTACT_WS("a1") ";expires=300\r\nExpires: 900\r\n");
 	/* A short param is refused even when the header is fine. */
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") ";expires=5\r\nExpires: 900\r\n");
-	ck_assert_int_eq(status_of(r), 423);
-	msg_destroy(r);
+	reg_answers(423, "alice", "c1", 2, CONTACT_WS("a1") ";expires=5\r\nExpires: 900\r\n");
 }
 END_TEST
 
 START_TEST(test_expiry_shortened_to_max)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 86400\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	long e = contact_expires(r, "a1");
-	ck_assert(e >= 3599 && e <= 3600);
-	msg_destroy(r);
+	reg_expiry("a1", 3599, 3600, "alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 86400\r\n");
 }
 END_TEST
 
 START_TEST(test_default_expires_when_none_given)
 {
 	cfg.registrar.reg_default_expires = 1800;
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	long e = contact_expires(r, "a1");
-	ck_assert(e >= 1799 && e <= 1800);
-	msg_destroy(r);
+	reg_expiry("a1", 1799, 1800, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 }
 END_TEST
 
@@ -281,15 +284,9 @@ START_TEST(test_register_star_needs_expires_zero)
 {
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
 	msg_destroy(r);
-	r = reg("alice", "c2", 1, "Contact: *\r\nExpires: 60\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c2", 2, "Contact: *\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c2", 3, "Contact: *\r\n" CONTACT_WS("a2") "\r\nExpires: 0\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c2", 1, "Contact: *\r\nExpires: 60\r\n");
+	reg_answers(400, "alice", "c2", 2, "Contact: *\r\n");
+	reg_answers(400, "alice", "c2", 3, "Contact: *\r\n" CONTACT_WS("a2") "\r\nExpires: 0\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 1);
 }
@@ -297,27 +294,17 @@ END_TEST
 
 START_TEST(test_register_cseq_order_500)
 {
-	msg_t *r = reg("alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 600\r\n");
 	/* Same Call-ID, CSeq not higher: refused, binding unchanged (not removed). */
-	r = reg("alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 0\r\n");
-	ck_assert_int_eq(status_of(r), 500);
-	msg_destroy(r);
-	r = reg("alice", "c1", 4, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
-	ck_assert_int_eq(status_of(r), 500);
-	msg_destroy(r);
-	r = reg("alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n");
-	ck_assert_int_eq(status_of(r), 500);
-	msg_destroy(r);
+	reg_answers(500, "alice", "c1", 5, CONTACT_WS("a1") "\r\nExpires: 0\r\n");
+	reg_answers(500, "alice", "c1", 4, CONTACT_WS("a1") "\r\nExpires: 1200\r\n");
+	reg_answers(500, "alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 1);
 	ck_assert_uint_eq(b[0]->cseq, 5);
 	ck_assert(b[0]->expires_at - time(NULL) <= 600);
 	/* A different Call-ID replaces whatever its CSeq. */
-	r = reg("alice", "c9", 1, CONTACT_WS("a1") "\r\nExpires: 900\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c9", 1, CONTACT_WS("a1") "\r\nExpires: 900\r\n");
 	ck_assert_int_eq(lookup(AOR, b), 1);
 	ck_assert_str_eq(b[0]->call_id, "c9");
 	ck_assert_uint_eq(b[0]->cseq, 1);
@@ -344,10 +331,8 @@ END_TEST
 
 START_TEST(test_query_lists_bindings)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") ";expires=600\r\n" CONTACT_WS("a2") ";expires=1200\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(1, "alice", "q1", 1, "");
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") ";expires=600\r\n" CONTACT_WS("a2") ";expires=1200\r\n");
+	msg_t *r = reg_on(1, "alice", "q1", 1, "");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 2);
 	long e1 = contact_expires(r, "a1"), e2 = contact_expires(r, "a2");
@@ -363,18 +348,14 @@ END_TEST
 
 START_TEST(test_q_orders_lookup)
 {
-	msg_t *r = reg("alice", "c1", 1,
-		       CONTACT_WS("low") ";q=0.1\r\n" CONTACT_WS("high") ";q=0.9\r\n" CONTACT_WS("mid") ";q=0.5\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 1,
+		    CONTACT_WS("low") ";q=0.1\r\n" CONTACT_WS("high") ";q=0.9\r\n" CONTACT_WS("mid") ";q=0.5\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 3);
 	ck_assert_int_eq(b[0]->q, 900);
 	ck_assert_int_eq(b[1]->q, 500);
 	ck_assert_int_eq(b[2]->q, 100);
-	r = reg("alice", "c1", 2, CONTACT_WS("bad") ";q=1.5\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c1", 2, CONTACT_WS("bad") ";q=1.5\r\n");
 }
 END_TEST
 
@@ -416,20 +397,14 @@ END_TEST
 START_TEST(test_max_bindings_403)
 {
 	cfg.registrar.reg_max_bindings = 2;
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, CONTACT_WS("a3") "\r\n");
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") "\r\n" CONTACT_WS("a2") "\r\n");
+	msg_t *r = reg("alice", "c1", 2, CONTACT_WS("a3") "\r\n");
 	ck_assert_int_eq(status_of(r), 403);
 	ck_assert_str_eq(sip_object(r)->sip_status->st_phrase, "Too Many Bindings");
 	msg_destroy(r);
 	/* Refreshing what exists, or swapping one for another, is still fine. */
-	r = reg("alice", "c1", 3, CONTACT_WS("a1") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg("alice", "c1", 4, CONTACT_WS("a2") ";expires=0\r\n" CONTACT_WS("a3") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 3, CONTACT_WS("a1") "\r\n");
+	reg_answers(200, "alice", "c1", 4, CONTACT_WS("a2") ";expires=0\r\n" CONTACT_WS("a3") "\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 2);
 }
@@ -437,15 +412,10 @@ END_TEST
 
 START_TEST(test_bad_contact_400_changes_nothing)
 {
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nContact: <mailto:a@example.com>\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, CONTACT_WS("a1") ";expires=soon\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
-	r = reg("alice", "c1", 3, CONTACT_WS("a1") ";+sip.instance=\"<urn:uuid:1>\";reg-id=x\r\nSupported: outbound\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c1", 1, CONTACT_WS("a1") "\r\nContact: <mailto:a@example.com>\r\n");
+	reg_answers(400, "alice", "c1", 2, CONTACT_WS("a1") ";expires=soon\r\n");
+	reg_answers(400, "alice", "c1", 3,
+		    CONTACT_WS("a1") ";+sip.instance=\"<urn:uuid:1>\";reg-id=x\r\nSupported: outbound\r\n");
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 0);
 }
@@ -462,9 +432,7 @@ START_TEST(test_contact_uri_not_a_request_uri_400)
 	const struct binding *b[16];
 	ck_assert_int_eq(lookup(AOR, b), 0);
 	/* The same without the space is fine: the check does not refuse ordinary URIs. */
-	r = reg("alice", "c1", 2, "Contact: <sip:a1@df7jal23ls0d.invalid;transport=wsontact:>\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 2, "Contact: <sip:a1@df7jal23ls0d.invalid;transport=wsontact:>\r\n");
 	ck_assert_int_eq(lookup(AOR, b), 1);
 }
 END_TEST
@@ -518,10 +486,8 @@ END_TEST
 START_TEST(test_instance_without_reg_id_keyed_by_instance)
 {
 	const char *inst = ";+sip.instance=\"<urn:uuid:aaaa>\"";
-	msg_t *r = reg_on(0, "alice", "c1", 1, CONTACT_WS("a1") "%s\r\n", inst);
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(1, "alice", "c2", 1, CONTACT_WS("a2") "%s\r\n", inst);
+	reg_on_answers(200, 0, "alice", "c1", 1, CONTACT_WS("a1") "%s\r\n", inst);
+	msg_t *r = reg_on(1, "alice", "c2", 1, CONTACT_WS("a2") "%s\r\n", inst);
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 1);
 	msg_destroy(r);
@@ -533,33 +499,25 @@ END_TEST
 
 START_TEST(test_outbound_two_reg_ids_400)
 {
-	msg_t *r = reg("alice", "c1", 1, "Supported: outbound\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n"
-		       CONTACT_WS("a2") ";+sip.instance=\"<urn:uuid:x>\";reg-id=2\r\n");
-	ck_assert_int_eq(status_of(r), 400);
-	msg_destroy(r);
+	reg_answers(400, "alice", "c1", 1, "Supported: outbound\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n"
+		    CONTACT_WS("a2") ";+sip.instance=\"<urn:uuid:x>\";reg-id=2\r\n");
 }
 END_TEST
 
 START_TEST(test_outbound_439_first_hop)
 {
-	msg_t *r = reg("alice", "c1", 1, "Supported: outbound, path\r\n"
-		       "Path: <sip:edge.example.net;lr>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
-	ck_assert_int_eq(status_of(r), 439);
-	msg_destroy(r);
-	r = reg("alice", "c1", 2, "Supported: outbound, path\r\n"
-		"Path: <sip:edge.example.net;lr;ob>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(439, "alice", "c1", 1, "Supported: outbound, path\r\n"
+		    "Path: <sip:edge.example.net;lr>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
+	reg_answers(200, "alice", "c1", 2, "Supported: outbound, path\r\n"
+		    "Path: <sip:edge.example.net;lr;ob>\r\n" CONTACT_WS("a1") OB_PARAMS "\r\n");
 }
 END_TEST
 
 START_TEST(test_ws_same_contact_two_flows_two_bindings)
 {
 	/* Two sipML5 tabs: identical Contacts, no instance, separate connections. */
-	msg_t *r = reg_on(0, "alice", "tab1", 1, CONTACT_WS("same") "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(1, "alice", "tab2", 1, CONTACT_WS("same") "\r\n");
+	reg_on_answers(200, 0, "alice", "tab1", 1, CONTACT_WS("same") "\r\n");
+	msg_t *r = reg_on(1, "alice", "tab2", 1, CONTACT_WS("same") "\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 2);
 	msg_destroy(r);
@@ -577,10 +535,8 @@ START_TEST(test_non_ws_same_contact_one_binding)
 {
 	open_flow(2, PROTO_TCP);
 	open_flow(3, PROTO_TCP);
-	msg_t *r = reg_on(2, "alice", "t1", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	r = reg_on(3, "alice", "t2", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
+	reg_on_answers(200, 2, "alice", "t1", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
+	msg_t *r = reg_on(3, "alice", "t2", 1, "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>\r\n");
 	ck_assert_int_eq(status_of(r), 200);
 	ck_assert_int_eq(count_contacts(r), 1);
 	msg_destroy(r);
@@ -633,9 +589,7 @@ static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 START_TEST(test_binding_expires_by_timer)
 {
 	cfg.registrar.reg_min_expires = 1;
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("short") ";expires=1\r\n" CONTACT_WS("long") ";expires=60\r\n");
 	uv_timer_t guard;
 	uv_timer_init(&loop, &guard);
 	uv_timer_start(&guard, stop_loop, 2100, 0);
@@ -706,9 +660,7 @@ END_TEST
 START_TEST(test_no_auth_configured_403)
 {
 	registrar_set_auth(NULL);
-	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\n");
-	ck_assert_int_eq(status_of(r), 403);
-	msg_destroy(r);
+	reg_answers(403, "alice", "c1", 1, CONTACT_WS("a1") "\r\n");
 	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
 }
 END_TEST
@@ -759,12 +711,36 @@ static enum gruu_verdict gr_lookup(const char *uri, int *n, bool *temporary, cha
 	return v;
 }
 
+/* gr_lookup for the verdict alone. */
+static enum gruu_verdict gr_verdict(const char *uri) { return gr_lookup(uri, NULL, NULL, NULL, 0); }
+
+/* gruu names one binding, whose URI is uri. */
+static void gruu_names_one(const char *gruu, const char *uri)
+{
+	int n;
+	char got[256];
+	ck_assert_int_eq(gr_lookup(gruu, &n, NULL, got, sizeof(got)), GRUU_FOUND);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(got, uri);
+}
+
+/* alice registers over flow i a Contact of user with the instance inst (Supported: gruu): 200,
+ * and the temp-gruu the 200 gives that Contact (and its pub-gruu into pub, if given), NULL where
+ * none. The caller frees them. */
+static char *reg_gruu(int i, const char *call_id, unsigned cseq, const char *user, const char *inst, char **pub)
+{
+	msg_t *r = reg_on(i, "alice", call_id, cseq, GR_SUPPORTED CONTACT_WS("%s") GR_PARAMS("%s") "\r\n", user, inst);
+	ck_assert_int_eq(status_of(r), 200);
+	char *temp = contact_param(r, user, "temp-gruu");
+	if (pub)
+		*pub = contact_param(r, user, "pub-gruu");
+	msg_destroy(r);
+	return temp;
+}
+
 START_TEST(test_gruu_pub_and_temp_in_200)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	char *pub = contact_param(r, "a1", "pub-gruu"), *temp = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *pub, *temp = reg_gruu(0, "g1", 1, "a1", INST_A, &pub);
 	ck_assert_ptr_nonnull(pub);
 	ck_assert_ptr_nonnull(temp);
 	ck_assert_str_eq(pub, "sip:alice@example.com;gr=" INST_A);
@@ -792,40 +768,29 @@ END_TEST
 
 START_TEST(test_gruu_temp_lives_with_its_registration)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t1 = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *t1 = reg_gruu(0, "g1", 1, "a1", INST_A, NULL);
 	/* A refresh gives a new one; the first stays valid (same Call-ID). */
-	r = reg("alice", "g1", 2, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t2 = contact_param(r, "a1", "temp-gruu");
-	char *pub = contact_param(r, "a1", "pub-gruu");
-	msg_destroy(r);
+	char *pub, *t2 = reg_gruu(0, "g1", 2, "a1", INST_A, &pub);
 	ck_assert_ptr_nonnull(t1);
 	ck_assert_ptr_nonnull(t2);
 	ck_assert_str_ne(t1, t2);
-	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_FOUND);
-	ck_assert_int_eq(gr_lookup(t2, NULL, NULL, NULL, 0), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(t1), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(t2), GRUU_FOUND);
 	/* Unregistered: every temp-gruu of that registration names nobody; the pub-gruu is offline. */
-	r = reg("alice", "g1", 3, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) ";expires=0\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
-	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(t2, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(pub, NULL, NULL, NULL, 0), GRUU_OFFLINE);
+	reg_answers(200, "alice", "g1", 3, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) ";expires=0\r\n");
+	ck_assert_int_eq(gr_verdict(t1), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t2), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(pub), GRUU_OFFLINE);
 	/* Registered again with the same Call-ID (JsSIP keeps it): a new registration, the old
 	 * temp-gruus stay dead. */
-	r = reg("alice", "g1", 4, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t3 = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
-	ck_assert_int_eq(gr_lookup(t1, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(t3, NULL, NULL, NULL, 0), GRUU_FOUND);
-	ck_assert_int_eq(gr_lookup(pub, NULL, NULL, NULL, 0), GRUU_FOUND);
+	char *t3 = reg_gruu(0, "g1", 4, "a1", INST_A, NULL);
+	ck_assert_int_eq(gr_verdict(t1), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t3), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(pub), GRUU_FOUND);
 	/* A refresh with a new Call-ID ends them too (RFC 5627 §6). */
-	r = reg("alice", "g2", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t4 = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
-	ck_assert_int_eq(gr_lookup(t3, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup(t4, NULL, NULL, NULL, 0), GRUU_FOUND);
+	char *t4 = reg_gruu(0, "g2", 1, "a1", INST_A, NULL);
+	ck_assert_int_eq(gr_verdict(t3), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t4), GRUU_FOUND);
 	free(t1);
 	free(t2);
 	free(t3);
@@ -856,24 +821,18 @@ END_TEST
 
 START_TEST(test_gruu_names_one_instance)
 {
-	msg_t *r = reg_on(0, "alice", "ga", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *ta = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
-	r = reg_on(1, "alice", "gb", 1, GR_SUPPORTED CONTACT_WS("b1") GR_PARAMS(INST_B) "\r\n");
+	char *ta = reg_gruu(0, "ga", 1, "a1", INST_A, NULL);
+	msg_t *r = reg_on(1, "alice", "gb", 1, GR_SUPPORTED CONTACT_WS("b1") GR_PARAMS(INST_B) "\r\n");
 	char *tb = contact_param(r, "b1", "temp-gruu");
 	/* The 200 lists both instances, each with its own GRUUs. */
 	char *pa = contact_param(r, "a1", "pub-gruu");
 	ck_assert_ptr_nonnull(pa);
 	ck_assert_str_eq(pa, "sip:alice@example.com;gr=" INST_A);
 	msg_destroy(r);
+	gruu_names_one(ta, "sip:a1@df7jal23ls0d.invalid;transport=ws");
+	gruu_names_one(tb, "sip:b1@df7jal23ls0d.invalid;transport=ws");
 	int n;
 	char uri[256];
-	ck_assert_int_eq(gr_lookup(ta, &n, NULL, uri, sizeof(uri)), GRUU_FOUND);
-	ck_assert_int_eq(n, 1);
-	ck_assert_str_eq(uri, "sip:a1@df7jal23ls0d.invalid;transport=ws");
-	ck_assert_int_eq(gr_lookup(tb, &n, NULL, uri, sizeof(uri)), GRUU_FOUND);
-	ck_assert_int_eq(n, 1);
-	ck_assert_str_eq(uri, "sip:b1@df7jal23ls0d.invalid;transport=ws");
 	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr=" INST_B, &n, NULL, uri, sizeof(uri)), GRUU_FOUND);
 	ck_assert_str_eq(uri, "sip:b1@df7jal23ls0d.invalid;transport=ws");
 	/* gr= compares without regard to case, and its value may be escaped. */
@@ -888,34 +847,32 @@ END_TEST
 
 START_TEST(test_gruu_forged_or_unknown)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *t = reg_gruu(0, "g1", 1, "a1", INST_A, NULL);
 	ck_assert_ptr_nonnull(t);
 	/* One character of the token changed. */
 	char *forged = strdup(t);
 	forged[10] = forged[10] == 'A' ? 'B' : 'A';
-	ck_assert_int_eq(gr_lookup(forged, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(forged), GRUU_NOBODY);
 	/* The same token at another of our domains, or cut short. */
 	char other[512];
 	snprintf(other, sizeof(other), "%.*s@example.org;gr", (int)(strchr(t, '@') - t), t);
-	ck_assert_int_eq(gr_lookup(other, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(other), GRUU_NOBODY);
 	snprintf(other, sizeof(other), "%.*s@example.com;gr", (int)(strchr(t, '@') - t) - 4, t);
-	ck_assert_int_eq(gr_lookup(other, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr", NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:notatoken%00@example.com;gr", NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:example.com;gr", NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(other), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;gr"), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:notatoken%00@example.com;gr"), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:example.com;gr"), GRUU_NOBODY);
 	/* pub-gruus: an unknown AOR names nobody; a known one with another instance is offline. */
-	ck_assert_int_eq(gr_lookup("sip:carol@example.com;gr=" INST_A, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;gr=" INST_B, NULL, NULL, NULL, 0), GRUU_OFFLINE);
+	ck_assert_int_eq(gr_verdict("sip:carol@example.com;gr=" INST_A), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;gr=" INST_B), GRUU_OFFLINE);
 	/* No gr: not a GRUU at all. */
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;grx=1", NULL, NULL, NULL, 0), GRUU_NOT_ONE);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;grx=1"), GRUU_NOT_ONE);
 	/* A gr= longer than any instance: a pub-gruu of nobody; gr among other parameters counts. */
 	char longgr[1200];
 	snprintf(longgr, sizeof(longgr), "sip:alice@example.com;gr=%s%0900d", INST_A, 0);
-	ck_assert_int_eq(gr_lookup(longgr, NULL, NULL, NULL, 0), GRUU_NOBODY);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com;x=1;GR=" INST_B ";y", NULL, NULL, NULL, 0), GRUU_OFFLINE);
-	ck_assert_int_eq(gr_lookup("sip:alice@example.com", NULL, NULL, NULL, 0), GRUU_NOT_ONE);
+	ck_assert_int_eq(gr_verdict(longgr), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com;x=1;GR=" INST_B ";y"), GRUU_OFFLINE);
+	ck_assert_int_eq(gr_verdict("sip:alice@example.com"), GRUU_NOT_ONE);
 	free(forged);
 	free(t);
 }
@@ -927,18 +884,16 @@ START_TEST(test_gruu_secret_opens_across_restarts)
 	 * another secret or a random key. */
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init("a shared secret of nodes"), 0);
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED CONTACT_WS("a1") GR_PARAMS(INST_A) "\r\n");
-	char *t = contact_param(r, "a1", "temp-gruu");
-	msg_destroy(r);
+	char *t = reg_gruu(0, "g1", 1, "a1", INST_A, NULL);
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init("a shared secret of nodes"), 0);
-	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_FOUND);
+	ck_assert_int_eq(gr_verdict(t), GRUU_FOUND);
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init("another secret altogether"), 0);
-	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t), GRUU_NOBODY);
 	gruu_shutdown();
 	ck_assert_int_eq(gruu_init(""), 0);
-	ck_assert_int_eq(gr_lookup(t, NULL, NULL, NULL, 0), GRUU_NOBODY);
+	ck_assert_int_eq(gr_verdict(t), GRUU_NOBODY);
 	free(t);
 }
 END_TEST
@@ -974,14 +929,10 @@ END_TEST
 
 START_TEST(test_gruu_as_contact_403)
 {
-	msg_t *r = reg("alice", "g1", 1, GR_SUPPORTED "Contact: <sip:alice@example.com;gr=" INST_A ">\r\n");
-	ck_assert_int_eq(status_of(r), 403);
-	msg_destroy(r);
+	reg_answers(403, "alice", "g1", 1, GR_SUPPORTED "Contact: <sip:alice@example.com;gr=" INST_A ">\r\n");
 	ck_assert_int_eq(location_aor_state(AOR), AOR_UNKNOWN);
 	/* Someone else's GRUU is an ordinary contact. */
-	r = reg("alice", "g1", 2, GR_SUPPORTED "Contact: <sip:bob@example.net;gr=" INST_A ">\r\n");
-	ck_assert_int_eq(status_of(r), 200);
-	msg_destroy(r);
+	reg_answers(200, "alice", "g1", 2, GR_SUPPORTED "Contact: <sip:bob@example.net;gr=" INST_A ">\r\n");
 }
 END_TEST
 
@@ -1073,14 +1024,28 @@ static void count_records(const struct binding *b, void *arg)
 	++*(int *)arg;
 }
 
+/* How many records a load of the store gives. */
+static int records_in(struct store *s)
+{
+	int n = 0;
+	store_load(s, count_records, &n);
+	return n;
+}
+
+/* The binding the store cases put (sip:a@x, for a minute); what a case needs otherwise, it sets. */
+static struct binding binding_a(void)
+{
+	return (struct binding){.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
+				.expires_at = time(NULL) + 60};
+}
+
 /* What every store must do (store.h): put replaces the same identity, del of an absent one is
  * fine, load gives back what is there. */
 static void store_contract(const struct store_ops *ops, const char *spec)
 {
 	struct store s;
 	ck_assert_int_eq(store_open_spec(&s, ops, spec), 0);
-	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	struct binding b = binding_a();
 	ck_assert_int_eq(store_put(&s, &b), 0);
 	b.uri = "sip:1@h;changed";
 	ck_assert_int_eq(store_put(&s, &b), 0); /* same identity: replaced */
@@ -1131,6 +1096,19 @@ static void sqlite_end(void)
 	unlink(shm);
 }
 
+/* The SQLite store on the scratch file. */
+static void sqlite_open(struct store *s) { ck_assert_int_eq(store_open_spec(s, &store_sqlite_ops, db_path), 0); }
+
+/* How many records the scratch file holds, for a connection opened to read them. */
+static int records_in_file(void)
+{
+	struct store s;
+	sqlite_open(&s);
+	int n = records_in(&s);
+	store_close(&s);
+	return n;
+}
+
 START_TEST(test_store_sqlite_put_replace_del_load)
 {
 	sqlite_begin();
@@ -1151,7 +1129,7 @@ START_TEST(test_store_sqlite_survives_reopen)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	sqlite_open(&s);
 	time_t now = time(NULL);
 	struct binding full = {.aor = "sip:a@x", .key = "o:urn:uuid:1;1", .uri = "sip:1@h.invalid;transport=ws",
 			       .contact = "<sip:1@h.invalid;transport=ws>;reg-id=1", .instance = "<urn:uuid:1>",
@@ -1168,10 +1146,8 @@ START_TEST(test_store_sqlite_survives_reopen)
 	ck_assert_int_eq(store_del(&s, gone.aor, gone.key), 0);
 	store_close(&s);
 
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, 2);
+	sqlite_open(&s);
+	ck_assert_int_eq(records_in(&s), 2);
 	struct binding back = {0};
 	store_load(&s, keep_binding, &back);
 	ck_assert_str_eq(back.aor, "sip:a@x");
@@ -1207,9 +1183,8 @@ START_TEST(test_store_sqlite_answers_after_commit)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	sqlite_open(&s);
+	struct binding b = binding_a();
 	int first = 0, second = 0, empty = 0;
 	store_begin(&s);
 	ck_assert_int_eq(store_put(&s, &b), 0);
@@ -1221,16 +1196,13 @@ START_TEST(test_store_sqlite_answers_after_commit)
 	ck_assert_int_eq(first, 0); /* not yet: the batch is open */
 	ck_assert_int_eq(second, 0);
 	struct store other;
-	ck_assert_int_eq(store_open_spec(&other, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&other, count_records, &n);
-	ck_assert_int_eq(n, 0); /* and nothing is in the file for anyone else */
+	sqlite_open(&other);
+	ck_assert_int_eq(records_in(&other), 0); /* and nothing is in the file for anyone else */
 	while (!first)
 		uv_run(&store_loop, UV_RUN_ONCE);
 	ck_assert_int_eq(first, 1);
 	ck_assert_int_eq(second, 1); /* one commit answers the whole batch */
-	store_load(&other, count_records, &n);
-	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(records_in(&other), 2);
 	/* A group without writes has nothing to wait for. */
 	store_begin(&s);
 	store_commit(&s, note_done, &empty);
@@ -1246,20 +1218,15 @@ START_TEST(test_store_sqlite_close_answers_waiters)
 {
 	sqlite_begin();
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	struct binding b = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	sqlite_open(&s);
+	struct binding b = binding_a();
 	int done = 0;
 	store_begin(&s);
 	ck_assert_int_eq(store_put(&s, &b), 0);
 	store_commit(&s, note_done, &done);
 	store_close(&s);
 	ck_assert_int_eq(done, 1);
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, 1);
-	store_close(&s);
+	ck_assert_int_eq(records_in_file(), 1);
 	sqlite_end();
 }
 END_TEST
@@ -1282,8 +1249,9 @@ START_TEST(test_store_memory_grows)
 	struct store s;
 	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	char aor[32], key[32];
-	struct binding b = {.aor = aor, .key = key, .uri = "sip:1@h", .contact = "<sip:1@h>",
-			    .expires_at = time(NULL) + 60};
+	struct binding b = binding_a();
+	b.aor = aor;
+	b.key = key;
 	for (int i = 0; i < N; i++) {
 		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
 		snprintf(key, sizeof(key), "u:sip:%d@h", i);
@@ -1295,18 +1263,14 @@ START_TEST(test_store_memory_grows)
 		snprintf(key, sizeof(key), "u:sip:%d@h", i);
 		ck_assert_int_eq(store_put(&s, &b), 0);
 	}
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, N);
+	ck_assert_int_eq(records_in(&s), N);
 	/* Every even one deleted: each was found where it was put. */
 	for (int i = 0; i < N; i += 2) {
 		snprintf(aor, sizeof(aor), "sip:u%d@x", i);
 		snprintf(key, sizeof(key), "u:sip:%d@h", i);
 		ck_assert_int_eq(store_del(&s, aor, key), 0);
 	}
-	n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, N / 2);
+	ck_assert_int_eq(records_in(&s), N / 2);
 	store_close(&s);
 }
 END_TEST
@@ -1322,8 +1286,8 @@ START_TEST(test_store_written_through_and_loaded)
 	struct store s;
 	ck_assert_int_eq(store_open_spec(&s, &store_memory_ops, ""), 0);
 	time_t now = time(NULL);
-	struct binding live = {.aor = "sip:a@x", .key = "u:sip:1@h", .uri = "sip:1@h", .contact = "<sip:1@h>",
-			       .q = 1000, .expires_at = now + 60};
+	struct binding live = binding_a();
+	live.q = 1000;
 	struct binding old = live, onflow = live;
 	old.key = "u:sip:2@h";
 	old.expires_at = now - 1;
@@ -1377,7 +1341,7 @@ START_TEST(test_store_sqlite_older_file_gains_reg_epoch)
 		" 0, NULL, 'c1', 1, 4000000000, 0, 0, 1);", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	struct store s;
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
+	sqlite_open(&s);
 	struct binding back = {0};
 	store_load(&s, keep_binding, &back);
 	ck_assert_str_eq(back.aor, "sip:a@x");
@@ -1388,11 +1352,7 @@ START_TEST(test_store_sqlite_older_file_gains_reg_epoch)
 	ck_assert_int_eq(store_put(&s, &b), 0);
 	store_close(&s);
 	/* Opened again: the column is there already. */
-	ck_assert_int_eq(store_open_spec(&s, &store_sqlite_ops, db_path), 0);
-	int n = 0;
-	store_load(&s, count_records, &n);
-	ck_assert_int_eq(n, 2);
-	store_close(&s);
+	ck_assert_int_eq(records_in_file(), 2);
 	sqlite_end();
 }
 END_TEST

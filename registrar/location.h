@@ -15,7 +15,8 @@ struct binding {
 	char *aor;	/* "sip:alice@example.com" */
 	char *key;	/* identity within the AOR: "o:<instance>;<reg-id>", "i:<instance>",
 			 * "f:<flow id>:<uri>" (WS contact without instance) or "u:<uri>" */
-	char *contact;	/* the Contact header value as registered, e.g. "<sip:x@y.invalid;transport=ws>;..." */
+	char *contact;	/* the Contact header value as registered, without its expires parameter
+			 * (expires_at is the time left), e.g. "<sip:x@y.invalid;transport=ws>;..." */
 	char *uri;	/* the contact URI alone: the Request-URI of requests to this binding */
 	char *instance; /* +sip.instance or NULL */
 	int reg_id;	/* RFC 5626 reg-id, 0 if none */

@@ -248,6 +248,29 @@ START_TEST(test_expires_param_wins_over_header)
 }
 END_TEST
 
+/* The binding keeps the contact without its expires parameter; each 200 gives one expires=,
+ * the time left, after the other parameters (as a line of text: the 200's bytes are read). */
+START_TEST(test_contact_stored_without_expires_and_answered_with_one)
+{
+	for (unsigned cseq = 1; cseq <= 2; cseq++) {
+		msg_t *r = reg("alice", "c1", cseq, CONTACT_WS("a1") ";expires=300;+sip.ice\r\n");
+		ck_assert_int_eq(status_of(r), 200);
+		ck_assert_msg(strstr(caps[0].last, "\r\nContact: <sip:a1@df7jal23ls0d.invalid;transport=ws>;+sip.ice;expires=30") != NULL,
+			      "the 200's Contact line: %.*s", (int)caps[0].len, caps[0].last);
+		ck_assert_int_eq(count_contacts(r), 1);
+		sip_contact_t *m = sip_object(r)->sip_contact;
+		int n_expires = 0;
+		for (int k = 0; m->m_params && m->m_params[k]; k++)
+			n_expires += strncasecmp(m->m_params[k], "expires=", 8) == 0;
+		ck_assert_int_eq(n_expires, 1);
+		msg_destroy(r);
+		const struct binding *b[16];
+		ck_assert_int_eq(lookup(AOR, b), 1);
+		ck_assert_str_eq(b[0]->contact, "<sip:a1@df7jal23ls0d.invalid;transport=ws>;+sip.ice");
+	}
+}
+END_TEST
+
 START_TEST(test_expiry_shortened_to_max)
 {
 	reg_expiry("a1", 3599, 3600, "alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 86400\r\n");
@@ -945,6 +968,7 @@ Suite *registrar_suite(void)
 	tcase_add_test(tc, test_register_refresh_keeps_one_binding);
 	tcase_add_test(tc, test_register_423_min_expires);
 	tcase_add_test(tc, test_expires_param_wins_over_header);
+	tcase_add_test(tc, test_contact_stored_without_expires_and_answered_with_one);
 	tcase_add_test(tc, test_expiry_shortened_to_max);
 	tcase_add_test(tc, test_default_expires_when_none_given);
 	tcase_add_test(tc, test_register_star_removes_all);

@@ -244,6 +244,44 @@ START_TEST(test_response_copies_headers_and_adds_to_tag)
 }
 END_TEST
 
+/* A header given as its line goes out as those bytes, in the order it was inserted, and the
+ * message still reads back with it. */
+START_TEST(test_header_as_is_is_sent_as_given)
+{
+	const char *text = "REGISTER sip:example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\n"
+			   "Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n"
+			   "From: <sip:bob@example.com>;tag=ft\r\nCall-ID: cid\r\n"
+			   "CSeq: 7 REGISTER\r\nContent-Length: 0\r\n\r\n";
+	const char *why;
+	msg_t *req = sipmsg_parse(text, strlen(text), &why);
+	ck_assert_ptr_nonnull(req);
+	msg_t *resp = sipmsg_response(req, 200, NULL);
+	su_home_t *home = msg_home(resp);
+	const char *c1 = "<sip:b1@h.invalid;transport=ws>;+sip.ice;expires=600";
+	const char *c2 = "\"B\" <sip:b2@h.invalid>;expires=30";
+	ck_assert_int_eq(msg_header_insert(resp, NULL, sipmsg_header_as_is(home, sip_contact_class, c1, strlen(c1))), 0);
+	ck_assert_int_eq(msg_header_insert(resp, NULL, sipmsg_header_as_is(home, sip_contact_class, c2, strlen(c2))), 0);
+	ck_assert_int_eq(msg_header_insert(resp, NULL, sipmsg_header_as_is(home, sip_supported_class, "path, gruu", 10)), 0);
+	size_t len;
+	char *out = sipmsg_encode(resp, &len);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(strstr(out, "\r\nContact: <sip:b1@h.invalid;transport=ws>;+sip.ice;expires=600\r\n"
+				  "Contact: \"B\" <sip:b2@h.invalid>;expires=30\r\n") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\r\nSupported: path, gruu\r\n") != NULL, "%s", out);
+	msg_t *back = sipmsg_parse(out, len, &why);
+	ck_assert_msg(back != NULL, "%s", why);
+	sip_contact_t *m = sip_object(back)->sip_contact;
+	ck_assert_str_eq(m->m_url->url_user, "b1");
+	ck_assert_str_eq(m->m_next->m_expires, "30");
+	ck_assert_ptr_null(m->m_next->m_next);
+	msg_destroy(back);
+	free(out);
+	msg_destroy(resp);
+	msg_destroy(req);
+}
+END_TEST
+
 START_TEST(test_keepalive_detection)
 {
 	ck_assert(sipmsg_is_keepalive("\r\n\r\n", 4));
@@ -461,6 +499,7 @@ Suite *sipmsg_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_checked_fixture(tc, sipmsg_init, sipmsg_shutdown);
 	tcase_add_test(tc, test_check_accepts_ws_message_without_content_length);
+	tcase_add_test(tc, test_header_as_is_is_sent_as_given);
 	tcase_add_test(tc, test_check_requires_content_length_on_streams);
 	tcase_add_test(tc, test_check_missing_call_id_400);
 	tcase_add_test(tc, test_check_cseq_method_mismatch_400);

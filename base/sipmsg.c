@@ -650,16 +650,21 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 	if (!reason)
 		reason = "Unknown";
 	int err = 0;
+	/* The copied headers share the request's strings (msg_header_copy copies the structures and
+	 * parameter lists, not the strings they point to): the response holds a reference to the
+	 * request, so those live as long as it does. Copying every string was a tenth of a
+	 * REGISTER's instructions. Nothing changes these copies but the To's own parameters. */
+	msg_set_parent(resp, req);
 	sip_status_t *st = sip_status_create(home, status, reason, NULL);
 	if (st)
 		status_line_encode(home, st);
 	err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)st);
 	if (rq->sip_via)
-		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_via);
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, msg_header_copy(home, (msg_header_t *)rq->sip_via));
 	if (rq->sip_from)
-		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_from);
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, msg_header_copy(home, (msg_header_t *)rq->sip_from));
 	if (rq->sip_to) {
-		sip_to_t *to = sip_to_dup(home, rq->sip_to);
+		sip_to_t *to = (sip_to_t *)msg_header_copy(home, (msg_header_t *)rq->sip_to);
 		if (to && !to->a_tag && status > 100) {
 			/* What sip_to_tag() adds, without its su_sprintf (about 1k
 			 * instructions). */
@@ -673,14 +678,15 @@ msg_t *sipmsg_response(msg_t *req, int status, const char *reason)
 		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)to);
 	}
 	if (rq->sip_call_id)
-		err |= sip_add_dup(resp, rs, (sip_header_t *)rq->sip_call_id);
+		err |= msg_header_insert(resp, (msg_pub_t *)rs, msg_header_copy(home, (msg_header_t *)rq->sip_call_id));
 	if (rq->sip_cseq) {
-		sip_cseq_t *cs = sip_cseq_dup(home, rq->sip_cseq);
+		sip_cseq_t *cs = (sip_cseq_t *)msg_header_copy(home, (msg_header_t *)rq->sip_cseq);
 		if (cs)
 			cseq_encode(home, cs);
 		err |= msg_header_insert(resp, (msg_pub_t *)rs, (msg_header_t *)cs);
 	}
-	err |= sip_add_make(resp, rs, sip_server_class, SIPEDGE_SERVER);
+	err |= msg_header_insert(resp, (msg_pub_t *)rs,
+				 sipmsg_header_as_is(home, sip_server_class, SIPEDGE_SERVER, strlen(SIPEDGE_SERVER)));
 	if (err) {
 		msg_destroy(resp);
 		return NULL;

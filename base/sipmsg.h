@@ -54,7 +54,9 @@ const char *sipmsg_error_name(const sip_error_t *e);
 /** Responses are dropped unless they have Via, From, To, Call-ID and CSeq. */
 bool sipmsg_response_ok(sip_t *sip);
 
-/** Build a response to req per §8.2.6 (Via, From, To+tag, Call-ID, CSeq copied; Server). */
+/** Build a response to req per §8.2.6 (Via, From, To+tag, Call-ID, CSeq copied; Server). The
+ *  copies share req's strings, and the response holds a reference to req for them: change its
+ *  To's parameters if need be, not the others'. */
 msg_t *sipmsg_response(msg_t *req, int status, const char *reason);
 /** A Date header for now (RFC 3261 §20.17), allocated from home, that carries its own
  * encoding: the line is formatted once a second and copied, not printed per message. */

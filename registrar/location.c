@@ -454,24 +454,43 @@ struct binding *location_add(const struct binding *b)
 	return &lb->b;
 }
 
+/* The strings of a binding a refresh may change, in the same order for cur and from. */
+#define REFRESHED_STRINGS(b) {&(b)->contact, &(b)->uri, &(b)->instance, &(b)->path, &(b)->call_id, &(b)->user_agent}
+
 int location_update(struct binding *cur, const struct binding *from)
 {
 	struct loc_binding *lb = (struct loc_binding *)cur;
-	struct binding nb;
 	bool moved = cur->flow_id != from->flow_id;
-	if (location_binding_copy(&nb, from) != 0)
+	/* A refresh mostly repeats what the binding holds: only a string that differs is copied,
+	 * all of them before anything changes, so that a failed copy leaves the binding as it was. */
+	char **have[] = REFRESHED_STRINGS(cur);
+	char *const *want[] = REFRESHED_STRINGS((struct binding *)from);
+	char *fresh[sizeof(have) / sizeof(have[0])];
+	bool fail = false;
+	for (size_t i = 0; i < sizeof(have) / sizeof(have[0]); i++) {
+		bool same = *have[i] && *want[i] ? strcmp(*have[i], *want[i]) == 0 : *have[i] == *want[i];
+		fresh[i] = same ? *have[i] : dup_or_null(*want[i], &fail);
+	}
+	if (fail) {
+		for (size_t i = 0; i < sizeof(have) / sizeof(have[0]); i++)
+			if (fresh[i] != *have[i])
+				free(fresh[i]);
 		return -1;
+	}
 	/* The same registration while the Call-ID is the same (RFC 5627 §6: its temp-gruus live on). */
-	bool same_call = cur->call_id && nb.call_id && strcmp(cur->call_id, nb.call_id) == 0;
-	nb.reg_epoch = same_call && cur->reg_epoch ? cur->reg_epoch : new_epoch();
+	bool same_call = cur->call_id && from->call_id && strcmp(cur->call_id, from->call_id) == 0;
 	/* Identity and owner stay; everything the REGISTER says is taken. */
-	free(nb.aor);
-	free(nb.key);
+	struct binding nb = *from;
+	nb.reg_epoch = same_call && cur->reg_epoch ? cur->reg_epoch : new_epoch();
 	nb.aor = cur->aor;
 	nb.key = cur->key;
 	nb.registered_at = cur->registered_at;
-	cur->aor = cur->key = NULL;
-	location_binding_clear(cur);
+	char **into[] = REFRESHED_STRINGS(&nb);
+	for (size_t i = 0; i < sizeof(have) / sizeof(have[0]); i++) {
+		if (fresh[i] != *have[i])
+			free(*have[i]);
+		*into[i] = fresh[i];
+	}
 	flow_unlink(lb);
 	aor_unlink_binding(lb->owner, lb);
 	*cur = nb;

@@ -224,6 +224,27 @@ START_TEST(test_register_refresh_keeps_one_binding)
 }
 END_TEST
 
+/* A refresh takes what changed (the Call-ID, the contact's parameters, the User-Agent) and
+ * keeps what did not. */
+START_TEST(test_refresh_takes_changed_strings)
+{
+	reg_answers(200, "alice", "c1", 1, CONTACT_WS("a1") "\r\nUser-Agent: one\r\nExpires: 600\r\n");
+	const struct binding *b[16];
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	const char *uri_before = b[0]->uri;
+	reg_answers(200, "alice", "c2", 1, CONTACT_WS("a1") ";+sip.ice\r\nUser-Agent: two\r\nExpires: 600\r\n");
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_str_eq(b[0]->call_id, "c2");
+	ck_assert_str_eq(b[0]->contact, "<sip:a1@df7jal23ls0d.invalid;transport=ws>;+sip.ice");
+	ck_assert_str_eq(b[0]->user_agent, "two");
+	ck_assert_ptr_eq(b[0]->uri, uri_before); /* the same URI: the string is kept, not copied */
+	ck_assert_str_eq(b[0]->uri, "sip:a1@df7jal23ls0d.invalid;transport=ws");
+	reg_answers(200, "alice", "c2", 2, CONTACT_WS("a1") ";+sip.ice\r\nExpires: 600\r\n");
+	ck_assert_int_eq(lookup(AOR, b), 1);
+	ck_assert_ptr_null(b[0]->user_agent);
+}
+END_TEST
+
 START_TEST(test_register_423_min_expires)
 {
 	msg_t *r = reg("alice", "c1", 1, CONTACT_WS("a1") "\r\nExpires: 10\r\n");
@@ -969,6 +990,7 @@ Suite *registrar_suite(void)
 	tcase_add_test(tc, test_register_423_min_expires);
 	tcase_add_test(tc, test_expires_param_wins_over_header);
 	tcase_add_test(tc, test_contact_stored_without_expires_and_answered_with_one);
+	tcase_add_test(tc, test_refresh_takes_changed_strings);
 	tcase_add_test(tc, test_expiry_shortened_to_max);
 	tcase_add_test(tc, test_default_expires_when_none_given);
 	tcase_add_test(tc, test_register_star_removes_all);

@@ -166,6 +166,8 @@ static const struct alg_list *algs_for(const struct flow *f)
 
 static void auth_log(const struct auth_req *r, enum log_level level, const char *what)
 {
+	if (log_get_level() < level)
+		return; /* the summary is not made for a line nobody reads */
 	char summary[160];
 	sipmsg_summary(r->sip, summary, sizeof(summary));
 	log_msg(level, "auth: %s from %s (user '%s', %s " URL_PRINT_FORMAT "): %s", summary,
@@ -195,7 +197,9 @@ static void auth_challenge(struct auth_req *r, bool stale)
 		enum digest_alg alg = algs->alg[i % algs->n];
 		char *text = su_sprintf(msg_home(resp), "Digest realm=\"%s\", nonce=\"%s\", algorithm=%s, qop=\"auth\"%s",
 					r->realm, nonce, digest_alg_name(alg), stale ? ", stale=true" : "");
-		err |= !text || sip_add_make(resp, sip_object(resp), hc, text) != 0;
+		/* Our own words (the realm is one of our domains): sent as written, not parsed. */
+		err |= !text || msg_header_insert(resp, (msg_pub_t *)sip_object(resp),
+						  sipmsg_header_as_is(msg_home(resp), hc, text, strlen(text))) != 0;
 	}
 	if (err) {
 		msg_destroy(resp);
@@ -667,6 +671,7 @@ void auth_shutdown(void)
 {
 	users_free(A.users);
 	nc_table_shutdown();
+	nonce_shutdown();
 	free(A.local_addrs);
 	memset(&A, 0, sizeof(A));
 	metrics_set(M_AUTH_USERS, 0);

@@ -4,7 +4,8 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <sofia-sip/auth_digest.h>
+#include <sofia-sip/msg_header.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -26,25 +27,30 @@ int digest_alg_parse(const char *name, enum digest_alg *out)
 
 size_t digest_hex_len(enum digest_alg alg) { return alg == DIGEST_MD5 ? 32 : 64; }
 
+/* The algorithms, fetched once: EVP_md5() and the like are fetched again from the provider
+ * by every EVP_DigestInit_ex (a lookup under a lock each time, as much as the hash itself for
+ * the short strings of a digest). They stay for the life of the process. */
 static const EVP_MD *alg_md(enum digest_alg alg)
 {
-	switch (alg) {
-	case DIGEST_MD5: return EVP_md5();
-	case DIGEST_SHA256: return EVP_sha256();
-	case DIGEST_SHA512_256: return EVP_sha512_256();
-	default: return NULL;
-	}
+	static const char *const fetch_names[DIGEST__COUNT] = {"MD5", "SHA2-256", "SHA2-512/256"};
+	static EVP_MD *fetched[DIGEST__COUNT];
+	if (alg >= DIGEST__COUNT)
+		return NULL;
+	if (!fetched[alg])
+		fetched[alg] = EVP_MD_fetch(NULL, fetch_names[alg], NULL);
+	return fetched[alg];
 }
 
 int digest_hash(enum digest_alg alg, const char *const parts[], int n, char out[DIGEST_HEX_MAX])
 {
+	/* One context for every hash: the daemon has one thread. */
+	static EVP_MD_CTX *ctx;
 	const EVP_MD *md = alg_md(alg);
-	EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
-	if (!ctx)
+	if (!md || (!ctx && !(ctx = EVP_MD_CTX_new())))
 		return -1;
 	unsigned char raw[EVP_MAX_MD_SIZE];
 	unsigned len = 0;
-	int ok = EVP_DigestInit_ex(ctx, md, NULL);
+	int ok = EVP_DigestInit_ex2(ctx, md, NULL);
 	for (int i = 0; ok && i < n; i++) {
 		if (i)
 			ok = EVP_DigestUpdate(ctx, ":", 1);
@@ -52,7 +58,6 @@ int digest_hash(enum digest_alg alg, const char *const parts[], int n, char out[
 			ok = EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]));
 	}
 	ok = ok && EVP_DigestFinal_ex(ctx, raw, &len);
-	EVP_MD_CTX_free(ctx);
 	if (!ok || len * 2 >= DIGEST_HEX_MAX)
 		return -1;
 	static const char hex[] = "0123456789abcdef";
@@ -95,25 +100,37 @@ bool digest_hex_equal(const char *a, const char *b)
 	return CRYPTO_memcmp(x, y, la) == 0;
 }
 
+/* The value of one parameter, unquoted, or NULL when it is absent. */
+static const char *param_value(su_home_t *home, msg_param_t const *params, const char *name, bool *fail)
+{
+	const char *v = msg_params_find(params, name);
+	if (!v || *v != '"')
+		return v;
+	const char *u = msg_unquote_dup(home, v);
+	if (!u)
+		*fail = true;
+	return u;
+}
+
 int digest_credentials_get(su_home_t *home, msg_param_t const *params, struct digest_credentials *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!params)
 		return -1;
-	auth_response_t ar = {.ar_size = sizeof(ar)};
-	if (auth_digest_response_get(home, &ar, params) < 0)
-		return -1;
-	out->username = ar.ar_username;
-	out->realm = ar.ar_realm;
-	out->nonce = ar.ar_nonce;
-	out->uri = ar.ar_uri;
-	out->response = ar.ar_response;
-	out->algorithm = ar.ar_algorithm;
-	out->cnonce = ar.ar_cnonce;
-	out->qop = ar.ar_qop;
-	out->nc = ar.ar_nc;
-	out->opaque = ar.ar_opaque;
-	return 0;
+	/* The ten parameters read, each looked up by sofia-sip: auth_digest_response_get looks up
+	 * all seventeen it knows, a tenth of a challenged REGISTER's instructions. */
+	bool fail = false;
+	out->username = param_value(home, params, "username=", &fail);
+	out->realm = param_value(home, params, "realm=", &fail);
+	out->nonce = param_value(home, params, "nonce=", &fail);
+	out->uri = param_value(home, params, "uri=", &fail);
+	out->response = param_value(home, params, "response=", &fail);
+	out->algorithm = param_value(home, params, "algorithm=", &fail);
+	out->cnonce = param_value(home, params, "cnonce=", &fail);
+	out->qop = param_value(home, params, "qop=", &fail);
+	out->nc = param_value(home, params, "nc=", &fail);
+	out->opaque = param_value(home, params, "opaque=", &fail);
+	return fail ? -1 : 0;
 }
 
 int digest_nc_parse(const char *nc, uint32_t *out)

@@ -6,7 +6,8 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +19,32 @@
 
 static unsigned char key[32];
 static bool have_key;
+/* HMAC-SHA256 keyed with key, made once: each MAC re-initialises it with the same key, where a
+ * one-shot HMAC() fetched the algorithms and set the key again (about 20k instructions a MAC,
+ * two per challenged REGISTER). */
+static EVP_MAC_CTX *mac_ctx;
+
+void nonce_shutdown(void)
+{
+	EVP_MAC_CTX_free(mac_ctx);
+	mac_ctx = NULL;
+	have_key = false;
+}
+
+static int mac_ready(void)
+{
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	EVP_MAC_free(hmac);
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end()};
+	if (!ctx || EVP_MAC_init(ctx, key, sizeof(key), params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return -1;
+	}
+	EVP_MAC_CTX_free(mac_ctx);
+	mac_ctx = ctx;
+	return 0;
+}
 
 int nonce_init(const char *secret)
 {
@@ -31,6 +58,8 @@ int nonce_init(const char *secret)
 		/* Without randomness the key could be guessed and nonces forged: no key, no start. */
 		return -1;
 	}
+	if (mac_ready() != 0)
+		return -1;
 	have_key = true;
 	return 0;
 }
@@ -45,20 +74,28 @@ static void to_hex(const unsigned char *raw, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* The MAC over the first 32 hex digits (time and random) and the realm. */
+#define MAC_INPUT_MAX 511 /* a longer realm is cut: the MAC is still bound to its prefix */
+
+/* The MAC over the first 32 hex digits (time and random), ":" and the realm. */
 static void nonce_mac(const char *head, const char *realm, char out[NONCE_MAC_HEX + 1])
 {
 	if (!have_key && nonce_init(NULL) != 0) {
 		log_error("auth: no random bytes for the nonce key");
 		abort(); /* a forgeable nonce is worse than no service */
 	}
+	size_t hlen = strnlen(head, 32);
+	size_t rlen = realm ? strlen(realm) : 0;
+	if (rlen > MAC_INPUT_MAX - hlen - 1)
+		rlen = MAC_INPUT_MAX - hlen - 1;
 	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	char buf[512];
-	int len = snprintf(buf, sizeof(buf), "%.32s:%s", head, realm ? realm : "");
-	if (len < 0 || (size_t)len >= sizeof(buf))
-		len = (int)sizeof(buf) - 1; /* a realm this long is cut: still bound to its prefix */
-	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *)buf, (size_t)len, mac, &n);
+	size_t n = 0;
+	if (EVP_MAC_init(mac_ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(mac_ctx, (const unsigned char *)head, hlen) != 1 ||
+	    EVP_MAC_update(mac_ctx, (const unsigned char *)":", 1) != 1 ||
+	    (rlen && EVP_MAC_update(mac_ctx, (const unsigned char *)realm, rlen) != 1) ||
+	    EVP_MAC_final(mac_ctx, mac, &n, sizeof(mac)) != 1 || n < NONCE_MAC_HEX / 2) {
+		log_error("auth: the nonce MAC failed");
+		abort(); /* no MAC, no way to tell our nonces from forged ones */
+	}
 	to_hex(mac, NONCE_MAC_HEX / 2, out);
 }
 
@@ -71,7 +108,15 @@ void nonce_make(const char *realm, time_t now, char out[NONCE_LEN + 1])
 	 * MAC. The issue number is what the nc table indexes, so that a nonce costs no memory
 	 * until it is used and its slot is known without a search. */
 	uint32_t seq = nc_issue(now);
-	snprintf(out, NONCE_LEN + 1, "%016" PRIx64 "%08" PRIx32 "%08" PRIx32, (uint64_t)now, nc_epoch(), seq);
+	uint32_t epoch = nc_epoch();
+	unsigned char head[16];
+	for (int i = 0; i < 8; i++)
+		head[i] = (unsigned char)((uint64_t)now >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++) {
+		head[8 + i] = (unsigned char)(epoch >> (24 - 8 * i));
+		head[12 + i] = (unsigned char)(seq >> (24 - 8 * i));
+	}
+	to_hex(head, sizeof(head), out); /* "%016" PRIx64 "%08" PRIx32 "%08" PRIx32 */
 	nonce_mac(out, realm, out + 32);
 }
 

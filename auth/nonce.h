@@ -23,6 +23,8 @@ enum nonce_verdict {
 /** Set the key: derived from secret, or random when secret is NULL or empty. -1 when no key
  *  can be had (no random bytes): nonces must not be made then. */
 int nonce_init(const char *secret);
+/** Frees what nonce_init made. */
+void nonce_shutdown(void);
 /** A fresh nonce for realm, issued at now. */
 void nonce_make(const char *realm, time_t now, char out[NONCE_LEN + 1]);
 /** Check a nonce received for realm; *issued gets its time when it is ours. */

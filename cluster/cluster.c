@@ -29,11 +29,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <uv.h>
 
@@ -743,6 +747,24 @@ static void cmd_overdue(uint64_t now)
 	conn_drop(&C.sub, "dropped with the commands connection");
 }
 
+/* The subscriber is sent nothing after SUBSCRIBE and so has no reply to time. A Redis that
+ * stalls publishes nothing meanwhile (announcements are made by commands it would have to run),
+ * so a stall costs the subscriber nothing; what does lose announcements is a path that goes
+ * silent under the idle connection, and that only the kernel can find: TCP keepalive, probing
+ * once the connection has been idle for the timeout (in whole seconds), every second, given up
+ * after three probes unanswered (hiredis then reports the connection lost). A PING would not
+ * do: hiredis 0.14 never hands the reply to a PING on a subscribed connection to its callback. */
+static void keepalive(redisAsyncContext *ac)
+{
+	int fd = ac->c.fd, on = 1, idle = (int)((C.timeout_ms + 999) / 1000), every = 1, probes = 3;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &every, sizeof(every)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) != 0)
+		log_warn("cluster: redis %s: no TCP keepalive on the subscriber connection: %s",
+			 C.where, strerror(errno));
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct conn *c = ac->data;
@@ -825,10 +847,12 @@ static void conn_start(struct conn *c)
 	c->started_ms = uv_now(loop_get());
 	if (C.addr.password && *C.addr.password)
 		redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", C.addr.password);
-	if (c == &C.cmd)
+	if (c == &C.cmd) {
 		redisAsyncCommand(ac, on_selected, NULL, "SELECT %d", C.addr.db);
-	else
+	} else {
+		keepalive(ac);
 		redisAsyncCommand(ac, on_message, NULL, "SUBSCRIBE %s", C.channel);
+	}
 }
 
 /* A connection not set up in time (a Redis that drops SYNs, or refused AUTH) is given up. */

@@ -71,6 +71,7 @@ int app_start(uv_loop_t *loop, struct app_config *cfg, bool network)
 		.node = registrar_node_id(&cfg->registrar),
 		.redis_url = cfg->registrar.reg_store_path,
 		.redis_password = cfg->registrar.reg_store_password,
+		.redis_timeout_ms = cfg->registrar.reg_store_timeout,
 	};
 	media_init(&cfg->media);
 	if (registrar_init(&cfg->registrar) != 0 || cluster_init(&cfg->cluster, &cluster) != 0 ||

@@ -10,6 +10,10 @@
  * subscription the cache is read whole again, since announcements made meanwhile were missed.
  * After any reconnect the heartbeats of the others are given one node_timeout before a missing
  * key counts as a dead node: if Redis itself restarted, every key went with it.
+ *
+ * A Redis that takes commands and does not answer them (stalled, stopped) or a path to it gone
+ * silent never makes the socket fail: a command left unanswered for the store's timeout drops
+ * both connections, as if they were lost (cmd_overdue).
  */
 #include "cluster/cluster.h"
 #include "cluster/seen.h"
@@ -25,10 +29,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <uv.h>
 
@@ -36,6 +45,7 @@
 #define AOR_BUCKETS 4096 /* power of two */
 #define MAX_NODES 256
 #define CONNECT_TIMEOUT_MS 2000
+#define REPLY_TIMEOUT_MS 2000 /* registrar.store_timeout when the params give none */
 #define CLOSE_GRACE_MS 300 /* how long the goodbye heartbeat may take at shutdown */
 #define NODE_FORGET_S 86400 /* a node silent this long leaves sipedge:nodes */
 
@@ -83,6 +93,14 @@ struct node {
 	bool alive;
 };
 
+/* A command on the commands connection, from its sending to its reply (or the connection's end). */
+struct sent {
+	redisCallbackFn *fn;
+	void *priv;
+	uint64_t at_ms;
+	struct sent *prev, *next;
+};
+
 struct conn {
 	const char *name; /* "commands", "subscriber" */
 	redisAsyncContext *ac;
@@ -97,6 +115,8 @@ static struct {
 	struct redis_addr addr;
 	char where[160], channel[48], ttl_ms[16], forget_s[16];
 	struct conn cmd, sub;
+	struct sent *sent_head, *sent_tail; /* unanswered commands, oldest first */
+	unsigned timeout_ms;		    /* how long one may wait: registrar.store_timeout */
 	bool down_logged;
 	uint64_t ready_at_ms; /* the commands connection came up (the grace for heartbeats) */
 	bool resync_needed, resyncing;
@@ -368,6 +388,51 @@ static void node_seen(const char *id, const char *advertise, bool grace)
 	}
 }
 
+/* ---- commands, timed until their replies ---- */
+
+/* hiredis calls this once per command: with its reply, or with NULL when the connection goes
+ * first (lost, or freed by us), in the order they were sent. */
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sent *s = priv;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		C.sent_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else
+		C.sent_tail = s->prev;
+	redisCallbackFn *fn = s->fn;
+	void *fn_priv = s->priv;
+	free(s);
+	fn(ac, reply, fn_priv);
+}
+
+/* A command on the commands connection, its reply due within C.timeout_ms (on_tick looks).
+ * REDIS_OK when it was queued; fn is then called exactly once. */
+static int cmd_send(redisCallbackFn *fn, void *priv, const char *fmt, ...)
+{
+	struct sent *s = C.cmd.ac ? malloc(sizeof(*s)) : NULL;
+	if (!s)
+		return REDIS_ERR;
+	*s = (struct sent){fn, priv, uv_now(loop_get()), C.sent_tail, NULL};
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = redisvAsyncCommand(C.cmd.ac, on_reply, s, fmt, ap);
+	va_end(ap);
+	if (rc != REDIS_OK) {
+		free(s);
+		return rc;
+	}
+	if (C.sent_tail)
+		C.sent_tail->next = s;
+	else
+		C.sent_head = s;
+	C.sent_tail = s;
+	return REDIS_OK;
+}
+
 /* ---- the cache of the other nodes' bindings ---- */
 
 static unsigned hash_str(const char *s)
@@ -483,7 +548,8 @@ static void fetch_aor(const char *aor)
 	if (asprintf(&prefix, "sipedge:b:{%s}:", aor) < 0)
 		prefix = NULL;
 	bool sent = copy && index && prefix && C.cmd.ready &&
-		    redisAsyncCommand(C.cmd.ac, on_fetched, copy, "EVAL %s 1 %s %s", FETCH_LUA, index, prefix) == REDIS_OK;
+		    cmd_send(on_fetched, copy, "EVAL %s 1 %s %s", FETCH_LUA, index, prefix) ==
+			    REDIS_OK;
 	if (!sent) {
 		free(copy);
 		C.resync_needed = true; /* read everything again once we can */
@@ -545,8 +611,8 @@ static void on_scan(redisAsyncContext *ac, void *reply, void *priv)
 	/* Replies come in order: the PING after the last page's reads ends the round. */
 	const char *cursor = rp->element[0]->str;
 	int rc = strcmp(cursor, "0") != 0
-			 ? redisAsyncCommand(ac, on_scan, NULL, "SCAN %s MATCH sipedge:aor:* COUNT 500", cursor)
-			 : redisAsyncCommand(ac, on_resynced, NULL, "PING");
+			 ? cmd_send(on_scan, NULL, "SCAN %s MATCH sipedge:aor:* COUNT 500", cursor)
+			 : cmd_send(on_resynced, NULL, "PING");
 	if (rc != REDIS_OK) {
 		C.resyncing = false;
 		C.resync_needed = true;
@@ -558,7 +624,7 @@ static void resync_start(void)
 	C.resync_needed = false;
 	C.resyncing = true;
 	C.gen++;
-	if (redisAsyncCommand(C.cmd.ac, on_scan, NULL, "SCAN 0 MATCH sipedge:aor:* COUNT 500") != REDIS_OK) {
+	if (cmd_send(on_scan, NULL, "SCAN 0 MATCH sipedge:aor:* COUNT 500") != REDIS_OK) {
 		C.resyncing = false;
 		C.resync_needed = true;
 	}
@@ -607,9 +673,8 @@ static void heartbeat(void)
 {
 	if (C.heartbeat_pending || !C.cmd.ac)
 		return;
-	C.heartbeat_pending = redisAsyncCommand(C.cmd.ac, on_heartbeat, NULL, "EVAL %s 0 %s %s %s %s",
-						HEARTBEAT_LUA, C.node, C.cfg->advertise, C.ttl_ms,
-						C.forget_s) == REDIS_OK;
+	C.heartbeat_pending = cmd_send(on_heartbeat, NULL, "EVAL %s 0 %s %s %s %s", HEARTBEAT_LUA,
+				       C.node, C.cfg->advertise, C.ttl_ms, C.forget_s) == REDIS_OK;
 	if (!C.heartbeat_pending)
 		log_warn("cluster: redis %s: heartbeat not sent (%s)", C.where,
 			 C.cmd.ac->errstr[0] ? C.cmd.ac->errstr : "the connection is going");
@@ -642,6 +707,62 @@ static void conn_lost(struct conn *c, const char *why)
 		log_warn("cluster: redis %s: %s connection lost (%s): the other nodes' bindings stay as last "
 			 "known; reconnecting every heartbeat", C.where, c->name, why);
 	C.down_logged = true;
+}
+
+/* Give a connection up now: what it carried is answered with no reply (fetches and reads of the
+ * whole cache fail, and are made good by a full read once we are back); the next tick makes it
+ * again. */
+static void conn_drop(struct conn *c, const char *why)
+{
+	redisAsyncContext *ac = c->ac;
+	if (!ac)
+		return;
+	c->ac = NULL;
+	c->ready = false;
+	redisAsyncFree(ac);
+	conn_lost(c, why);
+}
+
+/* The oldest command unanswered past the timeout: a Redis that takes commands and does not answer
+ * them (stalled, stopped, swapping), or a path to it gone silent (a firewall or NAT that forgot
+ * the connection, a host gone without a reset), which TCP gives up only after many minutes.
+ * Nothing else would end it: a heartbeat waits for the last one's reply, so ours would stop for
+ * good and the others take us for dead, and reads would never be answered. Both connections are
+ * dropped and made again at once: the subscriber goes to the same Redis over the same path, and
+ * a new subscription reads the whole cache again, which also makes up for the reads lost here.
+ * Looked at every tick: found at most a heartbeat_interval after it passed. */
+static void cmd_overdue(uint64_t now)
+{
+	if (!C.sent_head || now - C.sent_head->at_ms <= C.timeout_ms)
+		return;
+	unsigned n = 0;
+	for (const struct sent *s = C.sent_head; s; s = s->next)
+		n++;
+	metrics_inc(M_CLUSTER_REDIS_TIMEOUTS);
+	log_warn("cluster: redis %s: %u command%s not answered within %u ms "
+		 "(registrar.store_timeout): dropping the connections; heartbeats resume once "
+		 "Redis answers again", C.where, n, n == 1 ? "" : "s", C.timeout_ms);
+	C.down_logged = true; /* the outage's one warning */
+	conn_drop(&C.cmd, "a command timed out");
+	conn_drop(&C.sub, "dropped with the commands connection");
+}
+
+/* The subscriber is sent nothing after SUBSCRIBE and so has no reply to time. A Redis that
+ * stalls publishes nothing meanwhile (announcements are made by commands it would have to run),
+ * so a stall costs the subscriber nothing; what does lose announcements is a path that goes
+ * silent under the idle connection, and that only the kernel can find: TCP keepalive, probing
+ * once the connection has been idle for the timeout (in whole seconds), every second, given up
+ * after three probes unanswered (hiredis then reports the connection lost). A PING would not
+ * do: hiredis 0.14 never hands the reply to a PING on a subscribed connection to its callback. */
+static void keepalive(redisAsyncContext *ac)
+{
+	int fd = ac->c.fd, on = 1, idle = (int)((C.timeout_ms + 999) / 1000), every = 1, probes = 3;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &every, sizeof(every)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) != 0)
+		log_warn("cluster: redis %s: no TCP keepalive on the subscriber connection: %s",
+			 C.where, strerror(errno));
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -726,10 +847,12 @@ static void conn_start(struct conn *c)
 	c->started_ms = uv_now(loop_get());
 	if (C.addr.password && *C.addr.password)
 		redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", C.addr.password);
-	if (c == &C.cmd)
+	if (c == &C.cmd) {
 		redisAsyncCommand(ac, on_selected, NULL, "SELECT %d", C.addr.db);
-	else
+	} else {
+		keepalive(ac);
 		redisAsyncCommand(ac, on_message, NULL, "SUBSCRIBE %s", C.channel);
+	}
 }
 
 /* A connection not set up in time (a Redis that drops SYNs, or refused AUTH) is given up. */
@@ -738,17 +861,16 @@ static void conn_watch(struct conn *c, uint64_t now)
 	if (!c->ac) {
 		conn_start(c);
 	} else if (!c->ready && now - c->started_ms > CONNECT_TIMEOUT_MS) {
-		redisAsyncContext *ac = c->ac;
-		c->ac = NULL;
-		redisAsyncFree(ac);
-		conn_lost(c, "not set up in time");
+		conn_drop(c, "not set up in time");
 	}
 }
 
 static void on_tick(uv_timer_t *t)
 {
-	conn_watch(&C.cmd, uv_now(loop_get()));
-	conn_watch(&C.sub, uv_now(loop_get()));
+	uint64_t now = uv_now(loop_get());
+	cmd_overdue(now);
+	conn_watch(&C.cmd, now);
+	conn_watch(&C.sub, now);
 	if (C.cmd.ready && !C.heartbeat_pending) /* a Redis slower than a tick gets no pile of them */
 		heartbeat();
 	if (C.cmd.ready && C.sub.ready && C.resync_needed && !C.resyncing)
@@ -820,6 +942,17 @@ int cluster_init(const struct cluster_config *cfg, const struct cluster_params *
 	snprintf(C.channel, sizeof(C.channel), STORE_REDIS_CHANNEL, C.addr.db);
 	snprintf(C.ttl_ms, sizeof(C.ttl_ms), "%d", cfg->node_timeout * 1000);
 	snprintf(C.forget_s, sizeof(C.forget_s), "%d", NODE_FORGET_S);
+	C.timeout_ms = p->redis_timeout_ms > 0 ? (unsigned)p->redis_timeout_ms : REPLY_TIMEOUT_MS;
+	/* A command lost on a silent path is found up to a tick after its timeout, and it was sent
+	 * up to a tick after the last heartbeat that went through: past node_timeout the others
+	 * have taken us for dead before the connection is made again. */
+	unsigned interval = (unsigned)cfg->heartbeat_interval;
+	if (C.timeout_ms + 2 * interval >= (unsigned)cfg->node_timeout * 1000)
+		log_warn("cluster: registrar.store_timeout (%u ms) and two "
+			 "cluster.heartbeat_interval reach cluster.node_timeout (%d s): "
+			 "a connection to Redis that stops answering is given up only "
+			 "after the other nodes have taken this one for dead",
+			 C.timeout_ms, cfg->node_timeout);
 	C.on = true;
 	/* A signature is refused past max_clock_skew either side of now: keep each for two. */
 	seen_init(2 * cfg->max_clock_skew);

@@ -41,6 +41,7 @@ struct cluster_params {
 	const char *node;
 	const char *redis_url;
 	const char *redis_password; /* "" = none (or the URL's) */
+	int redis_timeout_ms;	    /* ms a command may wait for its reply (store_timeout) */
 };
 /** Start (cfg kept by pointer): connect to Redis on the loop; nothing when cfg->advertise is
  *  empty. 0 on success (an unreachable Redis is retried, not an error). */

@@ -98,9 +98,12 @@ async function startDaemon(options = {}) {
       if (stopped) return stopped;
       stopped = (async () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-        const timeout = new Promise((_, reject) =>
-          setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`daemon did not exit on SIGTERM:\n${stderr.slice(-4000)}`)); }, 10000));
-        const { code, signal } = await Promise.race([exited, timeout]);
+        let timer;
+        const timeout = new Promise((_, reject) => {
+          timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`daemon did not exit on SIGTERM:\n${stderr.slice(-4000)}`)); }, 10000);
+        });
+        // Cleared once it exited: a pending timer would keep the test file running 10 s more.
+        const { code, signal } = await Promise.race([exited, timeout]).finally(() => clearTimeout(timer));
         if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(stderr))
           throw new Error(`sanitizer report:\n${stderr.slice(-8000)}`);
         if (code !== 0) throw new Error(`daemon exit ${code ?? signal}:\n${stderr.slice(-4000)}`);

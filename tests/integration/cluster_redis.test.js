@@ -9,6 +9,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const { startDaemon } = require('../lib/daemon');
+const { until } = require('../lib/until');
 const { freePort, freeUdpPort } = require('../lib/ports');
 const { startRedis } = require('../lib/redis');
 const { startRelay } = require('../lib/relay');
@@ -36,15 +37,6 @@ async function startNode(name, url) {
   return d;
 }
 
-async function until(what, pred, ms = 10000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out: ${what}`);
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const metric = async (d, name) => (await d.metrics())[name];
 
@@ -55,7 +47,7 @@ async function twoNodes(t, redis, aUrl) {
   const b = await startNode('B', redis.url);
   t.after(() => b.stop());
   for (const d of [a, b])
-    await until(`${d.name} sees the other`, async () => (await metric(d, 'sipedge_cluster_nodes_alive')) === 1);
+    await until(`${d.name} sees the other`, async () => (await metric(d, 'sipedge_cluster_nodes_alive')) === 1, { ms: 10000 });
   return { a, b };
 }
 
@@ -71,7 +63,7 @@ async function register(t, d, user) {
 // for a grace period after B's last connect to Redis a lapsed key does not count.)
 async function heartbeatsGoOn(redis, a, b) {
   const key = 'sipedge:node:{A}';
-  await until('A\'s heartbeat key is back', async () => (await redis.cli('GET', key)) === a.advertise);
+  await until('A\'s heartbeat key is back', async () => (await redis.cli('GET', key)) === a.advertise, { ms: 10000 });
   const end = Date.now() + NODE_TIMEOUT * 1000 + HEARTBEAT;
   while (Date.now() < end) {
     assert.ok(Number(await redis.cli('PTTL', key)) > 0, 'A\'s heartbeat key is refreshed before it lapses');
@@ -96,7 +88,7 @@ test('cluster: Redis stopped (SIGSTOP) past the timeout: the nodes drop and rema
 
   redis.signal('SIGSTOP');
   for (const d of [a, b])
-    await until(`${d.name} gives the stalled Redis up`, async () => timedOut(redis.port).test(d.log()), 5000);
+    await until(`${d.name} gives the stalled Redis up`, async () => timedOut(redis.port).test(d.log()), { ms: 5000 });
   for (const d of [a, b]) {
     const m = await d.metrics();
     assert.equal(m.sipedge_cluster_redis_timeouts_total, 1, `${d.name} counted the timeout once`);
@@ -107,7 +99,7 @@ test('cluster: Redis stopped (SIGSTOP) past the timeout: the nodes drop and rema
   redis.signal('SIGCONT');
 
   for (const d of [a, b]) {
-    await until(`${d.name} reconnects`, async () => (await metric(d, 'sipedge_cluster_redis_up')) === 1);
+    await until(`${d.name} reconnects`, async () => (await metric(d, 'sipedge_cluster_redis_up')) === 1, { ms: 10000 });
     assert.match(d.log(), /notice\s+cluster: redis 127\.0\.0\.1:\d+\/0: reachable again/);
   }
   await heartbeatsGoOn(redis, a, b);
@@ -127,10 +119,10 @@ test('cluster: node A\'s path to Redis goes silent: A remakes its connections, h
   // on B meanwhile, and the announcement is lost on the way to A.
   relay.cut();
   await register(t, b, 'carol');
-  await until('A gives the silent connection up', async () => timedOut(relay.port).test(a.log()), 5000);
+  await until('A gives the silent connection up', async () => timedOut(relay.port).test(a.log()), { ms: 5000 });
   assert.equal(await metric(a, 'sipedge_cluster_redis_timeouts_total'), 1);
-  await until('A reconnects', async () => (await metric(a, 'sipedge_cluster_redis_up')) === 1);
-  await until('A read carol\'s binding on B again', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1);
+  await until('A reconnects', async () => (await metric(a, 'sipedge_cluster_redis_up')) === 1, { ms: 10000 });
+  await until('A read carol\'s binding on B again', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1, { ms: 10000 });
   await heartbeatsGoOn(redis, a, b);
   assert.equal(await metric(b, 'sipedge_cluster_redis_timeouts_total'), 0, 'B, whose path is fine, timed nothing out');
 });
@@ -146,11 +138,11 @@ test('cluster: what node A sends is lost, replies still come: its read of an ann
   const updates = await metric(a, 'sipedge_cluster_updates_total');
   relay.cut('requests');
   await register(t, b, 'carol');
-  await until('A gives the connection up', async () => timedOut(relay.port).test(a.log()), 5000);
+  await until('A gives the connection up', async () => timedOut(relay.port).test(a.log()), { ms: 5000 });
   assert.equal(await metric(a, 'sipedge_cluster_updates_total'), updates + 1, 'A heard the announcement');
   assert.ok(Number(timedOut(relay.port).exec(a.log())[1]) >= 2, 'the heartbeat and the read were waiting');
-  await until('A reconnects', async () => (await metric(a, 'sipedge_cluster_redis_up')) === 1);
-  await until('A read carol\'s binding again', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1);
+  await until('A reconnects', async () => (await metric(a, 'sipedge_cluster_redis_up')) === 1, { ms: 10000 });
+  await until('A read carol\'s binding again', async () => (await metric(a, 'sipedge_cluster_remote_bindings')) === 1, { ms: 10000 });
   // The read that was lost did not bring her: the full read after the reconnect did.
   const at = timedOut(relay.port).exec(a.log()).index;
   assert.match(a.log().slice(at), /info\s+cluster: read the other nodes' bindings: 1 bindings of 1 AORs/);

@@ -228,6 +228,43 @@ test('invalid UTF-8 in a text frame closes with 1007', async (t) => {
   ws.send(Buffer.from([0x4f, 0x50, 0xc3, 0x28, 0xff]), { binary: false });
   assert.equal((await done).code, 1007);
   await stillServes(d.ports.ws);
+
+  // Deep in a message, past long runs of ASCII, and in a frame of a fragmented message: the
+  // same. A sequence cut by the end of the message is invalid too.
+  const cases = [
+    Buffer.concat([Buffer.from('OPTIONS sip:x SIP/2.0\r\n'.repeat(20)), Buffer.from([0xe2, 0x28, 0xa1])]),
+    Buffer.concat([Buffer.from('x'.repeat(61)), Buffer.from([0xf0, 0x9f, 0x98])]),
+  ];
+  for (const bad of cases) {
+    const w = new WebSocket(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
+    await new Promise((resolve) => w.once('open', resolve));
+    const gone = closed(w);
+    w.send(bad, { binary: false });
+    assert.equal((await gone).code, 1007);
+  }
+  const frag = new WebSocket(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
+  await new Promise((resolve) => frag.once('open', resolve));
+  const fragGone = closed(frag);
+  frag.send(Buffer.from('y'.repeat(40)), { binary: false, fin: false });
+  frag.send(Buffer.concat([Buffer.from('z'.repeat(17)), Buffer.from([0xc3])]), { binary: false, fin: false });
+  frag.send(Buffer.from([0x41]), { binary: false, fin: true }); // 0xc3 then "A": not a sequence
+  assert.equal((await fragGone).code, 1007);
+  await stillServes(d.ports.ws);
+});
+
+test('UTF-8 in a text frame, past long ASCII and split across fragments, is read and answered', async (t) => {
+  const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'] });
+  t.after(() => d.stop());
+  const ua = await SipWs.connect(`ws://127.0.0.1:${d.ports.ws}/`, { user: 'alice', domain: DOMAIN });
+  t.after(() => ua.close());
+  // A sequence split across two fragments is read whole.
+  const text = ua.request({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, to: `sip:${DOMAIN}`,
+    headers: ['Subject: caf\u00e9 \u00fcber \u{1F600} \u4e2d\u6587'] }).text;
+  const bytes = Buffer.from(text);
+  const cut = bytes.indexOf(Buffer.from('\u{1F600}')) + 2;
+  ua.ws.send(bytes.subarray(0, cut), { binary: false, fin: false });
+  ua.ws.send(bytes.subarray(cut), { binary: false, fin: true });
+  assert.equal((await ua.expectResponse('OPTIONS')).status_code, 200);
 });
 
 test('WSS with the configured certificate, and IPv6', async (t) => {

@@ -1,13 +1,12 @@
 /** @file nonce.c  HMAC-signed, timestamped digest nonces and the nonce-count replay table. */
 #include "auth/nonce.h"
+#include "base/hmac.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,37 +17,17 @@
 #define NONCE_SKEW 5 /* seconds a nonce may seem to come from the future (clock steps) */
 
 static unsigned char key[32];
-static bool have_key;
-/* HMAC-SHA256 keyed with key, made once: each MAC re-initialises it with the same key, where a
- * one-shot HMAC() fetched the algorithms and set the key again (about 20k instructions a MAC,
- * two per challenged REGISTER). */
-static EVP_MAC_CTX *mac_ctx;
+static struct hmac_key *mac_key; /* HMAC-SHA256 under key (base/hmac.h) */
 
 void nonce_shutdown(void)
 {
-	EVP_MAC_CTX_free(mac_ctx);
-	mac_ctx = NULL;
-	have_key = false;
-}
-
-static int mac_ready(void)
-{
-	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-	EVP_MAC_free(hmac);
-	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end()};
-	if (!ctx || EVP_MAC_init(ctx, key, sizeof(key), params) != 1) {
-		EVP_MAC_CTX_free(ctx);
-		return -1;
-	}
-	EVP_MAC_CTX_free(mac_ctx);
-	mac_ctx = ctx;
-	return 0;
+	hmac_key_free(mac_key);
+	mac_key = NULL;
 }
 
 int nonce_init(const char *secret)
 {
-	have_key = false;
+	nonce_shutdown();
 	if (secret && *secret) {
 		/* A configured secret lets several nodes (or a restart) accept each other's nonces. */
 		unsigned n = sizeof(key);
@@ -58,20 +37,8 @@ int nonce_init(const char *secret)
 		/* Without randomness the key could be guessed and nonces forged: no key, no start. */
 		return -1;
 	}
-	if (mac_ready() != 0)
-		return -1;
-	have_key = true;
-	return 0;
-}
-
-static void to_hex(const unsigned char *raw, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * n] = '\0';
+	mac_key = hmac_key_new(key, sizeof(key));
+	return mac_key ? 0 : -1;
 }
 
 #define MAC_INPUT_MAX 511 /* a longer realm is cut: the MAC is still bound to its prefix */
@@ -79,7 +46,7 @@ static void to_hex(const unsigned char *raw, size_t n, char *out)
 /* The MAC over the first 32 hex digits (time and random), ":" and the realm. */
 static void nonce_mac(const char *head, const char *realm, char out[NONCE_MAC_HEX + 1])
 {
-	if (!have_key && nonce_init(NULL) != 0) {
+	if (!mac_key && nonce_init(NULL) != 0) {
 		log_error("auth: no random bytes for the nonce key");
 		abort(); /* a forgeable nonce is worse than no service */
 	}
@@ -87,16 +54,14 @@ static void nonce_mac(const char *head, const char *realm, char out[NONCE_MAC_HE
 	size_t rlen = realm ? strlen(realm) : 0;
 	if (rlen > MAC_INPUT_MAX - hlen - 1)
 		rlen = MAC_INPUT_MAX - hlen - 1;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	size_t n = 0;
-	if (EVP_MAC_init(mac_ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(mac_ctx, (const unsigned char *)head, hlen) != 1 ||
-	    EVP_MAC_update(mac_ctx, (const unsigned char *)":", 1) != 1 ||
-	    (rlen && EVP_MAC_update(mac_ctx, (const unsigned char *)realm, rlen) != 1) ||
-	    EVP_MAC_final(mac_ctx, mac, &n, sizeof(mac)) != 1 || n < NONCE_MAC_HEX / 2) {
+	const void *piece[] = {head, ":", realm};
+	const size_t len[] = {hlen, 1, rlen};
+	unsigned char mac[HMAC_SHA256_LEN];
+	if (hmac_sha256(mac_key, piece, len, 3, mac) != 0) {
 		log_error("auth: the nonce MAC failed");
 		abort(); /* no MAC, no way to tell our nonces from forged ones */
 	}
-	to_hex(mac, NONCE_MAC_HEX / 2, out);
+	hex_lower(mac, NONCE_MAC_HEX / 2, out);
 }
 
 static uint32_t nc_issue(time_t now);
@@ -116,7 +81,7 @@ void nonce_make(const char *realm, time_t now, char out[NONCE_LEN + 1])
 		head[8 + i] = (unsigned char)(epoch >> (24 - 8 * i));
 		head[12 + i] = (unsigned char)(seq >> (24 - 8 * i));
 	}
-	to_hex(head, sizeof(head), out); /* "%016" PRIx64 "%08" PRIx32 "%08" PRIx32 */
+	hex_lower(head, sizeof(head), out); /* "%016" PRIx64 "%08" PRIx32 "%08" PRIx32 */
 	nonce_mac(out, realm, out + 32);
 }
 

@@ -60,25 +60,57 @@ static sip_path_t *make_path(su_home_t *home, struct flow *client, struct flow *
 }
 
 /** Loop-detection hash (§16.3 step 4, §16.6 step 8) over what identifies this request. */
+static uint32_t fnv1a(uint32_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* FNV-1a over "URI|Call-ID|From tag|To tag|CSeq number|method", the URI as sofia-sip encodes
+ * it, the pieces hashed one after another rather than printed into one string first (printing
+ * was a tenth of a proxied call's instructions: this runs for each Via we add and check). */
 static uint32_t loop_hash(sip_t *sip)
 {
-	char buf[1024];
-	int n = snprintf(buf, sizeof(buf), URL_PRINT_FORMAT "|%s|%s|%s|%u|%s", URL_PRINT_ARGS(sip->sip_request->rq_url),
-			 sip->sip_call_id->i_id, sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
-			 sip->sip_to->a_tag ? sip->sip_to->a_tag : "", sip->sip_cseq->cs_seq,
-			 sip->sip_cseq->cs_method_name);
-	uint32_t h = 2166136261u;
-	for (int i = 0; i < n && i < (int)sizeof(buf); i++)
-		h = (h ^ (unsigned char)buf[i]) * 16777619u;
-	return h;
+	char uri[1024];
+	issize_t n = url_e(uri, sizeof(uri), sip->sip_request->rq_url);
+	size_t ulen = n < 0 ? 0 : (size_t)n < sizeof(uri) ? (size_t)n : sizeof(uri) - 1;
+	char seq[12], *d = seq + sizeof(seq);
+	uint32_t v = sip->sip_cseq->cs_seq;
+	do
+		*--d = (char)('0' + v % 10);
+	while (v /= 10);
+	const char *from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
+	const char *to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
+	const char *method = sip->sip_cseq->cs_method_name ? sip->sip_cseq->cs_method_name : "";
+	uint32_t h = fnv1a(2166136261u, uri, ulen);
+	const char *part[] = {"|", sip->sip_call_id->i_id, "|", from_tag, "|", to_tag, "|"};
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+		h = fnv1a(h, part[i], strlen(part[i]));
+	h = fnv1a(h, d, (size_t)(seq + sizeof(seq) - d));
+	h = fnv1a(h, "|", 1);
+	return fnv1a(h, method, strlen(method));
+}
+
+/* BRANCH_PREFIX and the loop hash in eight hex digits: how our Vias' branches begin. */
+static size_t loop_prefix(sip_t *sip, char out[32])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(BRANCH_PREFIX);
+	memcpy(out, BRANCH_PREFIX, n);
+	uint32_t h = loop_hash(sip);
+	for (int i = 7; i >= 0; i--, h >>= 4)
+		out[n + (size_t)i] = hex[h & 15];
+	out[n + 8] = '\0';
+	return n + 8;
 }
 
 bool is_looping(sip_t *sip)
 {
 	char prefix[32];
-	snprintf(prefix, sizeof(prefix), BRANCH_PREFIX "%08x", loop_hash(sip));
+	size_t plen = loop_prefix(sip, prefix);
 	for (sip_via_t *v = sip->sip_via; v; v = v->v_next) {
-		if (!v->v_branch || strncmp(v->v_branch, prefix, strlen(prefix)) != 0)
+		if (!v->v_branch || strncmp(v->v_branch, prefix, plen) != 0)
 			continue;
 		int n_listen;
 		const struct listen_spec *listen = self_listeners(&n_listen);
@@ -101,7 +133,9 @@ sip_via_t *make_via(su_home_t *home, sip_t *sip, struct flow *out)
 	listener_host(out->local, host, sizeof(host));
 	snprintf(port, sizeof(port), "%d", out->local ? out->local->port : 5060);
 	sipmsg_random_token(rnd, sizeof(rnd));
-	snprintf(branch, sizeof(branch), "branch=" BRANCH_PREFIX "%08x.%s", loop_hash(sip), rnd);
+	char prefix[32];
+	loop_prefix(sip, prefix);
+	snprintf(branch, sizeof(branch), "branch=%s.%s", prefix, rnd);
 	char transport[16];
 	snprintf(transport, sizeof(transport), "SIP/2.0/%s", proto_via_name(out->proto));
 	/* RFC 5923: over TCP/TLS the next hop may send its requests back on this connection. */

@@ -1,5 +1,6 @@
 /** @file flow.c  The flow table and flow tokens. */
 #include "transport/flow.h"
+#include "base/hmac.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
@@ -7,7 +8,6 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@ static struct flow *table[FLOW_BUCKETS];
 static uint64_t next_id = 1;
 static unsigned count;
 static unsigned char secret[32];
+static struct hmac_key *token_key; /* HMAC-SHA256 under secret (base/hmac.h) */
 static flow_gone_fn observers[MAX_OBSERVERS];
 static int n_observers;
 
@@ -39,6 +40,11 @@ void flow_init(const struct flow_config *cfg)
 		EVP_Digest(configured_secret, strlen(configured_secret), secret, &n, EVP_sha256(), NULL);
 	} else if (RAND_bytes(secret, sizeof(secret)) != 1) {
 		log_error("flow: no random bytes for the flow token key");
+		abort();
+	}
+	hmac_key_free(token_key);
+	if (!(token_key = hmac_key_new(secret, sizeof(secret)))) {
+		log_error("flow: no HMAC-SHA256 for the flow tokens");
 		abort();
 	}
 	/* Ids start at a random point so tokens from an earlier run do not name new flows. */
@@ -213,23 +219,30 @@ void flow_shutdown(void)
 			flow_destroy(table[b]);
 	}
 	OPENSSL_cleanse(secret, sizeof(secret));
+	hmac_key_free(token_key);
+	token_key = NULL;
 }
 
-static void token_mac(uint64_t id, unsigned char mac[32])
+/* The id's eight bytes, most significant first, then the first eight of their MAC. */
+static void token_bytes(uint64_t id, unsigned char out[16])
 {
-	unsigned char msg[8];
 	for (int i = 0; i < 8; i++)
-		msg[i] = (unsigned char)(id >> (56 - 8 * i));
-	unsigned int n = 0;
-	HMAC(EVP_sha256(), secret, sizeof(secret), msg, sizeof(msg), mac, &n);
+		out[i] = (unsigned char)(id >> (56 - 8 * i));
+	const void *piece[] = {out};
+	const size_t len[] = {8};
+	unsigned char mac[HMAC_SHA256_LEN];
+	if (!token_key || hmac_sha256(token_key, piece, len, 1, mac) != 0) {
+		log_error("flow: the flow token MAC failed");
+		abort(); /* a token without its MAC would let anyone name any flow */
+	}
+	memcpy(out + 8, mac, 8);
 }
 
 void flow_token_make(uint64_t id, char out[FLOW_TOKEN_LEN + 1])
 {
-	unsigned char mac[32];
-	token_mac(id, mac);
-	snprintf(out, FLOW_TOKEN_LEN + 1, "%016llx%02x%02x%02x%02x%02x%02x%02x%02x",
-		 (unsigned long long)id, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]);
+	unsigned char raw[16];
+	token_bytes(id, raw);
+	hex_lower(raw, sizeof(raw), out); /* "%016llx" and eight "%02x" */
 }
 
 static int hexval(char c)
@@ -257,9 +270,9 @@ int flow_token_parse(const char *token, size_t len, uint64_t *id)
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | raw[i];
-	unsigned char mac[32];
-	token_mac(v, mac);
-	if (CRYPTO_memcmp(mac, raw + 8, 8) != 0)
+	unsigned char want[16];
+	token_bytes(v, want);
+	if (CRYPTO_memcmp(want + 8, raw + 8, 8) != 0)
 		return -1;
 	*id = v;
 	return 0;

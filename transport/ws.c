@@ -39,6 +39,11 @@
  * with 4 KiB (the kernel doubles it), so that a smaller receive buffer does not make writes
  * wait for WRITEABLE more often. */
 #define SNDBUF_BYTES (4096 + LWS_PRE)
+/* How much lws gives one send(). Left 0, it is rx_buffer_size: an INVITE with SDP went out as
+ * a 1 KiB write, the rest buffered, a WRITEABLE asked for and two changes of the poll set made
+ * for it (eight epoll_ctl per call through the proxy). The kernel takes what fits its send
+ * buffer; lws keeps and finishes any rest. */
+#define TX_PACKET_BYTES (64 * 1024)
 #define MAX_QUEUED_BYTES (1024 * 1024) /* a peer that stops reading is closed, not buffered forever */
 #define SHUTDOWN_DRAIN_MS 500	       /* time given to close frames at shutdown */
 
@@ -446,7 +451,7 @@ static void keep_server_tls(struct lws_vhost *vhost, void *ssl_ctx)
  * requests and the upgrade checks. */
 static struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
-	{SIP_PROTOCOL, sip_callback, sizeof(struct ws_conn *), RX_CHUNK, 0, NULL, 0},
+	{SIP_PROTOCOL, sip_callback, sizeof(struct ws_conn *), RX_CHUNK, 0, NULL, TX_PACKET_BYTES},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -152,6 +152,34 @@ START_TEST(test_proxy_invite_retargets_and_record_routes)
 }
 END_TEST
 
+/* §16.3 step 4: the INVITE we forwarded, come back to us unchanged, is a loop (482);
+ * sent again to the AOR (another Request-URI), it is a spiral and goes on. */
+START_TEST(test_proxy_loop_482_spiral_forwarded)
+{
+	register_bob();
+	deliver(0, invite_text);
+	const char *inv = find_sent(1, "INVITE sip:b1@bob.invalid;transport=ws SIP/2.0", NULL);
+	ck_assert_ptr_nonnull(inv);
+	char *back = strdup(inv);
+	clear_box(0);
+	clear_box(1);
+	deliver(0, back);
+	ck_assert_msg(find_sent(0, "SIP/2.0 482 Loop Detected", NULL) != NULL, "the loop was not detected");
+	ck_assert_ptr_null(find_sent(1, "INVITE ", NULL));
+	/* Sent to bob's AOR again by another proxy (its Via on top): another Request-URI, so
+	 * another hash, a spiral, forwarded again. */
+	const char *eol = strstr(back, "\r\n");
+	char spiral[4096];
+	snprintf(spiral, sizeof(spiral),
+		 "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/WS other.invalid;branch=z9hG4bKspiral1%s", eol);
+	clear_box(0);
+	deliver(0, spiral);
+	ck_assert_ptr_null(find_sent(0, "SIP/2.0 482", NULL));
+	ck_assert_ptr_nonnull(find_sent(1, "INVITE ", NULL));
+	free(back);
+}
+END_TEST
+
 START_TEST(test_proxy_retransmitted_invite_absorbed)
 {
 	register_bob();
@@ -446,6 +474,7 @@ Suite *proxy_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_proxy_invite_retargets_and_record_routes);
+	tcase_add_test(tc, test_proxy_loop_482_spiral_forwarded);
 	tcase_add_test(tc, test_proxy_retransmitted_invite_absorbed);
 	tcase_add_test(tc, test_proxy_many_transactions_found_after_growth);
 	tcase_add_test(tc, test_proxy_busy_forwarded_and_acked);

@@ -44,6 +44,7 @@ test('sipload: WebSocket REGISTER refreshes and calls with 1 KB SDP complete wit
     assertClean(reg, 'register');
     assert.ok(Number(reg.r.p99_us) >= Number(reg.r.p50_us) && Number(reg.r.p50_us) > 0, JSON.stringify(reg.r));
     assert.ok(Number(reg.r.cpu_us) > 0, 'the daemon used no CPU time, or it was not measured');
+    assertClean(await sipload(d, ['--conns', '10', '--duration', '1', '--rate', '200', 'register']), 'paced register');
     assertClean(await sipload(d, ['--conns', '10', '--duration', '1', 'call']), 'call');
     assertClean(await sipload(d, ['--conns', '10', '--duration', '1', '--rate', '50', 'call']), 'paced call');
     const idle = await sipload(d, ['--conns', '20', '--idle', '1', 'idle']);

@@ -1,5 +1,6 @@
 /** @file digest.c  HTTP digest math for SIP on OpenSSL EVP; credentials read with sofia-sip. */
 #include "auth/digest.h"
+#include "base/bytes.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -60,12 +61,7 @@ int digest_hash(enum digest_alg alg, const char *const parts[], int n, char out[
 	ok = ok && EVP_DigestFinal_ex(ctx, raw, &len);
 	if (!ok || len * 2 >= DIGEST_HEX_MAX)
 		return -1;
-	static const char hex[] = "0123456789abcdef";
-	for (unsigned i = 0; i < len; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * len] = '\0';
+	hex_lower(raw, len, out);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /** @file nonce.c  HMAC-signed, timestamped digest nonces and the nonce-count replay table. */
 #include "auth/nonce.h"
+#include "base/bytes.h"
 #include "base/hmac.h"
 #include "base/log.h"
 #include "base/metrics.h"

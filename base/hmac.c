@@ -1,4 +1,4 @@
-/** @file hmac.c  HMAC-SHA256 under a key set once (OpenSSL EVP_MAC), and lowercase hex. */
+/** @file hmac.c  HMAC-SHA256 under a key set once (OpenSSL EVP_MAC). */
 #include "base/hmac.h"
 
 #include <openssl/core_names.h>
@@ -47,14 +47,4 @@ int hmac_sha256(struct hmac_key *k, const void *const piece[], const size_t len[
 			return -1;
 	size_t got = 0;
 	return EVP_MAC_final(k->ctx, out, &got, HMAC_SHA256_LEN) == 1 && got == HMAC_SHA256_LEN ? 0 : -1;
-}
-
-void hex_lower(const unsigned char *raw, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * n] = '\0';
 }

@@ -1,4 +1,4 @@
-/** @file hmac.h  HMAC-SHA256 under a key set once, and the lowercase hex its users print.
+/** @file hmac.h  HMAC-SHA256 under a key set once.
  *
  * OpenSSL's one-shot HMAC() fetches the algorithm and sets the key on every call: about 20k
  * instructions for a MAC of a few bytes, which the flow tokens (two or more per proxied
@@ -19,8 +19,5 @@ void hmac_key_free(struct hmac_key *k);
 /** out = HMAC-SHA256 under k of the n pieces one after another. 0, or -1 on failure. */
 int hmac_sha256(struct hmac_key *k, const void *const piece[], const size_t len[], int n,
 		unsigned char out[HMAC_SHA256_LEN]);
-
-/** n bytes as 2n lowercase hex digits and a NUL. */
-void hex_lower(const unsigned char *raw, size_t n, char *out);
 
 #endif

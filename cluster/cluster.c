@@ -17,6 +17,8 @@
  */
 #include "cluster/cluster.h"
 #include "cluster/seen.h"
+#include "base/bytes.h"
+#include "base/hmac.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -28,7 +30,6 @@
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -111,6 +112,7 @@ struct conn {
 static struct {
 	bool on, closing, timer_open;
 	const struct cluster_config *cfg;
+	struct hmac_key *sign_key; /* HMAC-SHA256 under cluster.secret, keyed once */
 	char *node;
 	struct redis_addr addr;
 	char where[160], channel[48], ttl_ms[16], forget_s[16];
@@ -228,8 +230,8 @@ static void mac_url(EVP_MD_CTX *md, const url_t *url)
 static void signature(sip_t *sip, const char *node, long long ts, char out[65])
 {
 	char num[48];
-	unsigned char digest[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0, mlen = 0;
+	unsigned char digest[EVP_MAX_MD_SIZE], mac[HMAC_SHA256_LEN];
+	unsigned int dlen = 0;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	out[0] = '\0';
 	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -252,11 +254,11 @@ static void signature(sip_t *sip, const char *node, long long ts, char out[65])
 	mac_field(md, sip->sip_payload ? sip->sip_payload->pl_data : "", sip->sip_payload ? sip->sip_payload->pl_len : 0);
 	int ok = EVP_DigestFinal_ex(md, digest, &dlen);
 	EVP_MD_CTX_free(md);
-	if (ok != 1 || !HMAC(EVP_sha256(), C.cfg->secret, (int)strlen(C.cfg->secret), digest, dlen, mac, &mlen))
+	const void *piece[] = {digest};
+	const size_t len[] = {dlen};
+	if (ok != 1 || hmac_sha256(C.sign_key, piece, len, 1, mac) != 0)
 		return;
-	for (unsigned i = 0; i < 32 && i < mlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", mac[i]);
-	out[64] = '\0';
+	hex_lower(mac, sizeof(mac), out);
 }
 
 /* The first 64 bits of a verified signature (hex digits): key enough to tell copies. */
@@ -437,10 +439,7 @@ static int cmd_send(redisCallbackFn *fn, void *priv, const char *fmt, ...)
 
 static unsigned hash_str(const char *s)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv1a_str(FNV1A_INIT, s);
 }
 
 static struct raor **raor_slot(const char *aor)
@@ -936,6 +935,13 @@ int cluster_init(const struct cluster_config *cfg, const struct cluster_params *
 		redis_addr_clear(&C.addr);
 		return -1;
 	}
+	if (!(C.sign_key = hmac_key_new((const unsigned char *)cfg->secret, strlen(cfg->secret)))) {
+		log_error("cluster: no HMAC-SHA256 for the signatures between nodes");
+		free(C.node);
+		C.node = NULL;
+		redis_addr_clear(&C.addr);
+		return -1;
+	}
 	if (!C.addr.password && p->redis_password && *p->redis_password)
 		C.addr.password = strdup(p->redis_password);
 	snprintf(C.where, sizeof(C.where), "%s:%d/%d", C.addr.host, C.addr.port, C.addr.db);
@@ -968,6 +974,7 @@ int cluster_init(const struct cluster_config *cfg, const struct cluster_params *
 
 static void on_tick_closed(uv_handle_t *h)
 {
+	hmac_key_free(C.sign_key);
 	free(C.node);
 	redis_addr_clear(&C.addr);
 	memset(&C, 0, sizeof(C));

@@ -6,6 +6,7 @@
  * noted (and the log says so once) rather than growing without limit.
  */
 #include "proxy/dialogs.h"
+#include "base/bytes.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -30,10 +31,7 @@ static struct {
 
 static unsigned bucket(const char *call_id)
 {
-	uint32_t h = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)call_id; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h & (BUCKETS - 1);
+	return fnv1a_str(FNV1A_INIT, call_id) & (BUCKETS - 1);
 }
 
 static bool same(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }

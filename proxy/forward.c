@@ -3,6 +3,7 @@
  *  entries with flow tokens, the forward filter; and the stateless forwarding of an ACK for a 2xx.
  */
 #include "proxy/proxy_internal.h"
+#include "base/bytes.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/sipmsg.h"
@@ -59,50 +60,35 @@ static sip_path_t *make_path(su_home_t *home, struct flow *client, struct flow *
 	return sip_path_make(home, text);
 }
 
-/** Loop-detection hash (§16.3 step 4, §16.6 step 8) over what identifies this request. */
-static uint32_t fnv1a(uint32_t h, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
-/* FNV-1a over "URI|Call-ID|From tag|To tag|CSeq number|method", the URI as sofia-sip encodes
- * it, the pieces hashed one after another rather than printed into one string first (printing
- * was a tenth of a proxied call's instructions: this runs for each Via we add and check). */
+/* Loop-detection hash (§16.3 step 4, §16.6 step 8): FNV-1a over what identifies this request,
+ * the Request-URI as sofia-sip encodes it, Call-ID, From and To tags, CSeq method and number,
+ * each piece hashed where it lies rather than printed into one string first (printing was a
+ * tenth of a proxied call's instructions: this runs for each Via we add and check). */
 static uint32_t loop_hash(sip_t *sip)
 {
 	char uri[1024];
 	issize_t n = url_e(uri, sizeof(uri), sip->sip_request->rq_url);
 	size_t ulen = n < 0 ? 0 : (size_t)n < sizeof(uri) ? (size_t)n : sizeof(uri) - 1;
-	char seq[12], *d = seq + sizeof(seq);
-	uint32_t v = sip->sip_cseq->cs_seq;
-	do
-		*--d = (char)('0' + v % 10);
-	while (v /= 10);
-	const char *from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
-	const char *to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
-	const char *method = sip->sip_cseq->cs_method_name ? sip->sip_cseq->cs_method_name : "";
-	uint32_t h = fnv1a(2166136261u, uri, ulen);
-	const char *part[] = {"|", sip->sip_call_id->i_id, "|", from_tag, "|", to_tag, "|"};
+	const char *part[] = {sip->sip_call_id->i_id, sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+			      sip->sip_to->a_tag ? sip->sip_to->a_tag : "",
+			      sip->sip_cseq->cs_method_name ? sip->sip_cseq->cs_method_name : ""};
+	uint32_t h = fnv1a(FNV1A_INIT, uri, ulen);
 	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
-		h = fnv1a(h, part[i], strlen(part[i]));
-	h = fnv1a(h, d, (size_t)(seq + sizeof(seq) - d));
-	h = fnv1a(h, "|", 1);
-	return fnv1a(h, method, strlen(method));
+		h = fnv1a_str(fnv1a(h, "|", 1), part[i]);
+	uint32_t seq = sip->sip_cseq->cs_seq;
+	return fnv1a(fnv1a(h, "|", 1), &seq, sizeof(seq));
 }
 
 /* BRANCH_PREFIX and the loop hash in eight hex digits: how our Vias' branches begin. */
 static size_t loop_prefix(sip_t *sip, char out[32])
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t n = strlen(BRANCH_PREFIX);
 	memcpy(out, BRANCH_PREFIX, n);
 	uint32_t h = loop_hash(sip);
-	for (int i = 7; i >= 0; i--, h >>= 4)
-		out[n + (size_t)i] = hex[h & 15];
-	out[n + 8] = '\0';
-	return n + 8;
+	const unsigned char be[] = {(unsigned char)(h >> 24), (unsigned char)(h >> 16), (unsigned char)(h >> 8),
+				    (unsigned char)h};
+	hex_lower(be, sizeof(be), out + n);
+	return n + 2 * sizeof(be);
 }
 
 bool is_looping(sip_t *sip)

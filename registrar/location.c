@@ -11,6 +11,7 @@
  * the head is always the oldest) that the same timer prunes; its length is bounded.
  */
 #include "registrar/location.h"
+#include "base/bytes.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -132,10 +133,7 @@ int location_binding_copy(struct binding *dst, const struct binding *src)
 
 static unsigned hash_str(const char *s)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv1a_str(FNV1A_INIT, s);
 }
 
 static struct loc_aor *aor_find(const char *aor)

@@ -6,6 +6,7 @@
  * exist. It lives as long as the process: nothing survives a restart.
  */
 #include "registrar/store.h"
+#include "base/bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,7 @@ struct mem_store {
 
 static unsigned rec_hash(const char *aor, const char *key)
 {
-	unsigned h = 2166136261u;
-	for (const char *s = aor; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	h = (h ^ '\n') * 16777619u;
-	for (const char *s = key; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv1a_str(fnv1a(fnv1a_str(FNV1A_INIT, aor), "\n", 1), key);
 }
 
 static struct mem_rec **rec_slot(struct mem_store *m, const char *aor, const char *key, unsigned h)

@@ -7,6 +7,7 @@
  * closed both timers, so a callback higher up the stack never touches freed memory.
  */
 #include "sip/txn.h"
+#include "base/bytes.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -84,10 +85,7 @@ const char *txn_state_name(enum txn_state s) { return state_names[s]; }
 
 static hash_value_t hash_key(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv1a_str(FNV1A_INIT, s);
 }
 
 /* n strings (NULL as "") joined into one malloc'd string. The keys are built once or twice per

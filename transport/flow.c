@@ -1,5 +1,6 @@
 /** @file flow.c  The flow table and flow tokens. */
 #include "transport/flow.h"
+#include "base/bytes.h"
 #include "base/hmac.h"
 #include "base/log.h"
 #include "base/metrics.h"

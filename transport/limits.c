@@ -7,6 +7,7 @@
  * not tracked (and so not limited) rather than evicting one that may be in a ban.
  */
 #include "transport/limits.h"
+#include "base/bytes.h"
 #include "base/net.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -77,10 +78,7 @@ static unsigned addr_hash(int family, const unsigned char a[16])
 {
 	/* FNV-1a: sources are chosen by whoever sends, but bucket chains only cost time, and the
 	 * table is bounded. */
-	uint32_t h = 2166136261u ^ (uint32_t)family;
-	for (int i = 0; i < 16; i++)
-		h = (h ^ a[i]) * 16777619u;
-	return h % HASH_SIZE;
+	return fnv1a(FNV1A_INIT ^ (uint32_t)family, a, 16) % HASH_SIZE;
 }
 
 static void addr_text(const struct source *s, char *out, size_t n)

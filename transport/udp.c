@@ -7,6 +7,7 @@
  * source addresses costs a bounded amount of memory.
  */
 #include "transport/udp.h"
+#include "base/bytes.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "transport/flow.h"
@@ -79,12 +80,9 @@ static unsigned addr_hash(const struct udp_listener *l, const struct sockaddr *a
 		n = sizeof(s->sin_addr);
 		port = s->sin_port;
 	}
-	uint32_t h = 2166136261u ^ (uint32_t)(uintptr_t)l;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	h = (h ^ (port & 0xff)) * 16777619u;
-	h = (h ^ (port >> 8)) * 16777619u;
-	return h & (UDP_BUCKETS - 1);
+	const unsigned char port_bytes[] = {(unsigned char)(port & 0xff), (unsigned char)(port >> 8)};
+	uint32_t h = fnv1a(FNV1A_INIT ^ (uint32_t)(uintptr_t)l, p, n);
+	return fnv1a(h, port_bytes, sizeof(port_bytes)) & (UDP_BUCKETS - 1);
 }
 
 static void lru_unlink(struct udp_flow *u)

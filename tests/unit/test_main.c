@@ -14,6 +14,7 @@ int main(void)
 	srunner_add_suite(sr, limits_suite());
 	srunner_add_suite(sr, bencode_suite());
 	srunner_add_suite(sr, cluster_suite());
+	srunner_add_suite(sr, base_suite());
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

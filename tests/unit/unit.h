@@ -12,5 +12,6 @@ Suite *udp_suite(void);
 Suite *limits_suite(void);
 Suite *bencode_suite(void);
 Suite *cluster_suite(void);
+Suite *base_suite(void);
 
 #endif

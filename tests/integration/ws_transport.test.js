@@ -20,6 +20,13 @@ function optionsRequest(ua) {
   return ua.request({ method: 'OPTIONS', ruri: `sip:${DOMAIN}`, to: `sip:${DOMAIN}` }).text;
 }
 
+// A raw WebSocket with the sip subprotocol, once open: for what SipWs would not send.
+async function openSip(port, options) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, 'sip', options);
+  await new Promise((resolve) => ws.once('open', resolve));
+  return ws;
+}
+
 function closed(ws) {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
 }
@@ -154,11 +161,9 @@ test('a peer that stops reading is closed with 1008 once 1 MiB waits for it; the
 test('garbage is answered 400 or closed, and the daemon keeps serving', async (t) => {
   const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'] });
   t.after(() => d.stop());
-  const url = `ws://127.0.0.1:${d.ports.ws}/`;
   for (const junk of ['hello there\r\n\r\n', '\x00\x01\x02 SIP/2.0', 'INVITE\r\n\r\n',
     'SIP/2.0 200 OK\r\n\r\n', `OPTIONS sip:${DOMAIN} SIP/2.0\r\nVia: SIP/2.0/WS x.invalid\r\n\r\n`]) {
-    const ws = new WebSocket(url, 'sip');
-    await new Promise((resolve) => ws.once('open', resolve));
+    const ws = await openSip(d.ports.ws);
     const outcome = new Promise((resolve) => {
       ws.once('message', (data) => resolve(data.toString()));
       ws.once('close', (code) => resolve(`closed ${code}`));
@@ -188,8 +193,7 @@ test('a request with a bad header gets 400 with a reason that says what is wrong
 test('CRLFCRLF keep-alive is answered with CRLF', async (t) => {
   const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'] });
   t.after(() => d.stop());
-  const ws = new WebSocket(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
-  await new Promise((resolve) => ws.once('open', resolve));
+  const ws = await openSip(d.ports.ws);
   const reply = new Promise((resolve) => ws.once('message', (data) => resolve(data.toString())));
   ws.send('\r\n\r\n');
   assert.equal(await reply, '\r\n');
@@ -222,8 +226,7 @@ test('server pings: a client that answers stays, one that does not is closed', a
 test('invalid UTF-8 in a text frame closes with 1007', async (t) => {
   const d = await startDaemon({ domains: [DOMAIN], args: ['--no-auth'] });
   t.after(() => d.stop());
-  const ws = new WebSocket(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
-  await new Promise((resolve) => ws.once('open', resolve));
+  const ws = await openSip(d.ports.ws);
   const done = closed(ws);
   ws.send(Buffer.from([0x4f, 0x50, 0xc3, 0x28, 0xff]), { binary: false });
   assert.equal((await done).code, 1007);
@@ -236,14 +239,12 @@ test('invalid UTF-8 in a text frame closes with 1007', async (t) => {
     Buffer.concat([Buffer.from('x'.repeat(61)), Buffer.from([0xf0, 0x9f, 0x98])]),
   ];
   for (const bad of cases) {
-    const w = new WebSocket(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
-    await new Promise((resolve) => w.once('open', resolve));
+    const w = await openSip(d.ports.ws);
     const gone = closed(w);
     w.send(bad, { binary: false });
     assert.equal((await gone).code, 1007);
   }
-  const frag = new WebSocket(`ws://127.0.0.1:${d.ports.ws}/`, 'sip');
-  await new Promise((resolve) => frag.once('open', resolve));
+  const frag = await openSip(d.ports.ws);
   const fragGone = closed(frag);
   frag.send(Buffer.from('y'.repeat(40)), { binary: false, fin: false });
   frag.send(Buffer.concat([Buffer.from('z'.repeat(17)), Buffer.from([0xc3])]), { binary: false, fin: false });
